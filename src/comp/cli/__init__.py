@@ -1,0 +1,1 @@
+"""The ``comp`` command line: thin typer wrappers over importable functions."""

@@ -1,0 +1,74 @@
+"""Shared CLI plumbing: user errors -> one line and exit 2, tables, JSON output."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from comp.errors import CompError
+from comp.io import write_json
+
+console = Console()
+
+
+def user_errors(fn: Callable) -> Callable:
+    """Turn a :class:`CompError` into one ``error: ...`` line on stderr and exit code 2."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except CompError as e:
+            typer.echo(f"error: {e}", err=True)
+            raise typer.Exit(2) from None
+        except KeyboardInterrupt:
+            typer.echo("interrupted", err=True)
+            raise typer.Exit(130) from None
+
+    return wrapper
+
+
+def fmt(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.3f}"
+    return str(value)
+
+
+def print_table(rows: Sequence[dict], columns: Sequence[str], title: str = "", headers: "Sequence[str] | None" = None) -> None:
+    """Print rows as a rich table (to stdout)."""
+    table = Table(title=title or None)
+    for c, h in zip(columns, headers or columns):
+        table.add_column(h, justify="right" if rows and isinstance(rows[0].get(c), (int, float)) else "left")
+    for r in rows:
+        table.add_row(*(fmt(r.get(c)) for c in columns))
+    console.print(table)
+
+
+def write_outputs(data: Any, json_path: "Path | None") -> None:
+    """Write ``--json`` output (atomically) if asked."""
+    if json_path is not None:
+        write_json(json_path, data)
+        typer.echo(f"wrote {json_path}", err=True)
+
+
+def check_output_path(path: "Path | None", suffixes: tuple[str, ...]) -> None:
+    """Fail early, before any work, if an output path cannot be written."""
+    if path is None:
+        return
+    if suffixes and Path(path).suffix.lower() not in suffixes:
+        raise CompError(f"output {path} should end in {' or '.join(suffixes)}")
+    parent = Path(path).parent
+    if parent.exists() and not parent.is_dir():
+        raise CompError(f"cannot write {path}: {parent} is not a directory")
+
+
+def stderr(msg: str) -> None:
+    print(msg, file=sys.stderr)

@@ -1,0 +1,20 @@
+"""The root ``comp`` command; each command group lives in its own module."""
+
+from __future__ import annotations
+
+import typer
+
+from comp.cli import evaluate, train
+
+app = typer.Typer(
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    help="comp: train tiny transformers on algorithmic tasks and find their circuits.",
+)
+app.command("train")(train.train_cli)
+app.command("eval")(evaluate.eval_cli)
+
+
+def main() -> None:
+    app()

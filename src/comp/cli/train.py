@@ -1,0 +1,159 @@
+"""``comp train``: build a RunConfig from options and call :func:`comp.train.train`."""
+
+from __future__ import annotations
+
+from dataclasses import fields
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from comp.cli.common import print_table, user_errors
+from comp.config import RunConfig, TaskConfig, TrainConfig, load_config_file
+from comp.encodings import ALIASES, ENCODINGS
+from comp.errors import CompError
+from comp.model import ModelConfig
+from comp.runs import default_run_name, runs_dir
+from comp.tasks import TASKS
+from comp.train import resume_config, train
+
+TASK_HELP = f"Task to learn: {', '.join([*TASKS, 'multi'])}."
+PE_HELP = "Positional encoding: " + ", ".join([*ENCODINGS, *(f"{a}={b}" for a, b in ALIASES.items())]) + "."
+
+_SECTIONS = {"task": TaskConfig, "model": ModelConfig, "train": TrainConfig}
+
+
+def _default(section: str, name: str):
+    return next(f.default for f in fields(_SECTIONS[section]) if f.name == name)
+
+
+def _coerce(cls, key: str, value: str):
+    field_type = next(f.type for f in fields(cls) if f.name == key)
+    t = str(field_type)
+    if t.startswith("bool"):
+        if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
+            raise CompError(f"--set {key}={value}: expected true or false")
+        return value.lower() in ("true", "1", "yes")
+    if t.startswith("int"):
+        try:
+            return int(value)
+        except ValueError:
+            raise CompError(f"--set {key}={value}: expected an integer") from None
+    if t.startswith("float"):
+        try:
+            return float(value)
+        except ValueError:
+            raise CompError(f"--set {key}={value}: expected a number") from None
+    if t.startswith("list"):
+        return [v for v in value.split(",") if v]
+    return value
+
+
+def apply_sets(data: dict, sets: list[str]) -> None:
+    """Apply ``section.key=value`` (or bare ``key=value``) overrides to a config dict."""
+    for item in sets:
+        if "=" not in item:
+            raise CompError(f"--set {item!r} needs the form key=value, e.g. --set train.weight_decay=0.1")
+        key, value = item.split("=", 1)
+        if "." in key:
+            section, name = key.split(".", 1)
+        else:
+            matches = [s for s, cls in _SECTIONS.items() if name_in(cls, key)]
+            section, name = (matches[0] if matches else ""), key
+        cls = _SECTIONS.get(section)
+        if cls is None or not name_in(cls, name):
+            valid = sorted(f"{s}.{f.name}" for s, c in _SECTIONS.items() for f in fields(c))
+            raise CompError(f"unknown setting {key!r}; valid settings: {', '.join(valid)}")
+        data.setdefault(section, {})[name] = _coerce(cls, name, value)
+
+
+def name_in(cls, name: str) -> bool:
+    return any(f.name == name for f in fields(cls))
+
+
+def build_config(task: str, config_file: Optional[Path], sets: list[str], **options) -> RunConfig:
+    """Defaults < ``--config`` file < named options < ``--set`` overrides."""
+    data: dict = load_config_file(config_file) if config_file else {}
+    if not isinstance(data, dict):
+        raise CompError(f"config file {config_file} must hold an object with task/model/train sections")
+    data.setdefault("task", {})["name"] = task
+    for key, value in options.items():
+        if value is None:
+            continue
+        section = next(s for s, cls in _SECTIONS.items() if name_in(cls, key))
+        data.setdefault(section, {})[key] = value
+    apply_sets(data, sets)
+    return RunConfig.from_dict(data, where="settings")
+
+
+def _h(section: str, name: str, text: str) -> str:
+    return f"{text} (default: {_default(section, name)})"
+
+
+def train_cli(
+    task: Optional[str] = typer.Argument(None, help=TASK_HELP, show_default=False),
+    pe: Optional[str] = typer.Option(None, "--pe", help=_h("model", "encoding", PE_HELP)),
+    seed: Optional[int] = typer.Option(None, help=_h("train", "seed", "Seed of weights and data.")),
+    steps: Optional[int] = typer.Option(None, help=_h("train", "steps", "Optimizer steps (also extends a --resume).")),
+    batch_size: Optional[int] = typer.Option(None, help=_h("train", "batch_size", "Sequences per step.")),
+    lr: Optional[float] = typer.Option(None, help=_h("train", "lr", "Peak learning rate.")),
+    train_lengths: Optional[str] = typer.Option(None, help=_h("train", "train_lengths", "Training lengths lo-hi.")),
+    eval_lengths: Optional[str] = typer.Option(
+        None, help="Lengths of the final evaluation, e.g. 1-64 (default: the training lengths)"
+    ),
+    curriculum: Optional[bool] = typer.Option(
+        None, "--curriculum/--no-curriculum", help=_h("train", "curriculum", "Widen lengths as they are solved.")
+    ),
+    target_acc: Optional[float] = typer.Option(None, help=_h("train", "target_acc", "Early-stop accuracy (0: off).")),
+    n_layers: Optional[int] = typer.Option(None, help=_h("model", "n_layers", "Transformer blocks.")),
+    n_heads: Optional[int] = typer.Option(None, help=_h("model", "n_heads", "Heads per layer.")),
+    d_model: Optional[int] = typer.Option(None, help=_h("model", "d_model", "Residual width.")),
+    d_mlp: Optional[int] = typer.Option(None, help=_h("model", "d_mlp", "MLP width (0: 4*d_model).")),
+    attn_only: Optional[bool] = typer.Option(None, "--attn-only/--with-mlp", help=_h("model", "attn_only", "Drop MLPs.")),
+    n_ctx: Optional[int] = typer.Option(None, help=_h("model", "n_ctx", "Longest sequence in tokens.")),
+    slack: Optional[int] = typer.Option(None, help=_h("task", "slack", "Filler tokens between EoI and the answer.")),
+    tasks: Optional[str] = typer.Option(None, help="Members of 'multi', e.g. parity,copy,polynomial."),
+    name: Optional[str] = typer.Option(None, help="Run name (default: <task>-<pe>-s<seed>)"),
+    out: Optional[Path] = typer.Option(None, help="Runs directory (default: $COMP_RUNS_DIR or runs)"),
+    resume: Optional[Path] = typer.Option(None, help="Continue the run in this directory where it stopped."),
+    device: Optional[str] = typer.Option(None, help=_h("train", "device", "auto, cpu, cuda, cuda:N.")),
+    compile: Optional[bool] = typer.Option(None, "--compile/--no-compile", help=_h("train", "compile", "torch.compile on CUDA.")),
+    wandb: Optional[bool] = typer.Option(None, "--wandb/--no-wandb", help=_h("train", "wandb", "Log to wandb (offline by default).")),
+    wandb_group: Optional[str] = typer.Option(None, help="wandb group name."),
+    config: Optional[Path] = typer.Option(None, help="JSON/YAML file with task/model/train sections."),
+    set_: list[str] = typer.Option([], "--set", help="Override any setting: --set train.weight_decay=0.1 (repeatable)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar (batch jobs)."),
+) -> None:
+    """Train a model on a task; saves runs/<task>-<pe>-s<seed>/ and prints accuracy by length."""
+    _train(**locals())
+
+
+@user_errors
+def _train(task, pe, seed, steps, batch_size, lr, train_lengths, eval_lengths, curriculum, target_acc, n_layers,
+           n_heads, d_model, d_mlp, attn_only, n_ctx, slack, tasks, name, out, resume, device, compile, wandb,
+           wandb_group, config, set_, quiet) -> None:
+    if resume is not None:
+        cfg = resume_config(Path(resume), steps)
+        if device is not None:
+            cfg.train.device = device
+        run_dir = Path(resume)
+    else:
+        if task is None:
+            raise CompError(f"missing TASK; e.g. comp train parity (tasks: {', '.join([*TASKS, 'multi'])})")
+        cfg = build_config(
+            task, config, set_,
+            encoding=pe, seed=seed, steps=steps, batch_size=batch_size, lr=lr, train_lengths=train_lengths,
+            final_eval_lengths=eval_lengths, curriculum=curriculum, target_acc=target_acc, n_layers=n_layers,
+            n_heads=n_heads, d_model=d_model, d_mlp=d_mlp, attn_only=attn_only, n_ctx=n_ctx, slack=slack,
+            tasks=[t for t in tasks.split(",") if t] if tasks else None, device=device, compile=compile,
+            wandb=wandb, wandb_group=wandb_group,
+        )
+        run_name = name or default_run_name(task, cfg.model.encoding, cfg.train.seed)
+        run_dir = (out or runs_dir()) / run_name
+    result = train(cfg, run_dir, resume=resume is not None, quiet=quiet)
+    print_table(
+        result.eval_rows,
+        ["task", "length", "acc_generate", "acc_cot", "acc_answer", "loss"],
+        title=f"{run_dir.name}: step {result.state.step} ({result.state.stop_reason}), {result.state.elapsed:.0f}s",
+    )
+    print(f"saved {run_dir}")

@@ -1,0 +1,190 @@
+"""Run configuration: what to learn (:class:`TaskConfig`), how (:class:`TrainConfig`),
+with which model (:class:`comp.model.ModelConfig`). All of it is saved in every run's
+``config.json`` next to package versions and the git commit.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import subprocess
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from comp.errors import CompError
+from comp.model import ModelConfig
+from comp.tasks import LengthRange, Task, make_task, parse_lengths
+
+FORMAT = "comp-run/1"  # marks config.json files written by comp
+
+
+@dataclass
+class TaskConfig:
+    """Which task a run learns."""
+
+    name: str = "parity"  # a key of comp.tasks.TASKS, or "multi"
+    slack: int = 0  # filler tokens between EoI and the answer
+    tasks: list[str] = field(default_factory=list)  # members of a "multi" mixture
+
+    def build(self) -> Task:
+        return make_task(self.name, slack=self.slack, tasks=self.tasks or None)
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation, data, evaluation and bookkeeping of one training run."""
+
+    seed: int = 0  # seeds the initial weights and the data stream
+    steps: int = 2000  # optimizer steps (upper bound when early stopping)
+    batch_size: int = 128  # sequences per step
+    lr: float = 1e-3  # peak learning rate (AdamW)
+    warmup_steps: int = 100  # linear warmup from 0 to lr
+    schedule: str = "cosine"  # after warmup: cosine (to min_lr_ratio * lr) | constant
+    min_lr_ratio: float = 0.1  # floor of the cosine schedule, as a fraction of lr
+    weight_decay: float = 0.0  # AdamW weight decay (matrices only)
+    beta1: float = 0.9  # AdamW beta1
+    beta2: float = 0.98  # AdamW beta2
+    grad_clip: float = 1.0  # max global gradient norm; 0 disables clipping
+    train_lengths: str = "1-16"  # input lengths sampled uniformly per sequence
+    curriculum: bool = False  # start with short lengths, widen when they are solved
+    curriculum_start: int = 4  # longest length at the start of the curriculum
+    curriculum_step: int = 4  # lengths added at each widening
+    curriculum_threshold: float = 0.95  # min accuracy over current lengths that triggers a widening
+    eval_every: int = 100  # steps between evaluations by length (0: only at the end)
+    eval_n: int = 128  # sequences per length in periodic evaluations
+    target_acc: float = 0.99  # early stop when every train length reaches this (0 disables)
+    patience: int = 2  # consecutive evaluations that must hold the target
+    final_eval_lengths: str = ""  # lengths of the final eval.json ("" = train lengths)
+    final_eval_n: int = 512  # sequences per length in the final evaluation
+    eval_seed: int = 12345  # seed of every evaluation set
+    ckpt_every: int = 250  # steps between resumable checkpoints
+    log_every: int = 25  # steps between metrics.jsonl rows
+    device: str = "auto"  # auto (cuda when present) | cpu | cuda | cuda:N
+    amp: bool = True  # bf16 autocast (CUDA only)
+    compile: bool = False  # torch.compile the model (CUDA only)
+    threads: int = 0  # CPU threads for torch (0: leave torch's default)
+    wandb: bool = False  # log to Weights & Biases (offline unless logged in and WANDB_MODE=online)
+    wandb_project: str = "comp"  # wandb project
+    wandb_group: str = ""  # wandb group (grids use the grid's name)
+
+    def __post_init__(self) -> None:
+        LengthRange.parse(self.train_lengths)
+        if self.final_eval_lengths:
+            parse_lengths(self.final_eval_lengths)
+        if self.schedule not in ("cosine", "constant"):
+            raise CompError(f"unknown schedule {self.schedule!r}; choose cosine or constant")
+        for name in ("steps", "batch_size", "eval_n", "final_eval_n", "ckpt_every", "log_every", "patience"):
+            if getattr(self, name) < 1:
+                raise CompError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.lr <= 0:
+            raise CompError(f"learning rate must be positive, got {self.lr}")
+
+    @property
+    def lengths(self) -> LengthRange:
+        return LengthRange.parse(self.train_lengths)
+
+    def eval_lengths(self) -> list[int]:
+        if self.final_eval_lengths:
+            return parse_lengths(self.final_eval_lengths)
+        r = self.lengths
+        return list(range(r.lo, r.hi + 1))
+
+
+def _from_dict(cls, data: Any, where: str):
+    if not isinstance(data, dict):
+        raise CompError(f"{where} must be a JSON object of settings")
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise CompError(f"unknown {where} keys {unknown}; valid keys: {', '.join(sorted(known))}")
+    try:
+        return cls(**data)
+    except TypeError as e:
+        raise CompError(f"bad {where} settings: {e}") from None
+
+
+@dataclass
+class RunConfig:
+    """Everything that defines a run."""
+
+    task: TaskConfig = field(default_factory=TaskConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict:
+        return {"task": asdict(self.task), "model": self.model.to_dict(), "train": asdict(self.train)}
+
+    @classmethod
+    def from_dict(cls, data: dict, where: str = "config") -> "RunConfig":
+        if not isinstance(data, dict):
+            raise CompError(f"{where} must be a JSON object with task/model/train sections")
+        unknown = sorted(set(data) - {"task", "model", "train", "format", "meta"})
+        if unknown:
+            raise CompError(f"unknown {where} sections {unknown}; valid: task, model, train")
+        return cls(
+            task=_from_dict(TaskConfig, data.get("task", {}), f"{where} task"),
+            model=_from_dict(ModelConfig, data.get("model", {}), f"{where} model"),
+            train=_from_dict(TrainConfig, data.get("train", {}), f"{where} train"),
+        )
+
+    def validate(self) -> Task:
+        """Check that the parts fit together; returns the built task."""
+        task = self.task.build()
+        longest = max([self.train.lengths.hi, *self.train.eval_lengths()])
+        from comp.model import max_length
+
+        max_length(self.model, task.seq_len(longest))
+        return task
+
+
+def environment() -> dict[str, str]:
+    """Package versions and the git commit, stored with every run."""
+    import numpy
+    import torch
+    import transformer_lens
+
+    import comp
+
+    return {
+        "comp": comp.__version__,
+        "torch": torch.__version__,
+        "transformer_lens": getattr(transformer_lens, "__version__", "unknown"),
+        "numpy": numpy.__version__,
+        "python": platform.python_version(),
+        "git_commit": git_commit(),
+    }
+
+
+def git_commit() -> str:
+    """The commit of the comp checkout, with ``-dirty`` when it has local changes."""
+    here = Path(__file__).resolve().parent
+    try:
+        sha = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=here, capture_output=True, text=True, timeout=5
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return (sha + ("-dirty" if dirty else "")) if sha else "unknown"
+
+
+def load_config_file(path: "str | Path") -> dict:
+    """Read a JSON (or YAML) settings file for ``--config``."""
+    path = Path(path)
+    if not path.exists():
+        raise CompError(f"config file {path} does not exist; check the path")
+    text = path.read_text()
+    if path.suffix in (".yaml", ".yml"):
+        import yaml
+
+        try:
+            return yaml.safe_load(text) or {}
+        except yaml.YAMLError as e:
+            raise CompError(f"config file {path} is not valid YAML ({str(e).splitlines()[0]})") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise CompError(f"config file {path} is not valid JSON ({e.msg} at line {e.lineno})") from None

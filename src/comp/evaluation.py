@@ -1,0 +1,154 @@
+"""Accuracy by length: teacher-forced and free generation, on fixed evaluation sets.
+
+For each length, ``n`` sequences are drawn from a generator seeded by
+``(eval seed, task token, length)``: the same sequences whichever other lengths are
+evaluated. Three accuracies per length (per-sequence exact match):
+
+- ``acc_cot``: teacher-forced, every answer token right (the whole chain of thought);
+- ``acc_answer``: teacher-forced, the final answer token right;
+- ``acc_generate``: greedy decoding of the whole answer region from the prompt, all right;
+- ``acc_generate_answer``: the final token of that greedy decoding right.
+
+Greedy decoding reproduces the targets exactly when every teacher-forced prediction is
+right, so only rows with a teacher-forced error are decoded (with a key-value cache).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from transformer_lens.cache.key_value_cache import TransformerLensKeyValueCache
+
+from comp.tasks import Batch, Task, score
+
+
+def eval_generator(seed: int, task_token: int, length: int, device: "str | torch.device" = "cpu") -> torch.Generator:
+    """The generator of one evaluation set: fixed by (seed, task, length)."""
+    return torch.Generator(device=device).manual_seed(seed * 1_000_003 + task_token * 10_007 + length)
+
+
+def eval_batch(task: Task, length: int, n: int, seed: int, device: "str | torch.device" = "cpu") -> Batch:
+    """The fixed evaluation set of ``n`` sequences of one length (drawn on the CPU)."""
+    return task.sample(eval_generator(seed, task.token, length), length, n).to(device)
+
+
+def autocast(device: torch.device, enabled: bool = True):
+    """bf16 autocast on CUDA; a no-op elsewhere."""
+    if enabled and device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def predictions(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+    """[batch, pos] prediction for each token (argmax at the previous position); col 0 copies tokens."""
+    return torch.cat([tokens[:, :1], logits[:, :-1].argmax(-1)], dim=1)
+
+
+def masked_loss(logits: torch.Tensor, batch: Batch, per_row: bool = False) -> torch.Tensor:
+    """Cross-entropy on the answer region only (mean over answer tokens, or per row)."""
+    logp = F.cross_entropy(
+        logits[:, :-1].float().reshape(-1, logits.shape[-1]), batch.tokens[:, 1:].reshape(-1), reduction="none"
+    ).view(batch.tokens.shape[0], -1)  # [batch, pos-1]
+    mask = batch.loss_mask[:, 1:].float()
+    if per_row:
+        return (logp * mask).sum(1) / mask.sum(1).clamp_min(1)
+    return (logp * mask).sum() / mask.sum().clamp_min(1)
+
+
+@torch.no_grad()
+def greedy_decode(model, batch: Batch) -> torch.Tensor:
+    """Tokens with the answer region replaced by the model's greedy decoding.
+
+    All rows must share one length (one prompt width). Uses TransformerLens's
+    key-value cache: one forward over the prompt, then one token at a time.
+    """
+    start = int(batch.answer_start[0])
+    width = batch.tokens.shape[1]
+    tokens = batch.tokens.clone()
+    device = tokens.device
+    cache = TransformerLensKeyValueCache.init_cache(model.cfg, device, tokens.shape[0])
+    prompt = tokens[:, :start]
+    logits = model(prompt, past_kv_cache=cache, attention_mask=torch.ones_like(prompt))
+    for pos in range(start, width):
+        nxt = logits[:, -1].argmax(-1)  # [batch]
+        tokens[:, pos] = nxt
+        if pos + 1 < width:
+            step = tokens[:, pos : pos + 1]
+            logits = model(step, past_kv_cache=cache, attention_mask=torch.ones_like(step))
+    return tokens
+
+
+@dataclass
+class LengthResult:
+    task: str
+    length: int
+    n: int
+    acc_cot: float
+    acc_answer: float
+    acc_generate: float | None
+    acc_generate_answer: float | None
+    loss: float
+
+    def as_row(self) -> dict:
+        return dict(self.__dict__)
+
+
+@torch.no_grad()
+def evaluate_length(
+    model, task: Task, length: int, n: int = 512, seed: int = 12345, generate: bool = True, batch_size: int = 512
+) -> LengthResult:
+    """Accuracies of ``model`` on the fixed evaluation set of one task and length."""
+    device = next(model.parameters()).device
+    full = eval_batch(task, length, n, seed, device)
+    sums = {"cot": 0.0, "answer": 0.0, "gen": 0.0, "gen_answer": 0.0, "loss": 0.0}
+    was_training = model.training
+    model.eval()
+    try:
+        for lo in range(0, n, batch_size):
+            batch = full.select(slice(lo, lo + batch_size))
+            with autocast(device):
+                logits = model(batch.tokens)
+            s = score(batch, predictions(logits, batch.tokens))
+            sums["cot"] += s["cot"].sum().item()
+            sums["answer"] += s["answer"].sum().item()
+            sums["loss"] += masked_loss(logits, batch, per_row=True).sum().item()
+            if generate:
+                gen_ok, gen_ans = s["cot"].clone(), s["cot"].clone()
+                wrong = (~s["cot"]).nonzero()[:, 0]
+                if len(wrong):
+                    sub = batch.select(wrong)
+                    with autocast(device):
+                        decoded = greedy_decode(model, sub)
+                    gen_ok[wrong] = ((decoded == sub.tokens) | ~sub.loss_mask).all(1)
+                    gen_ans[wrong] = decoded.gather(1, sub.answer_pos[:, None])[:, 0] == sub.tokens.gather(
+                        1, sub.answer_pos[:, None]
+                    )[:, 0]
+                sums["gen"] += gen_ok.sum().item()
+                sums["gen_answer"] += gen_ans.sum().item()
+    finally:
+        model.train(was_training)
+    return LengthResult(
+        task=task.name,
+        length=length,
+        n=n,
+        acc_cot=sums["cot"] / n,
+        acc_answer=sums["answer"] / n,
+        acc_generate=sums["gen"] / n if generate else None,
+        acc_generate_answer=sums["gen_answer"] / n if generate else None,
+        loss=sums["loss"] / n,
+    )
+
+
+def evaluate(
+    model, task: Task, lengths: list[int], n: int = 512, seed: int = 12345, generate: bool = True, batch_size: int = 512
+) -> list[dict]:
+    """Rows ``{"task", "length", "n", "acc_cot", "acc_answer", "acc_generate", ...}``,
+    one per (member task, length)."""
+    return [
+        evaluate_length(model, member, length, n, seed, generate, batch_size).as_row()
+        for member in task.components()
+        for length in lengths
+    ]

@@ -1,0 +1,50 @@
+"""Tasks: sequence formats, on-the-fly sampling and scoring. ``TASKS`` is the registry.
+
+``make_task("parity")``, ``make_task("parity_nocot", slack=2)`` and
+``make_task("multi", tasks=["parity", "copy"])`` build tasks by name.
+"""
+
+from __future__ import annotations
+
+from comp.errors import CompError
+from comp.tasks.base import Batch, Task, cat_batches, score
+from comp.tasks.copy import Copy
+from comp.tasks.lengths import LengthRange, parse_lengths
+from comp.tasks.mixture import Mixture
+from comp.tasks.parity import Parity, ParityNoCoT
+from comp.tasks.polynomial import Polynomial
+
+TASKS: dict[str, type[Task]] = {
+    "parity": Parity,
+    "parity_nocot": ParityNoCoT,
+    "copy": Copy,
+    "polynomial": Polynomial,
+}
+
+
+def make_task(name: str, slack: int = 0, tasks: "list[str] | None" = None) -> Task:
+    """Build a task by registry name; ``multi`` mixes ``tasks``."""
+    if name == "multi":
+        members = list(tasks or [])
+        if not members:
+            raise CompError("task 'multi' needs its members; pass --tasks parity,copy,polynomial")
+        return Mixture([make_task(m, slack=slack) for m in members])
+    if name not in TASKS:
+        valid = ", ".join([*TASKS, "multi"])
+        raise CompError(f"unknown task {name!r}; choose one of: {valid}")
+    if tasks:
+        raise CompError(f"--tasks only applies to the 'multi' task, not {name!r}; drop --tasks or train 'multi'")
+    return TASKS[name](slack=slack)
+
+
+__all__ = [
+    "TASKS",
+    "Batch",
+    "LengthRange",
+    "Mixture",
+    "Task",
+    "cat_batches",
+    "make_task",
+    "parse_lengths",
+    "score",
+]

@@ -1,0 +1,46 @@
+"""Multi-task mixtures: one model learns several tasks; the first token names the task.
+
+Example, ``tasks = parity,copy`` with ``x = 1 0 1``::
+
+    <parity> 1 0 1 EoI 1 1 0
+    <copy>   1 0 1 EoI 1 0 1
+
+A batch splits its rows evenly between the member tasks (the first members take the
+remainder), each with its own lengths, right-padded to one width.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from comp.tasks.base import Batch, Task, cat_batches
+from comp.tasks.lengths import LengthRange
+
+
+class Mixture(Task):
+    """Several tasks in one stream of batches, told apart by their task token."""
+
+    name = "multi"
+
+    def __init__(self, members: list[Task]):
+        super().__init__(slack=0)
+        self.members = members
+
+    @property
+    def token(self) -> int:  # a mixture has no token of its own
+        raise AttributeError("a mixture has no task token; its members do")
+
+    @property
+    def n_classes(self) -> int:
+        return max(m.n_classes for m in self.members)
+
+    def components(self) -> list[Task]:
+        return list(self.members)
+
+    def seq_len(self, length: int) -> int:
+        return max(m.seq_len(length) for m in self.members)
+
+    def sample(self, gen: torch.Generator, lengths: "LengthRange | int | str", batch_size: int) -> Batch:
+        n = len(self.members)
+        sizes = [batch_size // n + (1 if i < batch_size % n else 0) for i in range(n)]
+        return cat_batches([m.sample(gen, lengths, size) for m, size in zip(self.members, sizes) if size])

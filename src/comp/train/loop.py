@@ -1,0 +1,231 @@
+"""The training loop: one flat loop, readable top to bottom.
+
+    for each step:  set lr -> sample a fresh batch -> forward -> loss on answers ->
+                    backward -> clip -> AdamW step -> log -> evaluate -> checkpoint
+
+Runs write into ``runs/<name>/``: ``config.json`` (settings, versions, git commit),
+``training_state.safetensors`` (resume), ``model.safetensors`` (weights),
+``metrics.jsonl`` and ``eval.json``. ``train(..., resume=True)`` continues exactly where
+the last checkpoint stopped: same weights as a run that never stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from comp.config import FORMAT, RunConfig, environment
+from comp.errors import CompError
+from comp.evaluation import autocast, evaluate, evaluate_length, masked_loss
+from comp.io import read_json, save_tensors, write_json
+from comp.model import CompTransformer, build_model
+from comp.tasks import LengthRange, Task
+from comp.train.reporting import MetricsLog, ProgressBar, WandbLogger
+from comp.train.schedule import lr_at
+from comp.train.state import MODEL_FILE, STATE_FILE, TrainState, load_state, model_tensors, save_state
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    state: TrainState
+    eval_rows: list[dict]
+    interrupted: bool = False
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise CompError(f"device {name!r} asked for but CUDA is not available; use --device cpu or auto")
+    try:
+        return torch.device(name)
+    except RuntimeError:
+        raise CompError(f"unknown device {name!r}; use auto, cpu, cuda or cuda:N") from None
+
+
+def make_optimizer(model: torch.nn.Module, cfg) -> torch.optim.AdamW:
+    """AdamW; weight decay on matrices only (not biases, norms)."""
+    decay = [p for p in model.parameters() if p.dim() >= 2]
+    rest = [p for p in model.parameters() if p.dim() < 2]
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": rest, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
+
+
+def quick_eval(model, task: Task, lengths: range, n: int, seed: int) -> dict[int, float]:
+    """Teacher-forced whole-answer accuracy per length (equal to greedy-decoding accuracy)."""
+    out = {}
+    for length in lengths:
+        accs = [evaluate_length(model, m, length, n, seed, generate=False).acc_cot for m in task.components()]
+        out[length] = min(accs)
+    return out
+
+
+def save_weights(run_dir: Path, model: torch.nn.Module, cfg: RunConfig, step: int) -> None:
+    """``model.safetensors``: the weights and, in its header, the config that builds them."""
+    meta = {"format": FORMAT, "config": json.dumps(cfg.to_dict()), "step": str(step)}
+    save_tensors(run_dir / MODEL_FILE, model_tensors(model), meta)
+
+
+def prepare_run_dir(run_dir: Path, cfg: RunConfig) -> None:
+    """Create a new run directory with its config.json; refuse to overwrite a run."""
+    if (run_dir / "config.json").exists():
+        raise CompError(f"run {run_dir} already exists; resume it with --resume {run_dir}, or pick another --name")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_json(run_dir / "config.json", {"format": FORMAT, **cfg.to_dict(), "meta": environment()})
+
+
+def load_run_config(run_dir: Path) -> RunConfig:
+    data = read_json(run_dir / "config.json", "run config")
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise CompError(f"{run_dir} is not a comp run (config.json lacks format {FORMAT!r}); point at a run made by comp train")
+    return RunConfig.from_dict(data, where=f"{run_dir}/config.json")
+
+
+def train(
+    cfg: RunConfig,
+    run_dir: "str | Path",
+    *,
+    resume: bool = False,
+    quiet: bool = False,
+    should_stop: Callable[[], bool] = lambda: False,
+    model_hook: Callable[[CompTransformer], None] | None = None,
+) -> TrainResult:
+    """Train (or resume) one run. ``should_stop()`` is polled each step: when it turns
+    true the run checkpoints at once and returns with ``interrupted=True``."""
+    run_dir = Path(run_dir)
+    task = cfg.validate()
+    t = cfg.train
+    device = resolve_device(t.device)
+    if t.threads:
+        torch.set_num_threads(t.threads)
+    lengths = t.lengths
+
+    # ---- model, optimizer, data stream ---------------------------------------------
+    model = build_model(cfg.model, seed=t.seed, device=device)
+    if model_hook is not None:
+        model_hook(model)
+    opt = make_optimizer(model, t)
+    gen = torch.Generator(device=device).manual_seed(t.seed)
+    state = TrainState(hi=min(t.curriculum_start, lengths.hi) if t.curriculum else lengths.hi)
+    metrics = MetricsLog(run_dir / "metrics.jsonl")
+    if resume:
+        state = load_state(run_dir, model, opt, gen)
+        metrics.truncate_after(state.step)
+        if state.step < t.steps:
+            state.done = False  # more steps asked for: continue
+    else:
+        prepare_run_dir(run_dir, cfg)
+    forward = torch.compile(model) if (t.compile and device.type == "cuda") else model
+    wandb = WandbLogger(t.wandb, t.wandb_project, t.wandb_group, run_dir.name, cfg.to_dict(), run_dir, resume)
+    bar = ProgressBar(t.steps, state.step, run_dir.name, quiet)
+
+    model.train()
+    loss_sum = torch.zeros((), device=device)  # summed on device: no host sync per step
+    tok_sum = torch.zeros((), device=device, dtype=torch.long)
+    window_start, window_steps = time.perf_counter(), 0
+    interrupted = False
+    try:
+        while state.step < t.steps and not state.done:
+            # 1. learning rate for this step
+            for group in opt.param_groups:
+                group["lr"] = lr_at(state.step, t)
+            # 2. a fresh batch, lengths uniform in lo..hi (hi grows with the curriculum)
+            batch = task.sample(gen, LengthRange(lengths.lo, state.hi), t.batch_size)
+            # 3. forward, 4. loss on the answer region only
+            with autocast(device, t.amp):
+                logits = forward(batch.tokens)  # [batch, pos, d_vocab]
+            loss = masked_loss(logits, batch)
+            # 5. backward, 6. clip, 7. update
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if t.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip)
+            opt.step()
+            state.step += 1
+            loss_sum += loss.detach()
+            tok_sum += (batch.tokens != 11).sum()
+            window_steps += 1
+
+            # 8. log every log_every steps (the only host sync of the hot loop)
+            if state.step % t.log_every == 0 or state.step == t.steps:
+                now = time.perf_counter()
+                dt = now - window_start
+                tokens = int(tok_sum.item())
+                row = {
+                    "step": state.step,
+                    "loss": loss_sum.item() / window_steps,
+                    "lr": opt.param_groups[0]["lr"],
+                    "tokens_per_s": tokens / max(dt, 1e-9),
+                    "max_length": state.hi,
+                }
+                state.tokens += tokens
+                state.elapsed += dt
+                row["elapsed"] = state.elapsed
+                metrics.write(row)
+                wandb.log({f"train/{k}": v for k, v in row.items() if k != "step"}, state.step)
+                bar.update(state.step, loss=f"{row['loss']:.4f}", tps=f"{row['tokens_per_s']:,.0f}")
+                loss_sum.zero_()
+                tok_sum.zero_()
+                window_start, window_steps = time.perf_counter(), 0
+
+            # 9. evaluate by length: curriculum and early stopping
+            if t.eval_every and state.step % t.eval_every == 0:
+                accs = quick_eval(model, task, range(lengths.lo, state.hi + 1), t.eval_n, t.eval_seed)
+                low = min(accs.values())
+                state.history.append([state.step, low])
+                metrics.write({"step": state.step, "eval_acc": {str(k): v for k, v in accs.items()}, "eval_min": low})
+                wandb.log({"eval/min_acc": low, **{f"eval/acc_L{k}": v for k, v in accs.items()}}, state.step)
+                bar.update(state.step, acc=f"{low:.3f}")
+                if state.hi < lengths.hi and low >= t.curriculum_threshold:
+                    state.hi = min(lengths.hi, state.hi + t.curriculum_step)
+                elif state.hi == lengths.hi and t.target_acc > 0:
+                    state.hits = state.hits + 1 if low >= t.target_acc else 0
+                    if state.hits >= t.patience:
+                        state.done, state.stop_reason = True, "target"
+                window_start = time.perf_counter()  # evaluation time is not training time
+
+            # 10. checkpoint (and stop at once when asked to, e.g. on preemption)
+            stop_now = should_stop()
+            if state.step % t.ckpt_every == 0 or stop_now:
+                save_state(run_dir, model, opt, gen, state)
+            if stop_now:
+                interrupted = True
+                break
+    finally:
+        bar.close()
+
+    if interrupted:
+        wandb.finish({"interrupted_at": state.step})
+        return TrainResult(run_dir, state, [], interrupted=True)
+
+    # ---- finish: final state, weights, evaluation ------------------------------------
+    if not state.done:
+        state.done, state.stop_reason = True, "steps"
+    save_state(run_dir, model, opt, gen, state)
+    save_weights(run_dir, model, cfg, state.step)
+    rows = evaluate(model, task, t.eval_lengths(), n=t.final_eval_n, seed=t.eval_seed)
+    write_json(
+        run_dir / "eval.json",
+        {"run": run_dir.name, "step": state.step, "stop_reason": state.stop_reason, "elapsed": state.elapsed, "rows": rows},
+    )
+    wandb.log_table("eval/by_length", rows, state.step)
+    wandb.finish({"final_min_acc_generate": min(r["acc_generate"] for r in rows), "steps": state.step})
+    return TrainResult(run_dir, state, rows)
+
+
+def resume_config(run_dir: Path, steps: int | None = None) -> RunConfig:
+    """The config of an existing run, with ``steps`` raised if asked."""
+    if not (run_dir / STATE_FILE).exists():
+        if not run_dir.exists():
+            raise CompError(f"run {run_dir} does not exist; check the path or train it first")
+        raise CompError(f"run {run_dir} has no {STATE_FILE} to resume from; train it again from scratch")
+    cfg = load_run_config(run_dir)
+    if steps is not None:
+        cfg.train.steps = steps
+    return cfg

@@ -1,0 +1,131 @@
+"""Where training reports go: ``metrics.jsonl``, a rich progress bar, and wandb.
+
+wandb is optional and never fatal: offline unless ``WANDB_MODE=online`` (and a login)
+says otherwise; if it cannot start or log, training goes on without it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import warnings
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+
+class MetricsLog:
+    """Append-only ``metrics.jsonl``; on resume, rows past the checkpoint are dropped."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def truncate_after(self, step: int) -> None:
+        if not self.path.exists():
+            return
+        keep = []
+        for line in self.path.read_text().splitlines():
+            try:
+                if json.loads(line).get("step", 0) <= step:
+                    keep.append(line)
+            except json.JSONDecodeError:
+                break  # a line cut by a kill: drop it and everything after
+        from comp.io import write_text
+
+        write_text(self.path, "".join(k + "\n" for k in keep))
+
+    def write(self, row: dict) -> None:
+        with open(self.path, "a") as f:
+            f.write(json.dumps(row) + "\n")
+
+
+class ProgressBar:
+    """A rich progress bar (step, loss, accuracy, tokens/s, ETA), or nothing with ``quiet``."""
+
+    def __init__(self, total: int, start: int, name: str, quiet: bool):
+        self.quiet = quiet
+        if quiet:
+            return
+        self.progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("loss {task.fields[loss]}"),
+            TextColumn("acc {task.fields[acc]}"),
+            TextColumn("{task.fields[tps]} tok/s"),
+            TimeRemainingColumn(),
+            console=Console(stderr=True),
+            transient=False,
+        )
+        self.task = self.progress.add_task(name, total=total, completed=start, loss="-", acc="-", tps="-")
+        self.progress.start()
+
+    def update(self, step: int, **fields) -> None:
+        if not self.quiet:
+            self.progress.update(self.task, completed=step, **fields)
+
+    def close(self) -> None:
+        if not self.quiet:
+            self.progress.stop()
+
+
+class WandbLogger:
+    """Thin, failure-proof wrapper over a wandb run."""
+
+    def __init__(self, enabled: bool, project: str, group: str, name: str, config: dict, run_dir: Path, resume: bool):
+        self.run = None
+        if not enabled:
+            return
+        try:
+            import wandb
+
+            os.environ.setdefault("WANDB_SILENT", "true")
+            mode = os.environ.get("WANDB_MODE", "offline")
+            self.run = wandb.init(
+                project=project,
+                group=group or None,
+                name=name,
+                id=name.replace("/", "-"),
+                config=config,
+                dir=str(run_dir),
+                mode=mode,
+                resume="allow" if resume else None,
+                reinit="finish_previous",
+            )
+        except Exception as e:  # wandb must never stop training
+            self._fail(e)
+
+    def _fail(self, e: Exception) -> None:
+        warnings.warn(f"wandb disabled: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
+        print(f"warning: wandb disabled ({type(e).__name__}); training continues", file=sys.stderr)
+        self.run = None
+
+    def log(self, row: dict, step: int) -> None:
+        if self.run is None:
+            return
+        try:
+            self.run.log(row, step=step)
+        except Exception as e:
+            self._fail(e)
+
+    def log_table(self, key: str, rows: list[dict], step: int) -> None:
+        if self.run is None or not rows:
+            return
+        try:
+            import wandb
+
+            cols = list(rows[0])
+            self.run.log({key: wandb.Table(columns=cols, data=[[r[c] for c in cols] for r in rows])}, step=step)
+        except Exception as e:
+            self._fail(e)
+
+    def finish(self, summary: dict) -> None:
+        if self.run is None:
+            return
+        try:
+            self.run.summary.update(summary)
+            self.run.finish()
+        except Exception as e:
+            self._fail(e)

@@ -1,0 +1,36 @@
+"""Shared fixtures: a private runs directory and tiny, fast configurations."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from comp.config import RunConfig, TaskConfig, TrainConfig
+from comp.model import ModelConfig
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(autouse=True)
+def _isolated(tmp_path, monkeypatch):
+    """Every test gets its own runs directory and never touches the network."""
+    monkeypatch.setenv("COMP_RUNS_DIR", str(tmp_path / "runs"))
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+
+
+def tiny_config(**train) -> RunConfig:
+    """A 2-layer width-32 model on parity 1-4: trains in a second or two."""
+    defaults = dict(steps=40, batch_size=32, train_lengths="1-4", eval_every=20, eval_n=32, final_eval_n=32,
+                    ckpt_every=10, log_every=10, warmup_steps=5, threads=1, target_acc=0.0)
+    defaults.update(train)
+    return RunConfig(
+        task=TaskConfig(name="parity"),
+        model=ModelConfig(n_layers=2, n_heads=2, d_model=32, n_ctx=64, encoding="rotary"),
+        train=TrainConfig(**defaults),
+    )
+
+
+@pytest.fixture
+def tiny():
+    return tiny_config
