@@ -26,7 +26,7 @@ class ModelConfig:
 
     n_layers: int = 2  # transformer blocks; the iteration-head circuit needs 2
     n_heads: int = 4  # attention heads per layer
-    d_model: int = 128  # residual stream width
+    d_model: int = 64  # residual stream width
     d_head: int = 0  # per-head width; 0 means d_model // n_heads
     d_mlp: int = 0  # MLP hidden width; 0 means 4 * d_model
     act_fn: str = "gelu"  # MLP activation: gelu | relu | silu | gelu_new
