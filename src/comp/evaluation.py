@@ -49,10 +49,17 @@ def predictions(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
 
 def masked_loss(logits: torch.Tensor, batch: Batch, per_row: bool = False) -> torch.Tensor:
     """Cross-entropy on the answer region only (mean over answer tokens, or per row)."""
+    return answer_loss(logits, batch.tokens, batch.loss_mask, per_row)
+
+
+def answer_loss(
+    logits: torch.Tensor, tokens: torch.Tensor, loss_mask: torch.Tensor, per_row: bool = False
+) -> torch.Tensor:
+    """:func:`masked_loss` on plain tensors (what a ``vmap`` over seeds passes)."""
     logp = F.cross_entropy(
-        logits[:, :-1].float().reshape(-1, logits.shape[-1]), batch.tokens[:, 1:].reshape(-1), reduction="none"
-    ).view(batch.tokens.shape[0], -1)  # [batch, pos-1]
-    mask = batch.loss_mask[:, 1:].float()
+        logits[:, :-1].float().reshape(-1, logits.shape[-1]), tokens[:, 1:].reshape(-1), reduction="none"
+    ).view(tokens.shape[0], -1)  # [batch, pos-1]
+    mask = loss_mask[:, 1:].float()
     if per_row:
         return (logp * mask).sum(1) / mask.sum(1).clamp_min(1)
     return (logp * mask).sum() / mask.sum().clamp_min(1)

@@ -16,6 +16,7 @@ from comp.model import ModelConfig
 from comp.runs import default_run_name, runs_dir
 from comp.tasks import TASKS
 from comp.train import resume_config, train
+from comp.train.multiseed import parse_seeds, resume_seeds, seed_run_dir, train_seeds
 
 TASK_HELP = f"Task to learn: {', '.join([*TASKS, 'multi'])}."
 PE_HELP = "Positional encoding: " + ", ".join([*ENCODINGS, *(f"{a}={b}" for a, b in ALIASES.items())]) + "."
@@ -94,6 +95,9 @@ def train_cli(
     task: Optional[str] = typer.Argument(None, help=TASK_HELP, show_default=False),
     pe: Optional[str] = typer.Option(None, "--pe", help=_h("model", "encoding", PE_HELP)),
     seed: Optional[int] = typer.Option(None, help=_h("train", "seed", "Seed of weights and data.")),
+    seeds: Optional[str] = typer.Option(
+        None, help="Train several seeds at once in one process, e.g. 0-31 or 0,1,5: one run directory each."
+    ),
     steps: Optional[int] = typer.Option(None, help=_h("train", "steps", "Optimizer steps (also extends a --resume).")),
     batch_size: Optional[int] = typer.Option(None, help=_h("train", "batch_size", "Sequences per step.")),
     lr: Optional[float] = typer.Option(None, help=_h("train", "lr", "Peak learning rate.")),
@@ -115,7 +119,9 @@ def train_cli(
     tasks: Optional[str] = typer.Option(None, help="Members of 'multi', e.g. parity,copy,polynomial."),
     name: Optional[str] = typer.Option(None, help="Run name (default: <task>-<pe>-s<seed>)"),
     out: Optional[Path] = typer.Option(None, help="Runs directory (default: $COMP_RUNS_DIR or runs)"),
-    resume: Optional[Path] = typer.Option(None, help="Continue the run in this directory where it stopped."),
+    resume: Optional[Path] = typer.Option(
+        None, help="Continue the run in this directory where it stopped (with --seeds: its <name>-s<seed> siblings)."
+    ),
     device: Optional[str] = typer.Option(None, help=_h("train", "device", "auto, cpu, cuda, cuda:N.")),
     compile: Optional[bool] = typer.Option(None, "--compile/--no-compile", help=_h("train", "compile", "torch.compile on CUDA.")),
     wandb: Optional[bool] = typer.Option(None, "--wandb/--no-wandb", help=_h("train", "wandb", "Log to wandb (offline by default).")),
@@ -124,19 +130,29 @@ def train_cli(
     set_: list[str] = typer.Option([], "--set", help="Override any setting: --set train.weight_decay=0.1 (repeatable)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar (batch jobs)."),
 ) -> None:
-    """Train a model on a task; saves runs/<task>-<pe>-s<seed>/ and prints accuracy by length."""
+    """Train a model on a task; saves runs/<task>-<pe>-s<seed>/ and prints accuracy by length.
+
+    --seeds 0-31 trains 32 seeds together in one process (vectorized over seeds), one run directory each.
+    """
     _train(**locals())
 
 
 @user_errors
-def _train(task, pe, seed, steps, batch_size, lr, train_lengths, eval_lengths, curriculum, target_acc, n_layers,
+def _train(task, pe, seed, seeds, steps, batch_size, lr, train_lengths, eval_lengths, curriculum, target_acc, n_layers,
            n_heads, d_model, d_mlp, attn_only, n_ctx, slack, tasks, name, out, resume, device, compile, wandb,
            wandb_group, config, set_, quiet) -> None:
+    seed_list = parse_seeds(seeds) if seeds is not None else None
+    if seed_list is not None and seed is not None:
+        raise CompError("give either --seed N (one run) or --seeds 0-31 (several), not both")
     if resume is not None:
-        cfg = resume_config(Path(resume), steps)
+        if seed_list is not None:
+            run_dirs = [seed_run_dir(Path(resume), s) for s in seed_list]
+            cfg, seed_list = resume_seeds(run_dirs, steps)
+        else:
+            cfg = resume_config(Path(resume), steps)
+            run_dirs = [Path(resume)]
         if device is not None:
             cfg.train.device = device
-        run_dir = Path(resume)
     else:
         if task is None:
             raise CompError(f"missing TASK; e.g. comp train parity (tasks: {', '.join([*TASKS, 'multi'])})")
@@ -148,12 +164,37 @@ def _train(task, pe, seed, steps, batch_size, lr, train_lengths, eval_lengths, c
             tasks=[t for t in tasks.split(",") if t] if tasks else None, device=device, compile=compile,
             wandb=wandb, wandb_group=wandb_group,
         )
-        run_name = name or default_run_name(task, cfg.model.encoding, cfg.train.seed)
-        run_dir = (out or runs_dir()) / run_name
-    result = train(cfg, run_dir, resume=resume is not None, quiet=quiet)
-    print_table(
-        result.eval_rows,
-        ["task", "length", "acc_generate", "acc_cot", "acc_answer", "loss"],
-        title=f"{run_dir.name}: step {result.state.step} ({result.state.stop_reason}), {result.state.elapsed:.0f}s",
-    )
-    print(f"saved {run_dir}")
+        base = out or runs_dir()
+        if seed_list is not None:
+            run_dirs = [base / (f"{name}-s{s}" if name else default_run_name(task, cfg.model.encoding, s))
+                        for s in seed_list]
+        else:
+            run_dirs = [base / (name or default_run_name(task, cfg.model.encoding, cfg.train.seed))]
+    if seed_list is not None:
+        results = train_seeds(cfg, seed_list, run_dirs, resume=resume is not None, quiet=quiet)
+    else:
+        results = [train(cfg, run_dirs[0], resume=resume is not None, quiet=quiet)]
+    if len(results) == 1:
+        r = results[0]
+        print_table(
+            r.eval_rows,
+            ["task", "length", "acc_generate", "acc_cot", "acc_answer", "loss"],
+            title=f"{r.run_dir.name}: step {r.state.step} ({r.state.stop_reason}), {r.state.elapsed:.0f}s",
+        )
+    else:
+        print_table([seed_summary(r) for r in results], ["run", "step", "stop", "min_acc_generate", "mean_acc_generate"],
+                    title=f"{len(results)} seeds, trained together")
+    for r in results:
+        print(f"saved {r.run_dir}")
+
+
+def seed_summary(result) -> dict:
+    """One line of the multi-seed table: where a run stopped and its final accuracy."""
+    accs = [row["acc_generate"] for row in result.eval_rows]
+    return {
+        "run": result.run_dir.name,
+        "step": result.state.step,
+        "stop": result.state.stop_reason or "interrupted",
+        "min_acc_generate": min(accs) if accs else None,
+        "mean_acc_generate": sum(accs) / len(accs) if accs else None,
+    }

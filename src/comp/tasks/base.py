@@ -132,13 +132,17 @@ class Task:
         return self.make_batch(x, lens)
 
     def make_batch(self, x: torch.Tensor, lengths: torch.Tensor) -> Batch:
-        """Lay out inputs ``x`` [batch, L_max] (row b uses its first ``lengths[b]``) as a Batch."""
+        """Lay out inputs ``x`` [batch, L_max] (row b uses its first ``lengths[b]``) as a Batch.
+
+        The width is ``seq_len(L_max)``, fixed by the shape of ``x`` rather than by the
+        lengths drawn: no host synchronization, and static shapes for compiled models.
+        """
         device = x.device
         s = self.states(x)  # [batch, L_max]
         L = lengths[:, None]  # [batch, 1]
         n_ans = L if self.cot else torch.ones_like(L)
         a0 = L + 2 + self.slack  # first answer index
-        width = int((a0 + n_ans).max())
+        width = self.seq_len(x.shape[1])
         idx = torch.arange(width, device=device)[None]  # [1, pos]
         lmax = x.shape[1]
         tokens = torch.full((x.shape[0], width), vocab.PAD, dtype=torch.long, device=device)

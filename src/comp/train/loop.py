@@ -3,6 +3,12 @@
     for each step:  set lr -> sample a fresh batch -> forward -> loss on answers ->
                     backward -> clip -> AdamW step -> log -> evaluate -> checkpoint
 
+The pieces around the loop (:class:`Run` and :func:`open_run`, :func:`log_window`,
+:func:`record_eval`, :func:`finish_run`) are shared with multi-seed training
+(:mod:`comp.train.multiseed`), so both write the same files with the same logic.
+The hot loop never synchronizes with the host: losses and token counts are summed on
+the device (:class:`comp.train.reporting.Window`) and read once per ``log_every``.
+
 Runs write into ``runs/<name>/``: ``config.json`` (settings, versions, git commit),
 ``training_state.safetensors`` (resume), ``model.safetensors`` (weights),
 ``metrics.jsonl`` and ``eval.json``. ``train(..., resume=True)`` continues exactly where
@@ -12,10 +18,9 @@ the last checkpoint stopped: same weights as a run that never stopped.
 from __future__ import annotations
 
 import json
-import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import torch
 
@@ -25,7 +30,7 @@ from comp.evaluation import autocast, evaluate, evaluate_length, masked_loss
 from comp.io import read_json, save_tensors, write_json
 from comp.model import CompTransformer, build_model
 from comp.tasks import LengthRange, Task
-from comp.train.reporting import MetricsLog, ProgressBar, WandbLogger
+from comp.train.reporting import MetricsLog, ProgressBar, WandbLogger, Window
 from comp.train.schedule import lr_at
 from comp.train.state import MODEL_FILE, STATE_FILE, TrainState, load_state, model_tensors, save_state
 
@@ -49,10 +54,15 @@ def resolve_device(name: str) -> torch.device:
         raise CompError(f"unknown device {name!r}; use auto, cpu, cuda or cuda:N") from None
 
 
-def make_optimizer(model: torch.nn.Module, cfg) -> torch.optim.AdamW:
-    """AdamW; weight decay on matrices only (not biases, norms)."""
-    decay = [p for p in model.parameters() if p.dim() >= 2]
-    rest = [p for p in model.parameters() if p.dim() < 2]
+def make_optimizer(params: "torch.nn.Module | Iterable[torch.Tensor]", cfg, batch_dims: int = 0) -> torch.optim.AdamW:
+    """AdamW; weight decay on matrices only (not biases, norms).
+
+    ``batch_dims`` leading dimensions of each tensor index models, not weights (1 for
+    parameters stacked over seeds): they do not count when telling matrices apart.
+    """
+    params = list(params.parameters() if isinstance(params, torch.nn.Module) else params)
+    decay = [p for p in params if p.dim() - batch_dims >= 2]
+    rest = [p for p in params if p.dim() - batch_dims < 2]
     groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": rest, "weight_decay": 0.0}]
     return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
 
@@ -87,6 +97,119 @@ def load_run_config(run_dir: Path) -> RunConfig:
     return RunConfig.from_dict(data, where=f"{run_dir}/config.json")
 
 
+@dataclass
+class Run:
+    """The live objects of one run: what the loop updates and what a checkpoint saves."""
+
+    cfg: RunConfig
+    run_dir: Path
+    model: CompTransformer
+    opt: torch.optim.AdamW
+    gen: torch.Generator  # the run's data stream
+    state: TrainState
+    metrics: MetricsLog
+    wandb: WandbLogger
+
+    def checkpoint(self) -> None:
+        save_state(self.run_dir, self.model, self.opt, self.gen, self.state)
+
+
+def open_run(
+    cfg: RunConfig,
+    run_dir: Path,
+    device: torch.device,
+    *,
+    resume: bool,
+    model_hook: Callable[[CompTransformer], None] | None = None,
+    concurrent: bool = False,
+) -> Run:
+    """Build a run's model, optimizer and data stream; restore them on ``resume``,
+    otherwise create the run directory. ``concurrent``: other runs share the process."""
+    t = cfg.train
+    model = build_model(cfg.model, seed=t.seed, device=device)
+    if model_hook is not None:
+        model_hook(model)
+    opt = make_optimizer(model, t)
+    gen = torch.Generator(device=device).manual_seed(t.seed)
+    lengths = t.lengths
+    state = TrainState(hi=min(t.curriculum_start, lengths.hi) if t.curriculum else lengths.hi)
+    metrics = MetricsLog(run_dir / "metrics.jsonl")
+    if resume:
+        state = load_state(run_dir, model, opt, gen)
+        metrics.truncate_after(state.step)
+        if state.step < t.steps:
+            state.done = False  # more steps asked for: continue
+    else:
+        prepare_run_dir(run_dir, cfg)
+    wandb = WandbLogger(
+        t.wandb, t.wandb_project, t.wandb_group, run_dir.name, cfg.to_dict(), run_dir, resume, concurrent
+    )
+    return Run(cfg, run_dir, model, opt, gen, state, metrics, wandb)
+
+
+def train_range(state: TrainState, t) -> LengthRange:
+    """The lengths of the next batch: lo..hi, hi grown by the curriculum."""
+    return LengthRange(t.lengths.lo, state.hi)
+
+
+def maybe_compile(fn: Callable, device: torch.device, enabled: bool) -> Callable:
+    """``torch.compile(fn)`` on CUDA when enabled; ``fn`` itself otherwise."""
+    return torch.compile(fn) if (enabled and device.type == "cuda") else fn
+
+
+def log_window(run: Run, loss: float, tokens: int, dt: float) -> dict:
+    """Account for the logging window that just ended: counters, ``metrics.jsonl``, wandb."""
+    state = run.state
+    state.tokens += tokens
+    state.elapsed += dt
+    row = {
+        "step": state.step,
+        "loss": loss,
+        "lr": lr_at(state.step - 1, run.cfg.train),
+        "tokens_per_s": tokens / max(dt, 1e-9),
+        "max_length": state.hi,
+        "elapsed": state.elapsed,
+    }
+    run.metrics.write(row)
+    run.wandb.log({f"train/{k}": v for k, v in row.items() if k != "step"}, state.step)
+    return row
+
+
+def record_eval(run: Run, accs: dict[int, float]) -> float:
+    """Record an evaluation by length, then widen the curriculum or count toward early
+    stopping. Returns the lowest accuracy."""
+    t, state = run.cfg.train, run.state
+    low = min(accs.values())
+    state.history.append([state.step, low])
+    run.metrics.write({"step": state.step, "eval_acc": {str(k): v for k, v in accs.items()}, "eval_min": low})
+    run.wandb.log({"eval/min_acc": low, **{f"eval/acc_L{k}": v for k, v in accs.items()}}, state.step)
+    if state.hi < t.lengths.hi and low >= t.curriculum_threshold:
+        state.hi = min(t.lengths.hi, state.hi + t.curriculum_step)
+    elif state.hi == t.lengths.hi and t.target_acc > 0:
+        state.hits = state.hits + 1 if low >= t.target_acc else 0
+        if state.hits >= t.patience:
+            state.done, state.stop_reason = True, "target"
+    return low
+
+
+def finish_run(run: Run, task: Task) -> TrainResult:
+    """Final state, weights and evaluation by length (``eval.json``) of a run that stopped."""
+    state, t = run.state, run.cfg.train
+    if not state.done:
+        state.done, state.stop_reason = True, "steps"
+    run.checkpoint()
+    save_weights(run.run_dir, run.model, run.cfg, state.step)
+    rows = evaluate(run.model, task, t.eval_lengths(), n=t.final_eval_n, seed=t.eval_seed)
+    write_json(
+        run.run_dir / "eval.json",
+        {"run": run.run_dir.name, "step": state.step, "stop_reason": state.stop_reason, "elapsed": state.elapsed,
+         "rows": rows},
+    )
+    run.wandb.log_table("eval/by_length", rows, state.step)
+    run.wandb.finish({"final_min_acc_generate": min(r["acc_generate"] for r in rows), "steps": state.step})
+    return TrainResult(run.run_dir, state, rows)
+
+
 def train(
     cfg: RunConfig,
     run_dir: "str | Path",
@@ -104,31 +227,15 @@ def train(
     device = resolve_device(t.device)
     if t.threads:
         torch.set_num_threads(t.threads)
-    lengths = t.lengths
 
     # ---- model, optimizer, data stream ---------------------------------------------
-    model = build_model(cfg.model, seed=t.seed, device=device)
-    if model_hook is not None:
-        model_hook(model)
-    opt = make_optimizer(model, t)
-    gen = torch.Generator(device=device).manual_seed(t.seed)
-    state = TrainState(hi=min(t.curriculum_start, lengths.hi) if t.curriculum else lengths.hi)
-    metrics = MetricsLog(run_dir / "metrics.jsonl")
-    if resume:
-        state = load_state(run_dir, model, opt, gen)
-        metrics.truncate_after(state.step)
-        if state.step < t.steps:
-            state.done = False  # more steps asked for: continue
-    else:
-        prepare_run_dir(run_dir, cfg)
-    forward = torch.compile(model) if (t.compile and device.type == "cuda") else model
-    wandb = WandbLogger(t.wandb, t.wandb_project, t.wandb_group, run_dir.name, cfg.to_dict(), run_dir, resume)
+    run = open_run(cfg, run_dir, device, resume=resume, model_hook=model_hook)
+    model, opt, gen, state = run.model, run.opt, run.gen, run.state
+    forward = maybe_compile(model, device, t.compile)
     bar = ProgressBar(t.steps, state.step, run_dir.name, quiet)
 
     model.train()
-    loss_sum = torch.zeros((), device=device)  # summed on device: no host sync per step
-    tok_sum = torch.zeros((), device=device, dtype=torch.long)
-    window_start, window_steps = time.perf_counter(), 0
+    window = Window(device)  # loss and tokens summed on the device: no host sync per step
     interrupted = False
     try:
         while state.step < t.steps and not state.done:
@@ -136,7 +243,7 @@ def train(
             for group in opt.param_groups:
                 group["lr"] = lr_at(state.step, t)
             # 2. a fresh batch, lengths uniform in lo..hi (hi grows with the curriculum)
-            batch = task.sample(gen, LengthRange(lengths.lo, state.hi), t.batch_size)
+            batch = task.sample(gen, train_range(state, t), t.batch_size)
             # 3. forward, 4. loss on the answer region only
             with autocast(device, t.amp):
                 logits = forward(batch.tokens)  # [batch, pos, d_vocab]
@@ -148,52 +255,27 @@ def train(
                 torch.nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip)
             opt.step()
             state.step += 1
-            loss_sum += loss.detach()
-            tok_sum += (batch.tokens != 11).sum()
-            window_steps += 1
+            window.add(loss, batch.tokens)
 
             # 8. log every log_every steps (the only host sync of the hot loop)
             if state.step % t.log_every == 0 or state.step == t.steps:
-                now = time.perf_counter()
-                dt = now - window_start
-                tokens = int(tok_sum.item())
-                row = {
-                    "step": state.step,
-                    "loss": loss_sum.item() / window_steps,
-                    "lr": opt.param_groups[0]["lr"],
-                    "tokens_per_s": tokens / max(dt, 1e-9),
-                    "max_length": state.hi,
-                }
-                state.tokens += tokens
-                state.elapsed += dt
-                row["elapsed"] = state.elapsed
-                metrics.write(row)
-                wandb.log({f"train/{k}": v for k, v in row.items() if k != "step"}, state.step)
+                (loss_mean,), (tokens,), dt = window.flush()
+                row = log_window(run, loss_mean, tokens, dt)
                 bar.update(state.step, loss=f"{row['loss']:.4f}", tps=f"{row['tokens_per_s']:,.0f}")
-                loss_sum.zero_()
-                tok_sum.zero_()
-                window_start, window_steps = time.perf_counter(), 0
 
-            # 9. evaluate by length: curriculum and early stopping
+            # 9. evaluate by length: curriculum and early stopping (not training time)
             if t.eval_every and state.step % t.eval_every == 0:
-                accs = quick_eval(model, task, range(lengths.lo, state.hi + 1), t.eval_n, t.eval_seed)
-                low = min(accs.values())
-                state.history.append([state.step, low])
-                metrics.write({"step": state.step, "eval_acc": {str(k): v for k, v in accs.items()}, "eval_min": low})
-                wandb.log({"eval/min_acc": low, **{f"eval/acc_L{k}": v for k, v in accs.items()}}, state.step)
-                bar.update(state.step, acc=f"{low:.3f}")
-                if state.hi < lengths.hi and low >= t.curriculum_threshold:
-                    state.hi = min(lengths.hi, state.hi + t.curriculum_step)
-                elif state.hi == lengths.hi and t.target_acc > 0:
-                    state.hits = state.hits + 1 if low >= t.target_acc else 0
-                    if state.hits >= t.patience:
-                        state.done, state.stop_reason = True, "target"
-                window_start = time.perf_counter()  # evaluation time is not training time
+                window.pause()
+                accs = quick_eval(model, task, range(t.lengths.lo, state.hi + 1), t.eval_n, t.eval_seed)
+                bar.update(state.step, acc=f"{record_eval(run, accs):.3f}")
+                window.resume()
 
             # 10. checkpoint (and stop at once when asked to, e.g. on preemption)
             stop_now = should_stop()
             if state.step % t.ckpt_every == 0 or stop_now:
-                save_state(run_dir, model, opt, gen, state)
+                window.pause()
+                run.checkpoint()
+                window.resume()
             if stop_now:
                 interrupted = True
                 break
@@ -201,22 +283,10 @@ def train(
         bar.close()
 
     if interrupted:
-        wandb.finish({"interrupted_at": state.step})
+        run.wandb.finish({"interrupted_at": state.step})
         return TrainResult(run_dir, state, [], interrupted=True)
-
     # ---- finish: final state, weights, evaluation ------------------------------------
-    if not state.done:
-        state.done, state.stop_reason = True, "steps"
-    save_state(run_dir, model, opt, gen, state)
-    save_weights(run_dir, model, cfg, state.step)
-    rows = evaluate(model, task, t.eval_lengths(), n=t.final_eval_n, seed=t.eval_seed)
-    write_json(
-        run_dir / "eval.json",
-        {"run": run_dir.name, "step": state.step, "stop_reason": state.stop_reason, "elapsed": state.elapsed, "rows": rows},
-    )
-    wandb.log_table("eval/by_length", rows, state.step)
-    wandb.finish({"final_min_acc_generate": min(r["acc_generate"] for r in rows), "steps": state.step})
-    return TrainResult(run_dir, state, rows)
+    return finish_run(run, task)
 
 
 def resume_config(run_dir: Path, steps: int | None = None) -> RunConfig:

@@ -1,4 +1,5 @@
-"""Where training reports go: ``metrics.jsonl``, a rich progress bar, and wandb.
+"""Where training reports go: ``metrics.jsonl``, a rich progress bar, and wandb; and the
+logging window that keeps running sums on the device between reports.
 
 wandb is optional and never fatal: offline unless ``WANDB_MODE=online`` (and a login)
 says otherwise; if it cannot start or log, training goes on without it.
@@ -9,11 +10,15 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 import warnings
 from pathlib import Path
 
+import torch
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from comp.tasks.vocab import PAD
 
 
 class MetricsLog:
@@ -39,6 +44,55 @@ class MetricsLog:
     def write(self, row: dict) -> None:
         with open(self.path, "a") as f:
             f.write(json.dumps(row) + "\n")
+
+
+class Window:
+    """Loss and token sums of the current logging window, kept on the device.
+
+    ``add`` is called every step and never synchronizes with the host; ``flush`` reads
+    the sums once per report. With ``n`` seeds the sums are vectors ``[n]``. The clock
+    can be paused (evaluation, checkpoints) so that ``dt`` counts training time only.
+    """
+
+    def __init__(self, device: torch.device, n: "int | None" = None):
+        shape = () if n is None else (n,)
+        self.loss = torch.zeros(shape, device=device)  # [] or [seeds]
+        self.tokens = torch.zeros(shape, device=device, dtype=torch.long)  # [] or [seeds]
+        self.steps = 0
+        self.banked = 0.0  # seconds of this window before the last pause
+        self.start: "float | None" = time.perf_counter()
+
+    def add(self, loss: torch.Tensor, tokens: torch.Tensor) -> None:
+        """Add one step: ``loss`` [] or [seeds], ``tokens`` [..., batch, pos] (PAD not counted)."""
+        self.loss += loss.detach()
+        self.tokens += (tokens != PAD).sum((-2, -1))
+        self.steps += 1
+
+    def select(self, rows: list[int]) -> None:
+        """Keep the sums of these seeds only (seeds that finished leave the window)."""
+        self.loss = self.loss[rows]
+        self.tokens = self.tokens[rows]
+
+    def pause(self) -> None:
+        if self.start is not None:
+            self.banked += time.perf_counter() - self.start
+            self.start = None
+
+    def resume(self) -> None:
+        if self.start is None:
+            self.start = time.perf_counter()
+
+    def flush(self) -> "tuple[list[float], list[int], float]":
+        """Mean loss and tokens per seed (one host sync), and the window's training seconds; then reset."""
+        self.pause()
+        loss = (self.loss / max(self.steps, 1)).reshape(-1).tolist()
+        tokens = self.tokens.reshape(-1).tolist()
+        dt = self.banked
+        self.loss.zero_()
+        self.tokens.zero_()
+        self.steps, self.banked = 0, 0.0
+        self.resume()
+        return loss, tokens, dt
 
 
 class ProgressBar:
@@ -74,7 +128,11 @@ class ProgressBar:
 class WandbLogger:
     """Thin, failure-proof wrapper over a wandb run."""
 
-    def __init__(self, enabled: bool, project: str, group: str, name: str, config: dict, run_dir: Path, resume: bool):
+    def __init__(
+        self, enabled: bool, project: str, group: str, name: str, config: dict, run_dir: Path, resume: bool,
+        concurrent: bool = False,
+    ):
+        """``concurrent``: other runs stay open in this process (multi-seed training)."""
         self.run = None
         if not enabled:
             return
@@ -92,13 +150,13 @@ class WandbLogger:
                 dir=str(run_dir),
                 mode=mode,
                 resume="allow" if resume else None,
-                reinit="finish_previous",
+                reinit="create_new" if concurrent else "finish_previous",
             )
         except Exception as e:  # wandb must never stop training
             self._fail(e)
 
     def _fail(self, e: Exception) -> None:
-        warnings.warn(f"wandb disabled: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
+        warnings.warn(f"wandb disabled: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}", stacklevel=2)
         print(f"warning: wandb disabled ({type(e).__name__}); training continues", file=sys.stderr)
         self.run = None
 

@@ -1,0 +1,232 @@
+"""Multi-seed training: independent runs of one config, trained together in one process.
+
+    comp train parity --seeds 0-31
+
+Every seed is a whole run (:class:`comp.train.loop.Run`, built by the single-run
+:func:`~comp.train.loop.open_run`): its own initial weights, data stream (a
+``torch.Generator`` seeded like the single-seed loop's), AdamW state, run directory
+``<task>-<pe>-s<seed>``, ``metrics.jsonl``, checkpoints and ``eval.json``, the same
+files ``comp train`` writes and ``comp train --resume`` continues. Each step draws one
+batch per seed from its own stream, stacks them ``[seeds, batch, pos]`` and runs every
+model at once (:class:`comp.train.stack.SeedStack`: one vmapped forward and backward,
+per-seed gradient clipping, one AdamW step). A seed ends as it would have alone, to
+float tolerance on the same device (batched kernels sum in another order).
+
+Early stopping: a seed that reaches its target accuracy (or its last step) finishes at
+that step exactly as alone (final checkpoint, weights, evaluation) and leaves the stack;
+the others train on, and the group ends when its last seed finishes.
+
+Preemption and resume: ``should_stop()`` makes every active seed checkpoint. Resuming
+restores each seed from its own checkpoint; seeds found at different steps (a kill
+between two seeds' checkpoints) are trained as separate stacks, one after another.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+from itertools import groupby
+from pathlib import Path
+
+import torch
+from torch.func import vmap
+
+from comp.config import RunConfig
+from comp.errors import CompError
+from comp.evaluation import autocast, eval_batch, predictions
+from comp.tasks import Batch, Task, cat_batches, score
+from comp.train.loop import (
+    Run,
+    TrainResult,
+    finish_run,
+    log_window,
+    open_run,
+    record_eval,
+    resolve_device,
+    resume_config,
+    train_range,
+)
+from comp.train.reporting import ProgressBar, Window
+from comp.train.schedule import lr_at
+from comp.train.stack import SeedStack
+
+
+def parse_seeds(spec: str) -> list[int]:
+    """``"0-31"``, ``"0,3,7"`` or ``"0-3,8"`` -> sorted distinct seeds."""
+    seeds: set[int] = set()
+    for part in str(spec).split(","):
+        part = part.strip()
+        try:
+            lo, hi = (int(v) for v in part.split("-", 1)) if "-" in part else (int(part), int(part))
+        except ValueError:
+            raise CompError(f"bad seed {part!r} in --seeds {spec!r}; write seeds like 0-31 or 0,1,5") from None
+        if lo < 0 or hi < lo:
+            raise CompError(f"seed range {part!r} must be non-negative and low-high, e.g. 0-31")
+        seeds.update(range(lo, hi + 1))
+    return sorted(seeds)
+
+
+def seed_run_dir(run_dir: Path, seed: int) -> Path:
+    """The run directory of ``seed`` beside ``run_dir``: ``<prefix>-s<seed>``."""
+    prefix, sep, _ = run_dir.name.rpartition("-s")
+    if not sep:
+        raise CompError(f"run {run_dir} is not named <name>-s<seed>; resume each seed with comp train --resume DIR")
+    return run_dir.parent / f"{prefix}-s{seed}"
+
+
+def with_seed(cfg: RunConfig, seed: int) -> RunConfig:
+    return dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, seed=seed))
+
+
+def resume_seeds(run_dirs: Sequence[Path], steps: "int | None" = None) -> tuple[RunConfig, list[int]]:
+    """The shared config and the seeds of existing runs; they must differ in seed only."""
+    cfgs = [resume_config(d, steps) for d in run_dirs]
+    base = cfgs[0]
+    for d, c in zip(run_dirs, cfgs):
+        if with_seed(c, base.train.seed).to_dict() != base.to_dict():
+            raise CompError(f"run {d} has other settings than {run_dirs[0]} (not only the seed); resume it on its own")
+    return base, [c.train.seed for c in cfgs]
+
+
+def stack_batches(batches: list[Batch]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Tokens and loss masks of one batch per seed, right-padded to one width: ``[seeds, batch, pos]``."""
+    joined = cat_batches(batches)
+    shape = (len(batches), len(batches[0]), joined.tokens.shape[1])
+    return joined.tokens.view(shape), joined.loss_mask.view(shape)
+
+
+@torch.no_grad()
+def stacked_quick_eval(stack: SeedStack, task: Task, runs: Sequence[Run]) -> list[dict[int, float]]:
+    """:func:`comp.train.loop.quick_eval` of every seed of the stack, each over its own
+    curriculum lengths, with one forward per (length, member task) for all seeds."""
+    t = runs[0].cfg.train
+    device = next(iter(stack.params.values())).device
+    lengths = range(t.lengths.lo, max(r.state.hi for r in runs) + 1)
+    hits = []  # per length: [members, seeds] answers all right
+    for length in lengths:
+        per_member = []
+        for member in task.components():
+            batch = eval_batch(member, length, t.eval_n, t.eval_seed, device)
+            with autocast(device):
+                logits = stack.logits(batch.tokens)  # [seeds, n, pos, d_vocab]
+            cot = vmap(lambda lg, b=batch: score(b, predictions(lg, b.tokens))["cot"])(logits)  # [seeds, n]
+            per_member.append(cot.sum(1))
+        hits.append(torch.stack(per_member))
+    counts = torch.stack(hits).tolist()  # [lengths, members, seeds]: the one host sync
+    return [
+        {length: min(c[i] for c in counts[k]) / t.eval_n for k, length in enumerate(lengths) if length <= r.state.hi}
+        for i, r in enumerate(runs)
+    ]
+
+
+def train_seeds(
+    cfg: RunConfig,
+    seeds: Sequence[int],
+    run_dirs: Sequence["str | Path"],
+    *,
+    resume: bool = False,
+    quiet: bool = False,
+    should_stop: Callable[[], bool] = lambda: False,
+) -> list[TrainResult]:
+    """Train (or resume) one run per seed of ``cfg`` together; results in ``seeds`` order."""
+    run_dirs = [Path(d) for d in run_dirs]
+    if len(seeds) != len(run_dirs) or len(set(seeds)) != len(seeds):
+        raise CompError("give one run directory per seed, and each seed once")
+    task = cfg.validate()
+    t = cfg.train
+    device = resolve_device(t.device)
+    if t.threads:
+        torch.set_num_threads(t.threads)
+    taken = [d for d in run_dirs if (d / "config.json").exists()]
+    if taken and not resume:  # check every seed before writing any
+        raise CompError(f"run {taken[0]} already exists ({len(taken)} of {len(run_dirs)} seeds); "
+                        "resume them with --resume, or pick another --name")
+    runs = [open_run(with_seed(cfg, s), d, device, resume=resume, concurrent=True) for s, d in zip(seeds, run_dirs)]
+    template = runs[0].model
+    results: dict[Path, TrainResult] = {}
+    for _, group in groupby(sorted(runs, key=lambda r: r.state.step), key=lambda r: r.state.step):
+        results.update(_train_group(list(group), task, template, device, quiet, should_stop))
+        if any(r.interrupted for r in results.values()):
+            break
+    return [results.get(d) or TrainResult(d, r.state, [], interrupted=True) for d, r in zip(run_dirs, runs)]
+
+
+def _train_group(
+    runs: list[Run], task: Task, template, device: torch.device, quiet: bool, should_stop: Callable[[], bool]
+) -> dict[Path, TrainResult]:
+    """Train runs that stand at the same step as one stack until each has finished."""
+    t = runs[0].cfg.train
+    finished = [r.state.done or r.state.step >= t.steps for r in runs]
+    results = {r.run_dir: finish_run(r, task) for r, f in zip(runs, finished) if f}  # final evaluation only
+    active = [r for r, f in zip(runs, finished) if not f]
+    if not active:
+        return results
+    stack = SeedStack(active, template, t.compile)
+    step = active[0].state.step
+    bar = ProgressBar(t.steps, step, f"{task.name} x{len(active)} seeds", quiet)
+    template.train()
+    window = Window(device, len(active))  # per-seed sums on the device: no host sync per step
+    try:
+        while active:
+            # 1. learning rate for this step (one schedule for every seed)
+            lr = lr_at(step, t)
+            # 2. a fresh batch per seed from its own stream, stacked [seeds, batch, pos]
+            tokens, mask = stack_batches([task.sample(r.gen, train_range(r.state, t), t.batch_size) for r in active])
+            # 3. forward every seed at once, 4. each seed's loss on its answers [seeds]
+            with autocast(device, t.amp):
+                losses = stack.losses(tokens, mask)
+            # 5. backward (seeds are independent: the sum's gradient is each seed's own)
+            stack.zero_grad()
+            losses.sum().backward()
+            # 6. clip each seed by its own norm, 7. update
+            if t.grad_clip > 0:
+                stack.clip_grads_(t.grad_clip)
+            stack.step(lr)
+            step += 1
+            for r in active:
+                r.state.step = step
+            window.add(losses, tokens)
+
+            # 8. log every log_every steps (the only host sync of the hot loop)
+            if step % t.log_every == 0 or step == t.steps:
+                loss, tokens_seen, dt = window.flush()
+                rows = [log_window(r, x, n, dt) for r, x, n in zip(active, loss, tokens_seen)]
+                bar.update(step, loss=f"{sum(loss) / len(loss):.4f}", tps=f"{sum(r['tokens_per_s'] for r in rows):,.0f}")
+
+            # 9. evaluate every seed by length: curriculum and early stopping, per seed
+            if t.eval_every and step % t.eval_every == 0:
+                window.pause()
+                lows = [record_eval(r, a) for r, a in zip(active, stacked_quick_eval(stack, task, active))]
+                bar.update(step, acc=f"{min(lows):.3f}")
+                window.resume()
+
+            # 10. checkpoint every seed; seeds that are done finish and leave the stack
+            done = [r.state.done or step >= t.steps for r in active]
+            stop_now = should_stop()
+            if step % t.ckpt_every == 0 or stop_now or any(done):
+                window.pause()
+                for i, r in enumerate(active):
+                    stack.store(i, r)
+                    if step % t.ckpt_every == 0 or stop_now:
+                        r.checkpoint()
+                window.resume()
+            if stop_now:
+                for r in active:
+                    r.wandb.finish({"interrupted_at": step})
+                    results[r.run_dir] = TrainResult(r.run_dir, r.state, [], interrupted=True)
+                break
+            if any(done):
+                window.pause()
+                keep = [i for i, d in enumerate(done) if not d]
+                for r, d in zip(active, done):
+                    if d:
+                        results[r.run_dir] = finish_run(r, task)
+                active = [active[i] for i in keep]
+                if active:
+                    stack = SeedStack(active, template, t.compile)
+                    window.select(keep)
+                    bar.update(step, description=f"{task.name} x{len(active)} seeds")
+                window.resume()
+    finally:
+        bar.close()
+    return results

@@ -1,0 +1,139 @@
+"""Many models of one architecture as one: parameters stacked on a leading seed axis.
+
+:class:`SeedStack` holds the parameters of S runs as tensors ``[S, ...]`` (the layout of
+``torch.func.stack_module_state``), runs all S models at once with ``vmap`` over
+``functional_call`` of one template :class:`~comp.model.CompTransformer` (so the
+TransformerLens forward, its hook points and any hooks on the template are the ones a
+single run uses), and updates them with one ``torch.optim.AdamW`` over the stacked
+tensors.
+
+Why one AdamW over stacked tensors is S AdamWs: AdamW is elementwise given its
+hyper-parameters and step count, and the seeds of a stack share both (they start
+together and follow one schedule). The parameter groups are the single run's
+(:func:`comp.train.loop.make_optimizer`, matrices decayed), in the same order, so
+optimizer state ``i`` of the stack is optimizer state ``i`` of every seed. Gradient
+clipping is not elementwise (each model is scaled by its own global norm): it is done per
+seed here, as ``torch.nn.utils.clip_grad_norm_`` computes it.
+
+The stack is a working copy of its runs: :meth:`SeedStack.store` copies seed ``i``'s
+weights and optimizer state back into its :class:`~comp.train.loop.Run`, whose
+single-run objects then checkpoint, evaluate and finish with the single-run code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch.func import functional_call, vmap
+
+from comp.evaluation import answer_loss
+from comp.model import CompTransformer
+from comp.train.loop import Run, make_optimizer, maybe_compile
+
+
+def stacked_logits(
+    template: CompTransformer,
+    params: dict[str, torch.Tensor],
+    buffers: dict[str, torch.Tensor],
+    tokens: torch.Tensor,
+    inputs: dict[str, torch.Tensor],
+) -> torch.Tensor:
+    """Logits ``[seeds, batch, pos, d_vocab]`` of every stacked model.
+
+    ``params`` are ``[seeds, ...]``; ``tokens`` is ``[seeds, batch, pos]`` (each seed its
+    own batch) or ``[batch, pos]`` (one batch for all); ``inputs`` are further per-seed
+    keyword arguments of the model's forward, ``[seeds, ...]`` each (for example
+    position ids drawn per seed).
+    """
+
+    def one(p, tok, kw):
+        return functional_call(template, (p, buffers), (tok,), kw)  # [batch, pos, d_vocab]
+
+    return vmap(one, in_dims=(0, 0 if tokens.dim() == 3 else None, 0))(params, tokens, inputs)
+
+
+def stacked_losses(
+    template: CompTransformer,
+    params: dict[str, torch.Tensor],
+    buffers: dict[str, torch.Tensor],
+    tokens: torch.Tensor,
+    loss_mask: torch.Tensor,
+    inputs: dict[str, torch.Tensor],
+) -> torch.Tensor:
+    """Answer-region loss of each seed on its own batch: ``[seeds]``."""
+    logits = stacked_logits(template, params, buffers, tokens, inputs)  # [seeds, batch, pos, d_vocab]
+    return vmap(answer_loss)(logits, tokens, loss_mask)
+
+
+class SeedStack:
+    """The parameters and optimizer state of ``runs`` (one config, one step), stacked."""
+
+    def __init__(self, runs: Sequence[Run], template: CompTransformer, compile_fn: bool = False):
+        device = next(template.parameters()).device
+        self.template = template  # kept across stacks: a compiled function keeps its guards
+        self.buffers = dict(template.named_buffers())
+        named = [dict(r.model.named_parameters()) for r in runs]
+        self.params = {  # [seeds, ...] leaves
+            name: torch.stack([n[name].detach() for n in named]).requires_grad_(True) for name in named[0]
+        }
+        self.opt = make_optimizer(self.params.values(), runs[0].cfg.train, batch_dims=1)
+        self._load_optimizers([r.opt for r in runs])
+        self._losses = maybe_compile(stacked_losses, device, compile_fn)
+
+    @property
+    def size(self) -> int:
+        return next(iter(self.params.values())).shape[0]
+
+    def _load_optimizers(self, opts: Sequence[torch.optim.Optimizer]) -> None:
+        """Stack the per-seed AdamW states (empty for fresh runs) into the stack's AdamW."""
+        dicts = [o.state_dict() for o in opts]
+        if not dicts[0]["state"]:
+            return
+        state = {
+            idx: {
+                key: (value if key == "step" else torch.stack([d["state"][idx][key] for d in dicts]))
+                for key, value in slots.items()
+            }
+            for idx, slots in dicts[0]["state"].items()
+        }
+        self.opt.load_state_dict({"state": state, "param_groups": dicts[0]["param_groups"]})
+
+    def losses(self, tokens: torch.Tensor, loss_mask: torch.Tensor, inputs: "dict | None" = None) -> torch.Tensor:
+        """Loss of each seed on its own batch (``tokens``, ``loss_mask``: ``[seeds, batch, pos]``): ``[seeds]``."""
+        return self._losses(self.template, self.params, self.buffers, tokens, loss_mask, inputs or {})
+
+    @torch.no_grad()
+    def logits(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Every seed's logits on one batch ``[batch, pos]``: ``[seeds, batch, pos, d_vocab]``."""
+        return stacked_logits(self.template, self.params, self.buffers, tokens, {})
+
+    def zero_grad(self) -> None:
+        self.opt.zero_grad(set_to_none=True)
+
+    @torch.no_grad()
+    def clip_grads_(self, max_norm: float) -> None:
+        """Scale each seed's gradients to global norm <= ``max_norm`` (per seed, like clip_grad_norm_)."""
+        grads = [p.grad for p in self.params.values() if p.grad is not None]
+        norms = torch.stack([torch.linalg.vector_norm(g.flatten(1), dim=1) for g in grads], dim=1)  # [seeds, tensors]
+        total = torch.linalg.vector_norm(norms, dim=1)  # [seeds]
+        coef = (max_norm / (total + 1e-6)).clamp(max=1.0)  # [seeds]
+        for g in grads:
+            g.mul_(coef.view(-1, *([1] * (g.dim() - 1))))
+
+    def step(self, lr: float) -> None:
+        for group in self.opt.param_groups:
+            group["lr"] = lr
+        self.opt.step()
+
+    @torch.no_grad()
+    def store(self, i: int, run: Run) -> None:
+        """Copy seed ``i``'s weights and optimizer state into ``run``'s own model and AdamW."""
+        for name, p in run.model.named_parameters():
+            p.copy_(self.params[name][i])
+        sd = self.opt.state_dict()
+        state = {
+            idx: {key: (value.clone() if key == "step" else value[i].clone()) for key, value in slots.items()}
+            for idx, slots in sd["state"].items()
+        }
+        run.opt.load_state_dict({"state": state, "param_groups": sd["param_groups"]})
