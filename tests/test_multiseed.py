@@ -214,3 +214,10 @@ def test_existing_seed_directory_is_refused_before_anything_is_written(tiny, tmp
     with pytest.raises(CompError, match="already exists"):
         train_seeds(tiny(steps=5), [0, 1, 2], dirs(tmp_path, [0, 1, 2]), quiet=True)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run-s1"]
+
+
+def test_each_seed_logs_its_own_wandb_run(tiny, tmp_path):
+    train_seeds(tiny(steps=10, wandb=True), [0, 1], dirs(tmp_path, [0, 1]), quiet=True)
+    for d in dirs(tmp_path, [0, 1]):
+        (run,) = (d / "wandb").glob("offline-run-*")
+        assert run.name.endswith(d.name)  # the run id is the run directory's name
