@@ -221,3 +221,30 @@ def test_each_seed_logs_its_own_wandb_run(tiny, tmp_path):
     for d in dirs(tmp_path, [0, 1]):
         (run,) = (d / "wandb").glob("offline-run-*")
         assert run.name.endswith(d.name)  # the run id is the run directory's name
+
+
+def test_cli_seeds_train_resume_and_errors(tmp_path):
+    from typer.testing import CliRunner
+
+    from comp.cli.main import app
+
+    tiny = ["--steps", "10", "--batch-size", "8", "--train-lengths", "1-3", "--d-model", "32", "--n-heads", "2",
+            "--n-ctx", "32", "--quiet", "--set", "eval_n=8", "--set", "final_eval_n=8", "--set", "threads=1",
+            "--out", str(tmp_path)]
+    runner = CliRunner()
+    res = runner.invoke(app, ["train", "parity", "--seeds", "0-1", *tiny])
+    assert res.exit_code == 0, res.output
+    assert "2 seeds, trained together" in res.output and "parity-rotary-s1" in res.output
+    assert all((tmp_path / f"parity-rotary-s{s}" / "eval.json").exists() for s in [0, 1])
+    res = runner.invoke(app, ["train", "--resume", str(tmp_path / "parity-rotary-s0"), "--seeds", "0-1",
+                              "--steps", "15", "--quiet"])
+    assert res.exit_code == 0, res.output
+    assert [json.loads((tmp_path / f"parity-rotary-s{s}" / "eval.json").read_text())["step"] for s in [0, 1]] == [15, 15]
+    for args, message in [
+        (["--seeds", "3-1"], "seed range"),
+        (["--seeds", "0-1", "--seed", "4"], "not both"),
+        (["--seeds", "1-2"], "already exists"),
+    ]:
+        res = runner.invoke(app, ["train", "parity", *args, *tiny])
+        assert res.exit_code == 2 and message in res.output and "Traceback" not in res.output, res.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["parity-rotary-s0", "parity-rotary-s1"]

@@ -141,6 +141,9 @@ def train_seeds(
     if taken and not resume:  # check every seed before writing any
         raise CompError(f"run {taken[0]} already exists ({len(taken)} of {len(run_dirs)} seeds); "
                         "resume them with --resume, or pick another --name")
+    if resume:
+        for d in run_dirs:
+            resume_config(d)  # each seed has a resumable state, or a clear error before any is touched
     runs = [open_run(with_seed(cfg, s), d, device, resume=resume, concurrent=True) for s, d in zip(seeds, run_dirs)]
     template = runs[0].model
     results: dict[Path, TrainResult] = {}

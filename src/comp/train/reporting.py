@@ -55,6 +55,7 @@ class Window:
     """
 
     def __init__(self, device: torch.device, n: "int | None" = None):
+        self.device = device
         shape = () if n is None else (n,)
         self.loss = torch.zeros(shape, device=device)  # [] or [seeds]
         self.tokens = torch.zeros(shape, device=device, dtype=torch.long)  # [] or [seeds]
@@ -74,6 +75,9 @@ class Window:
         self.tokens = self.tokens[rows]
 
     def pause(self) -> None:
+        """Stop the clock once the device has done the work queued so far."""
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
         if self.start is not None:
             self.banked += time.perf_counter() - self.start
             self.start = None
@@ -84,9 +88,9 @@ class Window:
 
     def flush(self) -> "tuple[list[float], list[int], float]":
         """Mean loss and tokens per seed (one host sync), and the window's training seconds; then reset."""
-        self.pause()
         loss = (self.loss / max(self.steps, 1)).reshape(-1).tolist()
         tokens = self.tokens.reshape(-1).tolist()
+        self.pause()
         dt = self.banked
         self.loss.zero_()
         self.tokens.zero_()
