@@ -65,6 +65,19 @@ def solve_run(device: str, quick: bool, out: Path) -> dict:
     }
 
 
+def last_eval(run_dir: Path) -> str:
+    """Where an unfinished run stood: its last periodic evaluation."""
+    path = run_dir / "metrics.jsonl"
+    evals = [x for x in (path.read_text().splitlines() if path.exists() else []) if '"eval_min"' in x]
+    try:
+        last = json.loads(evals[-1]) if evals else None
+    except json.JSONDecodeError:  # a line cut by the kill
+        last = json.loads(evals[-2]) if len(evals) > 1 else None
+    if last is None:
+        return "no evaluation yet"
+    return f"at step {last['step']} the lowest accuracy was {last['eval_min']:.3f}"
+
+
 def bench(opts: Options) -> list[Row]:
     """Run :func:`solve_run` in a child process and report two rows: solve and memory."""
     timeout = 120 if opts.quick else (1200 if opts.device == "cpu" else 300)
@@ -75,7 +88,8 @@ def bench(opts: Options) -> list[Row]:
                                   text=True, timeout=timeout)
         except subprocess.TimeoutExpired:
             return [Row("solve", "seconds to solve parity 1-16", goal=f"<= {BUDGET_S:.0f} s", met=False,
-                        note=f"not finished within {timeout} s"), Row("memory", "peak memory, MB", note="run timed out")]
+                        note=f"not finished within {timeout} s; {last_eval(Path(tmp) / 'parity-default')}"),
+                    Row("memory", "peak memory, MB", note="run timed out")]
     if proc.returncode != 0:
         raise RuntimeError(f"solve run failed: {proc.stderr.strip().splitlines()[-1:]}")
     r = json.loads(proc.stdout.strip().splitlines()[-1])
