@@ -71,16 +71,18 @@ def main(argv: "list[str] | None" = None) -> int:
     info = machine(opts.torch_device)
     command = "python -m benchmarks " + shlex.join(sys.argv[1:] if argv is None else argv)
     print(f"{command}\n{info}", file=sys.stderr)
-    rows = run(opts, names, progress=lambda name: print(f"running {name} ...", file=sys.stderr))
+    rows: list[Row] = []
+    for name in names:
+        rows += run(opts, [name], progress=lambda name: print(f"running {name} ...", file=sys.stderr))
+        if args.json_path:  # after each benchmark: a run cut short keeps what it measured
+            write_json(args.json_path, {
+                "command": command,
+                "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                "machine": info,
+                "options": vars(args),
+                "rows": [r.as_dict() for r in rows],
+            })
     print_rows(rows, title=f"comp benchmarks ({opts.device}{', quick' if opts.quick else ''})")
-    if args.json_path:
-        write_json(args.json_path, {
-            "command": command,
-            "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "machine": info,
-            "options": vars(args),
-            "rows": [r.as_dict() for r in rows],
-        })
     return 1 if any(r.measure == "failed" for r in rows) else 0
 
 
