@@ -18,7 +18,7 @@ from comp.train.multiseed import train_seeds
 
 
 def bench(opts: Options) -> list[Row]:
-    n_seeds, d_model, batch, steps = (4, 16, 8, 2) if opts.quick else (32, 64, 128, 4 if opts.device == "cpu" else 100)
+    n_seeds, d_model, batch, steps = (4, 16, 8, 2) if opts.quick else (32, 64, 128, 8 if opts.device == "cpu" else 100)
     cfg = bench_config(opts, d_model, batch, steps, lengths="1-3" if opts.quick else "1-16")
     with tempfile.TemporaryDirectory() as tmp:
         train(cfg, Path(tmp) / "one-s0", quiet=True)

@@ -34,6 +34,7 @@ from torch.func import vmap
 from comp.config import RunConfig
 from comp.errors import CompError
 from comp.evaluation import autocast, eval_batch, predictions
+from comp.model import CompTransformer
 from comp.tasks import Batch, Task, cat_batches, score
 from comp.train.loop import (
     Run,
@@ -49,6 +50,8 @@ from comp.train.loop import (
 from comp.train.reporting import ProgressBar, Window
 from comp.train.schedule import lr_at
 from comp.train.stack import SeedStack
+
+CPU_CHUNK = 8  # seeds per forward/backward on a CPU: larger stacks spill out of cache and run slower per seed
 
 
 def parse_seeds(spec: str) -> list[int]:
@@ -155,7 +158,12 @@ def train_seeds(
 
 
 def _train_group(
-    runs: list[Run], task: Task, template, device: torch.device, quiet: bool, should_stop: Callable[[], bool]
+    runs: list[Run],
+    task: Task,
+    template: CompTransformer,
+    device: torch.device,
+    quiet: bool,
+    should_stop: Callable[[], bool],
 ) -> dict[Path, TrainResult]:
     """Train runs that stand at the same step as one stack until each has finished."""
     t = runs[0].cfg.train
@@ -175,12 +183,9 @@ def _train_group(
             lr = lr_at(step, t)
             # 2. a fresh batch per seed from its own stream, stacked [seeds, batch, pos]
             tokens, mask = stack_batches([task.sample(r.gen, train_range(r.state, t), t.batch_size) for r in active])
-            # 3. forward every seed at once, 4. each seed's loss on its answers [seeds]
-            with autocast(device, t.amp):
-                losses = stack.losses(tokens, mask)
-            # 5. backward (seeds are independent: the sum's gradient is each seed's own)
+            # 3. forward every seed at once, 4. each seed's loss on its answers [seeds], 5. backward
             stack.zero_grad()
-            losses.sum().backward()
+            losses = stack.forward_backward(tokens, mask, t.amp, chunk=None if device.type == "cuda" else CPU_CHUNK)
             # 6. clip each seed by its own norm, 7. update
             if t.grad_clip > 0:
                 stack.clip_grads_(t.grad_clip)

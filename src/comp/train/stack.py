@@ -27,7 +27,7 @@ from collections.abc import Sequence
 import torch
 from torch.func import functional_call, vmap
 
-from comp.evaluation import answer_loss
+from comp.evaluation import answer_loss, autocast
 from comp.model import CompTransformer
 from comp.train.loop import Run, make_optimizer, maybe_compile
 
@@ -99,9 +99,31 @@ class SeedStack:
         }
         self.opt.load_state_dict({"state": state, "param_groups": dicts[0]["param_groups"]})
 
-    def losses(self, tokens: torch.Tensor, loss_mask: torch.Tensor, inputs: "dict | None" = None) -> torch.Tensor:
-        """Loss of each seed on its own batch (``tokens``, ``loss_mask``: ``[seeds, batch, pos]``): ``[seeds]``."""
-        return self._losses(self.template, self.params, self.buffers, tokens, loss_mask, inputs or {})
+    def losses(
+        self, tokens: torch.Tensor, loss_mask: torch.Tensor, inputs: "dict | None" = None, seeds: slice = slice(None)
+    ) -> torch.Tensor:
+        """Loss of each seed on its own batch (``tokens``, ``loss_mask``: ``[seeds, batch, pos]``): ``[seeds]``.
+
+        ``seeds`` picks a slice of the stack (``tokens`` and ``inputs`` cover that slice only).
+        """
+        params = {name: p[seeds] for name, p in self.params.items()}
+        return self._losses(self.template, params, self.buffers, tokens, loss_mask, inputs or {})
+
+    def forward_backward(
+        self, tokens: torch.Tensor, loss_mask: torch.Tensor, amp: bool, chunk: "int | None" = None
+    ) -> torch.Tensor:
+        """Gradients of every seed's loss (seeds are independent: the sum's gradient is each
+        seed's own), ``chunk`` seeds at a time; returns the detached losses ``[seeds]``."""
+        device = tokens.device
+        chunk = chunk or self.size
+        out = []
+        for lo in range(0, self.size, chunk):
+            part = slice(lo, lo + chunk)
+            with autocast(device, amp):
+                losses = self.losses(tokens[part], loss_mask[part], seeds=part)  # [chunk]
+            losses.sum().backward()
+            out.append(losses.detach())
+        return torch.cat(out)
 
     @torch.no_grad()
     def logits(self, tokens: torch.Tensor) -> torch.Tensor:
