@@ -248,3 +248,19 @@ def test_cli_seeds_train_resume_and_errors(tmp_path):
         res = runner.invoke(app, ["train", "parity", *args, *tiny])
         assert res.exit_code == 2 and message in res.output and "Traceback" not in res.output, res.output
     assert sorted(p.name for p in tmp_path.iterdir()) == ["parity-rotary-s0", "parity-rotary-s1"]
+
+
+def test_chunked_forward_backward_gives_the_same_gradients(tiny, tmp_path):
+    cfg = tiny()
+    cpu = torch.device("cpu")
+    runs = [open_run(with_seed(cfg, s), d, cpu, resume=False) for s, d in zip(range(3), dirs(tmp_path, range(3)))]
+    stack = SeedStack(runs, runs[0].model)
+    tokens, mask = stack_batches([make_task("parity").sample(torch.Generator().manual_seed(s), "1-4", 8) for s in range(3)])
+    grads = []
+    for chunk in [None, 2]:
+        stack.zero_grad()
+        losses = stack.forward_backward(tokens, mask, amp=False, chunk=chunk)
+        grads.append((losses, {n: p.grad.clone() for n, p in stack.params.items()}))
+    torch.testing.assert_close(grads[0][0], grads[1][0])
+    for name in grads[0][1]:
+        torch.testing.assert_close(grads[0][1][name], grads[1][1][name], msg=name)
