@@ -24,7 +24,7 @@ from comp.errors import CompError
 from comp.evaluation import autocast, evaluate, evaluate_length, masked_loss
 from comp.io import read_json, save_tensors, write_json
 from comp.model import CompTransformer, build_model
-from comp.tasks import LengthRange, Task
+from comp.tasks import LengthRange, Task, vocab
 from comp.train.reporting import MetricsLog, ProgressBar, WandbLogger
 from comp.train.schedule import lr_at
 from comp.train.state import MODEL_FILE, STATE_FILE, TrainState, load_state, model_tensors, save_state
@@ -149,7 +149,7 @@ def train(
             opt.step()
             state.step += 1
             loss_sum += loss.detach()
-            tok_sum += (batch.tokens != 11).sum()
+            tok_sum += (batch.tokens != vocab.PAD).sum()
             window_steps += 1
 
             # 8. log every log_every steps (the only host sync of the hot loop)
