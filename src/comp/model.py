@@ -59,12 +59,14 @@ class ModelConfig:
         for name in ("n_layers", "n_heads", "d_model", "n_ctx", "max_position"):
             if getattr(self, name) < 1:
                 raise CompError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if self.t5_buckets < 4 or self.t5_buckets % 2 or self.t5_max_distance <= self.t5_buckets // 2:
+        spec = get_encoding(self.encoding)
+        exact = self.t5_buckets // (4 if spec.coupling else 2)  # distances with a bucket each (per direction)
+        if spec.base.name == "t5" and (self.t5_buckets < 4 or self.t5_buckets % 4 or self.t5_max_distance <= exact):
             raise CompError(
-                f"t5_buckets must be even and at least 4, and t5_max_distance above t5_buckets/2; "
-                f"got {self.t5_buckets} and {self.t5_max_distance}"
+                f"t5_buckets must be a multiple of 4, and t5_max_distance above the {exact} exact distances "
+                f"(t5_buckets/{2 if exact * 2 == self.t5_buckets else 4}); got {self.t5_buckets} and {self.t5_max_distance}"
             )
-        if self.d_model % 2 and get_encoding(self.encoding).base.name == "sinusoidal":
+        if self.d_model % 2 and spec.base.name == "sinusoidal":
             raise CompError(f"sinusoidal positions pair sines and cosines: d_model must be even, got {self.d_model}")
 
     @classmethod
