@@ -76,7 +76,7 @@ def randomize(ids: torch.Tensor, real: torch.Tensor, max_position: int, gen: "to
     """Map each row's ids ``0..K-1`` in order onto a sorted uniform random ``K``-subset of
     ``0..max_position-1``; pads get id 0."""
     k = distinct_ids(ids, real)  # [batch]
-    kmax = int(k.max())
+    kmax = min(ids.shape[1], max_position)  # >= every k (layout ids are below the width): no host sync
     scores = torch.rand(ids.shape[0], max_position, generator=gen, device=ids.device)
     perm = scores.argsort(1)[:, :kmax]  # [batch, kmax]: the first K of a random permutation
     keep = torch.arange(kmax, device=ids.device)[None] < k[:, None]
