@@ -65,7 +65,7 @@ def _zero(model: "CompTransformer") -> None:
     model.pos_embed = ZeroPosEmbed(model.cfg.d_model)
 
 
-def _attention(model: "CompTransformer", spec: "EncodingSpec", **kwargs) -> None:
+def _attention(model: "CompTransformer", **kwargs) -> None:
     for block in model.blocks:
         PositionedAttention.adopt(block.attn, model.positions, **kwargs)
 
@@ -87,19 +87,19 @@ def _install_prevpos(model: "CompTransformer", spec: "EncodingSpec") -> None:
 
 def _install_rotary(model: "CompTransformer", spec: "EncodingSpec") -> None:
     if spec.modifiers:
-        _attention(model, spec, rotary_rows=spec.table_rows(model.model_cfg))
+        _attention(model, rotary_rows=spec.table_rows(model.model_cfg))
 
 
 def _install_alibi(model: "CompTransformer", spec: "EncodingSpec") -> None:
     _zero(model)  # TransformerLens builds an unused W_pos for alibi: drop it
     if spec.modifiers:
-        _attention(model, spec, bias="alibi")
+        _attention(model, bias="alibi")
 
 
 def _install_t5(model: "CompTransformer", spec: "EncodingSpec") -> None:
     _zero(model)
     cfg = model.model_cfg
-    _attention(model, spec, bias="t5", t5_buckets=cfg.t5_buckets, t5_max_distance=cfg.t5_max_distance,
+    _attention(model, bias="t5", t5_buckets=cfg.t5_buckets, t5_max_distance=cfg.t5_max_distance,
                t5_bidirectional=spec.coupling)
 
 
