@@ -24,6 +24,8 @@ from transformer_lens.cache.key_value_cache import TransformerLensKeyValueCache
 
 from comp.tasks import Batch, Task, score
 
+ATTN_BUDGET = 2**24  # attention-score elements per forward (64 MB in float32): bounds memory at long lengths
+
 
 def eval_generator(seed: int, task_token: int, length: int, device: "str | torch.device" = "cpu") -> torch.Generator:
     """The generator of one evaluation set: fixed by (seed, task, length)."""
@@ -103,6 +105,8 @@ def evaluate_length(
     """Accuracies of ``model`` on the fixed evaluation set of one task and length."""
     device = next(model.parameters()).device
     full = eval_batch(task, length, n, seed, device)
+    width = full.tokens.shape[1]
+    batch_size = max(1, min(batch_size, ATTN_BUDGET // (model.cfg.n_heads * width * width)))
     sums = {"cot": 0.0, "answer": 0.0, "gen": 0.0, "gen_answer": 0.0, "loss": 0.0}
     was_training = model.training
     model.eval()
