@@ -10,7 +10,7 @@ import torch
 from comp.cli.evaluate import evaluate_run
 from comp.config import RunConfig, TaskConfig, TrainConfig
 from comp.encodings import ENCODINGS, canonical_encoding
-from comp.encodings.positions import coupled_ids
+from comp.encodings.positions import coupled_ids, natural_ids
 from comp.errors import CompError
 from comp.model import ModelConfig, build_model
 from comp.runs import load_run
@@ -73,7 +73,7 @@ def test_randomized_ids_sorted_in_range_from_the_generator_and_fixed_at_eval(pe)
     ids = model.position_ids(batch.tokens, torch.Generator().manual_seed(5))
     again = model.position_ids(batch.tokens, torch.Generator().manual_seed(5))
     assert torch.equal(ids, again) and not torch.equal(ids, model.position_ids(batch.tokens, torch.Generator().manual_seed(6)))
-    layout = model.encoding.position_ids(batch.tokens, 50)  # what evaluation uses
+    layout = (coupled_ids if model.encoding.coupling else natural_ids)(batch.tokens)  # the layout's ids
     real = batch.tokens != PAD
     assert ids.min() >= 0 and ids.max() < 50 and ids.max() > 40  # spread over the whole range
     for row in range(256):
@@ -84,8 +84,19 @@ def test_randomized_ids_sorted_in_range_from_the_generator_and_fixed_at_eval(pe)
             assert mapping.setdefault(b, g) == g  # equal layout ids stay equal (coupling kept)
         values = [mapping[i] for i in range(k)]
         assert values == sorted(set(values)) and len(values) == k  # strictly increasing: sorted, distinct
-    model.eval()
-    assert torch.equal(model.position_ids(batch.tokens, torch.Generator().manual_seed(5)), layout)
+    model.eval()  # evaluation: fixed random ids, the same for every row spanning the same K ids
+    ev = model.position_ids(batch.tokens)
+    assert torch.equal(ev, model.position_ids(batch.tokens.flip(0)).flip(0))  # batching does not matter
+    assert ev.max() < 50
+    by_k = {}
+    for row in range(256):
+        base, got = layout[row][real[row]], ev[row][real[row]]
+        k = int(base.max()) + 1
+        mapping = dict(zip(base.tolist(), got.tolist()))
+        values = [mapping[i] for i in range(k)]
+        assert values == sorted(set(values)) and len(values) == k
+        assert by_k.setdefault(k, values) == values
+    assert len({tuple(v) for v in by_k.values()}) == len(by_k) > 3
 
 
 def test_abacus_offsets_one_per_row_within_range_none_at_eval():
@@ -135,7 +146,8 @@ def test_id_encodings_equal_transformer_lens_own_at_evaluation(plain, with_ids):
             src = dict(ref.named_parameters())[name]
             p[: src.shape[0]].copy_(src)  # a randomized table has more rows
     tokens = parity_tokens(9)
-    torch.testing.assert_close(ours(tokens), ref(tokens), atol=1e-5, rtol=1e-5)
+    with ours.use_position_ids(torch.arange(tokens.shape[1]).expand_as(tokens)):
+        torch.testing.assert_close(ours(tokens), ref(tokens), atol=1e-5, rtol=1e-5)
 
 
 def test_nope_has_no_position_signal_beyond_the_causal_mask():

@@ -15,9 +15,15 @@ COMBINATIONS = ["rotary+coupling+randomized", "t5+coupling", "alibi+coupling", "
 
 
 def naive_greedy(model, batch):
+    """Greedy decoding by full recomputation; ids are those of the full-length sequence."""
     tokens = batch.tokens.clone()
+    ids = model.position_ids(tokens)
     for pos in range(int(batch.answer_start[0]), tokens.shape[1]):
-        tokens[:, pos] = model(tokens[:, :pos])[:, -1].argmax(-1)
+        if model.encoding.uses_ids:
+            with model.use_position_ids(ids[:, :pos]):
+                tokens[:, pos] = model(tokens[:, :pos])[:, -1].argmax(-1)
+        else:
+            tokens[:, pos] = model(tokens[:, :pos])[:, -1].argmax(-1)
     return tokens
 
 

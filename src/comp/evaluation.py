@@ -65,21 +65,26 @@ def greedy_decode(model, batch: Batch) -> torch.Tensor:
     """Tokens with the answer region replaced by the model's greedy decoding.
 
     All rows must share one length (one prompt width). Uses TransformerLens's
-    key-value cache: one forward over the prompt, then one token at a time.
+    key-value cache: one forward over the prompt, then one token at a time. Encodings
+    that read position ids get the ids of the full-length sequence (for randomized
+    ids these depend on the whole row), exactly as a teacher-forced forward would.
     """
     start = int(batch.answer_start[0])
     width = batch.tokens.shape[1]
     tokens = batch.tokens.clone()
     device = tokens.device
     cache = TransformerLensKeyValueCache.init_cache(model.cfg, device, tokens.shape[0])
-    prompt = tokens[:, :start]
-    logits = model(prompt, past_kv_cache=cache, attention_mask=torch.ones_like(prompt))
-    for pos in range(start, width):
-        nxt = logits[:, -1].argmax(-1)  # [batch]
-        tokens[:, pos] = nxt
-        if pos + 1 < width:
-            step = tokens[:, pos : pos + 1]
-            logits = model(step, past_kv_cache=cache, attention_mask=torch.ones_like(step))
+    # ids of the full-length sequence (the layout fixes them), read step by step
+    pin = model.use_position_ids(model.position_ids(tokens)) if model.encoding.uses_ids else contextlib.nullcontext()
+    with pin:
+        prompt = tokens[:, :start]
+        logits = model(prompt, past_kv_cache=cache, attention_mask=torch.ones_like(prompt))
+        for pos in range(start, width):
+            nxt = logits[:, -1].argmax(-1)  # [batch]
+            tokens[:, pos] = nxt
+            if pos + 1 < width:
+                step = tokens[:, pos : pos + 1]
+                logits = model(step, past_kv_cache=cache, attention_mask=torch.ones_like(step))
     return tokens
 
 

@@ -132,10 +132,11 @@ class CompTransformer(HookedTransformer):
 
     @contextlib.contextmanager
     def use_position_ids(self, ids: torch.Tensor) -> Iterator[None]:
-        """Forwards (without a key-value cache) inside use ``ids`` [batch, pos] as position ids."""
+        """Forwards inside use ``ids`` [batch, pos] as position ids; with a key-value cache,
+        ``ids`` covers the whole sequence being decoded and each step reads its prefix."""
         if not self.encoding.uses_ids:
             raise CompError(f"{self.encoding.name} uses TransformerLens's token indices, not position ids; "
-                            f"use {self.encoding.name}+randomized (identical at evaluation) to set ids")
+                            "pick an encoding with an id modifier (e.g. +randomized) to set ids")
         self._pinned = ids
         try:
             yield
@@ -155,8 +156,10 @@ class CompTransformer(HookedTransformer):
         """Ids of every token the attention will see in this forward (cached ones first)."""
         if tokens.dim() == 1:
             tokens = tokens[None]
-        if past_kv_cache is not None:  # decoding: ids of the whole history, never random
+        if past_kv_cache is not None:  # decoding: ids of the whole history
             offset = self.get_pos_offset(past_kv_cache, tokens.shape[0])
+            if self._pinned is not None:  # ids of the full sequence, pinned by the decoder
+                return self._pinned[:, : offset + tokens.shape[1]].to(tokens.device)
             seen = getattr(past_kv_cache, "comp_tokens", tokens[:, :0])
             if seen.shape[1] != offset:
                 raise CompError("this key-value cache holds tokens this model did not record; "

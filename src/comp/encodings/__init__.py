@@ -133,7 +133,7 @@ ENCODINGS: dict[str, Encoding] = {
                  install=_install_prevpos, learned_table=True, reads_ids=True, takes=ABSOLUTE_MODS),
         Encoding("coupling", "answer token s_t shares the position id of input x_t; EoI shares id 0 as s_0",
                  "Cho et al. 2024, Position Coupling", kind="ids", default_base="rotary"),
-        Encoding("randomized", "training ids: a sorted random subset of 0..max_position-1; evaluation: layout ids",
+        Encoding("randomized", "ids: a sorted random subset of 0..max_position-1 (fresh per row in training, fixed per K at evaluation)",
                  "Ruoss et al. 2023, Randomized Positional Encodings", kind="ids", default_base="rotary"),
         Encoding("abacus", "training ids shifted by a random offset per sequence; evaluation: no offset",
                  "McLeish et al. 2024, Abacus Embeddings", kind="ids", default_base="standard"),
@@ -211,12 +211,12 @@ class EncodingSpec:
     ) -> torch.Tensor:
         """[batch, pos] ids of ``tokens``: the layout's, randomized only when ``train``."""
         ids = P.coupled_ids(tokens) if self.coupling else P.natural_ids(tokens)
-        if not (train and self.random):
-            return ids
         real = tokens != vocab.PAD
         if "randomized" in self.modifiers:
-            return P.randomize(ids, real, max_position, gen)
-        return P.shift(ids, real, max_position, gen)
+            return P.randomize(ids, real, max_position, gen) if train else P.fixed_randomize(ids, real, max_position)
+        if train and self.random:
+            return P.shift(ids, real, max_position, gen)
+        return ids
 
 
 def parse_encoding(name: str) -> EncodingSpec:

@@ -12,19 +12,24 @@ encodings use the token index (``natural_ids``). Three id modifiers change that:
       index  0 1 2 3 4 5 6 7 8 9
       id     0 1 2 3 4 0 1 2 3 4
 
-- ``randomized`` (:func:`randomize`, training only): the ``K`` distinct ids of a row
-  (``K`` = its largest id + 1) are replaced, in order, by a sorted uniform random
-  subset of ``0 .. max_position-1`` (Ruoss et al. 2023). Equal ids stay equal (so it
-  composes with coupling) and order is kept.
+- ``randomized`` (:func:`randomize`): the ``K`` distinct ids of a row (``K`` = its
+  largest id + 1) are replaced, in order, by a sorted uniform random subset of
+  ``0 .. max_position-1`` (Ruoss et al. 2023). Equal ids stay equal (so it composes
+  with coupling) and order is kept. Training draws a fresh subset per row from the
+  data generator. Evaluation, like Ruoss et al.'s, also uses random ids, but fixed
+  ones (:func:`fixed_randomize`): every row spanning ``K`` ids gets the same subset,
+  drawn from a generator seeded by ``K`` alone, so an evaluation is reproducible and
+  does not depend on how rows are batched.
 - ``abacus`` (:func:`shift`, training only): one random offset per row, uniform in
-  ``0 .. max_position-K``, added to every id (McLeish et al. 2024).
+  ``0 .. max_position-K``, added to every id (McLeish et al. 2024). Evaluation uses
+  offset 0.
 
-At evaluation both random modifiers are off: a model sees the ids of the layout
-(natural or coupled), every one of which training drew, as long as the sequence
-needs no more than ``max_position`` ids (checked by :func:`comp.model.max_length`).
+An evaluation sequence must need no more than ``max_position`` ids (checked by
+:func:`comp.model.max_length`).
 
-Every function here is causal: the id of token ``i`` depends on tokens ``0..i`` only,
-so ids of a prefix are a prefix of the ids (key-value cache decoding relies on it).
+The layout functions are causal: the id of token ``i`` depends on tokens ``0..i``
+only. Random ids depend on the whole row (its ``K``), so decoding pins the ids of the
+full-length sequence (see :func:`comp.evaluation.greedy_decode`).
 """
 
 from __future__ import annotations
@@ -82,6 +87,22 @@ def randomize(ids: torch.Tensor, real: torch.Tensor, max_position: int, gen: "to
     keep = torch.arange(kmax, device=ids.device)[None] < k[:, None]
     subset = torch.where(keep, perm, max_position).sort(1).values  # [batch, kmax]: sorted, then fillers
     out = subset.gather(1, ids.clamp(0, kmax - 1))
+    return torch.where(real, out, torch.zeros_like(out))
+
+
+EVAL_POSITION_SEED = 20230526  # seeds the fixed evaluation subsets of ``randomized``
+
+
+def fixed_randomize(ids: torch.Tensor, real: torch.Tensor, max_position: int) -> torch.Tensor:
+    """Evaluation ids of ``randomized``: rows spanning ``K`` ids all get the one sorted random
+    ``K``-subset of ``0..max_position-1`` drawn from a generator seeded by ``K``; pads get 0."""
+    k = distinct_ids(ids, real)  # [batch]
+    out = torch.zeros_like(ids)
+    for kk in k.unique().tolist():  # evaluation only: a few distinct K per batch
+        gen = torch.Generator().manual_seed(EVAL_POSITION_SEED + kk)
+        subset = torch.randperm(max_position, generator=gen)[:kk].sort().values.to(ids.device)  # [K]
+        rows = k == kk
+        out[rows] = subset[ids[rows].clamp(0, kk - 1)]
     return torch.where(real, out, torch.zeros_like(out))
 
 
