@@ -81,11 +81,16 @@ def test_control_labels_are_a_fixed_function_of_the_site_type():
         same = (types == t).all(1)
         assert labels[same].unique().numel() == 1
     assert set(labels.tolist()) <= set(y.tolist())
-    # two types, balanced binary labels: the control is a bijection, never a constant map
+    # two types, balanced binary labels: never a constant map (here it can only be a renaming)
     two = torch.tensor([[0], [1]]).repeat(50, 1)
     for seed in range(5):
-        c, _ = control_labels(two, two, torch.tensor([0, 1] * 50), torch.Generator().manual_seed(seed))
+        c, _ = control_labels(two, two, two[:, 0], torch.Generator().manual_seed(seed))
         assert sorted(set(c.tolist())) == [0, 1]
+    # the label and one more bit: four types, and the control is never a renaming of the label
+    four = torch.tensor([[0, 0], [0, 1], [1, 0], [1, 1]]).repeat(25, 1)
+    for seed in range(20):
+        c, _ = control_labels(four, four, four[:, 0], torch.Generator().manual_seed(seed))
+        assert not (torch.equal(c, four[:, 0]) or torch.equal(c, 1 - four[:, 0]))
 
 
 def test_residual_points_are_distinct_and_cover_the_stream():

@@ -10,8 +10,8 @@ Tasks") is the probe's test accuracy on the true labels minus its accuracy on a
 *control task*: labels with the same structure but no meaning. The true label of a site
 is a fixed function of a few variables (for ``s_t``: the task, the step t and the inputs
 ``x_1..x_t``, see ``comp.probes.sites.CONDITIONS``); the control label is a fixed
-*random* function of the same variables, dealing out label values in the true labels'
-training proportions. A probe that scores as well on the control task is reading
+*random* function of the same variables and of the site's token, dealing out label
+values in the true labels' training proportions. A probe that scores as well on the control task is reading
 "which sequence is this", from which it could compute anything; a selective probe
 reads the property itself.
 """
@@ -93,13 +93,19 @@ def probe_score(
 
 
 def control_labels(
-    cond_train: torch.Tensor, cond_test: torch.Tensor, y_train: torch.Tensor, gen: torch.Generator
+    cond_train: torch.Tensor, cond_test: torch.Tensor, y_train: torch.Tensor, gen: torch.Generator, tries: int = 100
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Control-task labels: a fixed random label per distinct row ("type") of the
     conditioning variables ``cond_*`` [n, k] (widths may differ; the narrower is padded
-    with -1). Types are shuffled and dealt labels in proportion to the true training
-    labels' frequencies, so the control uses every label value (never a constant map
-    when there are enough types) in about the true proportions."""
+    with -1).
+
+    Types are shuffled and dealt label values in proportion to the true training labels'
+    frequencies, so the control uses every value in about the true proportions. A deal
+    that is only a renaming of the true labels (a one-to-one map between true and control
+    values on the training sites) is redealt, up to ``tries`` times: a softmax probe scores
+    the same on a renaming, so it would say nothing. When the types allow nothing else (a
+    single type per label), the renaming stays and selectivity is 0.
+    """
     width = max(cond_train.shape[1], cond_test.shape[1])
     padded = [F.pad(c, (0, width - c.shape[1]), value=-1) for c in (cond_train, cond_test)]
     types, inverse = torch.unique(torch.cat(padded), dim=0, return_inverse=True)
@@ -108,7 +114,16 @@ def control_labels(
     quantiles = (torch.arange(n, dtype=torch.float64) + 0.5) / n  # [n_types]
     cumulative = (counts.cpu().double().cumsum(0) / counts.sum().item())[:-1]
     dealt = torch.searchsorted(cumulative, quantiles, right=True)  # label index of the i-th type in the shuffle
-    order = torch.randperm(n, generator=gen)
-    label_of_type = values[dealt[order.argsort()].to(values.device)]  # [n_types]
-    labels = label_of_type[inverse]
-    return labels[: len(cond_train)], labels[len(cond_train) :]
+    for _ in range(tries):
+        label_of_type = values[dealt[torch.randperm(n, generator=gen)].to(values.device)]  # [n_types]
+        labels = label_of_type[inverse]
+        c_train = labels[: len(cond_train)]
+        if not _renaming(y_train, c_train):
+            break
+    return c_train, labels[len(cond_train) :]
+
+
+def _renaming(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """Whether labels ``b`` are a one-to-one relabelling of labels ``a``."""
+    pairs = torch.unique(torch.stack([a, b], dim=1), dim=0)
+    return len(pairs) == len(torch.unique(a)) == len(torch.unique(b))

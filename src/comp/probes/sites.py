@@ -28,9 +28,9 @@ Targets (``TARGETS``) are columns of :class:`Sites`, one label per site:
 
 Each target's label is a function of a few variables (``CONDITIONS``): ``s_t`` of the
 task, the step and the inputs ``x_1..x_t``; ``s_prev`` of the task, the step and
-``x_1..x_{t-1}``; ``x_t`` of the task, the step and ``x_t``; the others of themselves
-(and the task). The control task (:mod:`comp.probes.linear`) is a random function of the
-same variables.
+``x_1..x_{t-1}``; ``x_t`` of the task, the step and ``x_t``; the others of themselves.
+The control task (:mod:`comp.probes.linear`) is a random function of the same variables
+and of the site's token (so that it is never a mere renaming of position, length or task).
 """
 
 from __future__ import annotations
@@ -44,13 +44,15 @@ from comp.tasks import Batch, Task
 POSITION_CLASSES = ("input", "eoi", "answer")
 UNDEFINED = -1  # label of a site where a target has no value (s_prev at step 1)
 
+# The variables a target's label is a function of, plus the site's own token (what the
+# embeddings show): the control task is a random function of the same variables.
 CONDITIONS: dict[str, str] = {
-    "s_prev": "task, step t, inputs x_1..x_{t-1}",
-    "x_t": "task, step t, input x_t",
-    "s_t": "task, step t, inputs x_1..x_t",
-    "position": "task, position",
-    "length": "task, length",
-    "task": "task",
+    "s_prev": "task, token, step t, inputs x_1..x_{t-1}",
+    "x_t": "task, token, step t, input x_t",
+    "s_t": "task, token, step t, inputs x_1..x_t",
+    "position": "task, token, position",
+    "length": "task, token, length",
+    "task": "task, token",
 }
 
 TARGETS: dict[str, str] = {
@@ -90,20 +92,20 @@ class Sites:
         return getattr(self, target)
 
     def condition(self, target: str) -> torch.Tensor:
-        """[n_sites, k] the variables a target's label is a function of (``CONDITIONS``);
-        the control task maps each distinct row to a random label."""
-        if target == "task":
-            return self.task[:, None]
+        """[n_sites, k] the variables of ``CONDITIONS[target]``, one row per site; the
+        control task maps each distinct row to a random label."""
         t = self.step[:, None]  # [n_sites, 1]
         col = torch.arange(self.inputs.shape[1], device=t.device)[None]  # column j holds x_{j+1}
         if target in ("s_prev", "s_t"):
             seen = col < (t - 1 if target == "s_prev" else t)
-            body = torch.cat([t, torch.where(seen, self.inputs, UNDEFINED)], dim=1)
+            body = [t, torch.where(seen, self.inputs, UNDEFINED)]
         elif target == "x_t":
-            body = torch.cat([t, self.x_t[:, None]], dim=1)
+            body = [t, self.x_t[:, None]]
+        elif target == "task":
+            body = []
         else:
-            body = self.labels(target)[:, None]
-        return torch.cat([self.task[:, None], body], dim=1)
+            body = [self.labels(target)[:, None]]
+        return torch.cat([self.task[:, None], self.token[:, None], *body], dim=1)
 
 
 def batch_states(task: Task, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
