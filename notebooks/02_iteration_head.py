@@ -36,7 +36,7 @@ import os
 
 import torch
 from IPython.display import HTML, display
-from transformer_lens.utils import get_act_name
+from transformer_lens.utilities import get_act_name
 
 from comp.cli.common import print_table
 from comp.config import RunConfig

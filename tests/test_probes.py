@@ -158,12 +158,14 @@ def test_probe_checks_its_target():
         probe_model(model, make_task("parity"), "s_next", "1-4")
     with pytest.raises(CompError, match="multi-task"):
         probe_model(model, make_task("parity"), "task", "1-4")
+    mixed = probe_model(model, make_task("multi", tasks=["parity", "copy"]), "task", "1-4", n_train=32, n_test=32)
+    assert {r["n_classes"] for r in mixed["rows"]} == {2}
 
 
 def test_probe_is_deterministic():
     model = build_model(ModelConfig(d_model=32, n_heads=2, n_ctx=64), seed=0).eval()
-    a = probe_model(model, make_task("copy"), "x_t", "1-4", n_train=64, n_test=64)
-    b = probe_model(model, make_task("copy"), "x_t", "1-4", n_train=64, n_test=64)
+    a = probe_model(model, make_task("copy"), "x_t", "1-4", n_train=48, n_test=48, steps=50)
+    b = probe_model(model, make_task("copy"), "x_t", "1-4", n_train=48, n_test=48, steps=50)
     assert a == b
 
 

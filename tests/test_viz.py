@@ -86,3 +86,11 @@ def test_viz_cli(tmp_path, trained_run):
         res = runner.invoke(app, ["viz", "--ckpt", str(trained_run), *args, "--out", str(bad)])
         assert res.exit_code == 2 and message in res.output and "Traceback" not in res.output, res.output
         assert not bad.exists()
+
+
+def test_probe_and_viz_are_registered_with_help():
+    out = runner.invoke(app, ["--help"]).output
+    assert "probe" in out and "viz" in out
+    for cmd, word in [("probe", "default: 512"), ("viz", "--input")]:
+        res = runner.invoke(app, [cmd, "--help"])
+        assert res.exit_code == 0 and word in res.output

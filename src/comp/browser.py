@@ -61,7 +61,8 @@ def _run(html_path: "str | Path", args: list[str], budget_ms: int, timeout: floa
         except subprocess.TimeoutExpired:
             raise CompError(f"Chromium took over {timeout:.0f}s to render {page}") from None
     if done.returncode != 0:
-        raise CompError(f"Chromium failed on {page} (exit {done.returncode}): {done.stderr.strip().splitlines()[-1:]}")
+        last = (done.stderr.strip().splitlines() or ["no message"])[-1]
+        raise CompError(f"Chromium failed on {page} (exit {done.returncode}): {last}")
     return done
 
 

@@ -46,6 +46,6 @@ def write_png(fig: go.Figure, path: "str | Path", width: int = 900, height: int 
     os.environ.setdefault("BROWSER_PATH", chromium())
     try:
         data = fig.to_image(format="png", width=width, height=height, scale=scale)
-    except (ImportError, ValueError, RuntimeError) as e:
+    except Exception as e:  # kaleido missing, or its browser failed: one clear line either way
         raise CompError(f"PNG export failed ({str(e).splitlines()[0]}); pip install 'kaleido>=1' and check Chromium") from None
     write_bytes(Path(path), data)

@@ -16,7 +16,7 @@ import html
 from pathlib import Path
 
 import torch
-from transformer_lens.utils import get_act_name
+from transformer_lens.utilities import get_act_name
 
 from comp.errors import CompError
 from comp.tasks import Batch, Task, vocab

@@ -16,7 +16,7 @@ EoI) has ``acc = None``.
 from __future__ import annotations
 
 import torch
-from transformer_lens.utils import get_act_name
+from transformer_lens.utilities import get_act_name
 
 from comp.errors import CompError
 from comp.probes.linear import control_labels, probe_score
