@@ -6,6 +6,7 @@ from pathlib import Path
 
 import plotly.graph_objects as go
 
+from comp.errors import CompError
 from comp.io import write_bytes, write_text
 
 METRICS = {"acc_generate": "free generation (whole CoT)", "acc_cot": "teacher-forced (whole CoT)", "acc_answer": "final answer"}
@@ -32,13 +33,19 @@ def write_html(fig: go.Figure, path: "str | Path") -> None:
     write_text(Path(path), fig.to_html(include_plotlyjs=True, full_html=True))
 
 
-def write_png(fig: go.Figure, path: "str | Path", width: int = 1000, height: int = 600) -> str:
-    """Write a PNG with plotly's kaleido (which drives a Chrome or Chromium); returns "" or why it failed."""
+def write_png(fig: go.Figure, path: "str | Path", width: int = 900, height: int = 500, scale: float = 2.0) -> None:
+    """A static PNG of ``fig`` (for the README), drawn by kaleido in a local Chrome/Chromium.
+
+    kaleido drives a headless Chrome; it is pointed at the system's Chromium
+    (``$BROWSER_PATH``, else ``chromium`` on the PATH: Debian's ``chromium`` package).
+    """
+    import os
+
+    from comp.browser import chromium
+
+    os.environ.setdefault("BROWSER_PATH", chromium())
     try:
-        data = fig.to_image(format="png", width=width, height=height, scale=2)
-    except Exception as e:  # no kaleido or no browser: the HTML still holds the chart
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        return (f"PNG export failed ({first}); install kaleido (pip install kaleido) and a Chrome or Chromium "
-                "(apt-get install chromium, or plotly_get_chrome)")
-    write_bytes(path, data)
-    return ""
+        data = fig.to_image(format="png", width=width, height=height, scale=scale)
+    except Exception as e:  # kaleido missing, or its browser failed: one clear line either way
+        raise CompError(f"PNG export failed ({str(e).splitlines()[0]}); pip install 'kaleido>=1' and check Chromium") from None
+    write_bytes(Path(path), data)

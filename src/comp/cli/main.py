@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from comp.cli import evaluate, lengthgen, train
+from comp.cli import evaluate, lengthgen, probe, train, viz
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -15,6 +15,8 @@ app = typer.Typer(
 app.command("train")(train.train_cli)
 app.command("eval")(evaluate.eval_cli)
 app.command("lengthgen")(lengthgen.lengthgen_cli)
+app.command("probe")(probe.probe_cli)
+app.command("viz")(viz.viz_cli)
 
 
 def main() -> None:

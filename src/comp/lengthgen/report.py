@@ -14,6 +14,7 @@ from pathlib import Path
 import plotly.graph_objects as go
 from plotly.colors import hex_to_rgb, qualitative
 
+from comp.errors import CompError
 from comp.io import write_json, write_text
 from comp.plots import write_html, write_png
 from comp.tasks import LengthRange, parse_lengths
@@ -141,9 +142,9 @@ def write_report(out: Path, results: dict) -> list[Path]:
     write_text(written[1], markdown(results))
     fig = figure(results)
     write_html(fig, written[2])
-    problem = write_png(fig, out / "lengthgen.png")
-    if problem:
-        print(f"warning: {problem}; the chart is in {written[2]}", file=sys.stderr)
-    else:
+    try:
+        write_png(fig, out / "lengthgen.png")
         written.append(out / "lengthgen.png")
+    except CompError as e:  # no kaleido or no Chromium: the HTML still holds the chart
+        print(f"warning: {e}; the chart is in {written[2]}", file=sys.stderr)
     return written

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-import warnings
 from pathlib import Path
 
 from rich.console import Console
@@ -98,8 +97,8 @@ class WandbLogger:
             self._fail(e)
 
     def _fail(self, e: Exception) -> None:
-        warnings.warn(f"wandb disabled: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
-        print(f"warning: wandb disabled ({type(e).__name__}); training continues", file=sys.stderr)
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        print(f"warning: wandb disabled ({type(e).__name__}: {reason}); training continues", file=sys.stderr)
         self.run = None
 
     def log(self, row: dict, step: int) -> None:
