@@ -8,8 +8,8 @@ in ``_grid/runs/<run>.json``.
 Preemption: the job script ``exec``'s this runner, so Slurm's warning
 (``--signal=B:USR1@120``) reaches it; it passes ``SIGUSR1`` (and ``SIGTERM``) on to the
 child, which checkpoints at once and exits with :data:`comp.signals.EXIT_INTERRUPTED`.
-After a ``SIGUSR1`` the runner then requeues its own job (``scontrol requeue
-$SLURM_JOB_ID``); the next attempt resumes from the checkpoint. ``SIGTERM`` (cancel,
+After a ``SIGUSR1`` the runner then requeues its own array task (``scontrol requeue
+<array job>_<task>``); the next attempt resumes from the checkpoint. ``SIGTERM`` (cancel,
 requeue by hand, time limit) only checkpoints: Slurm decides what comes next.
 """
 
@@ -81,7 +81,8 @@ def run_task(root: "str | Path", index: int) -> int:
             rc = EXIT_INTERRUPTED  # the signal came before the child could catch it: its last checkpoint stands
         state = "done" if rc == 0 else "interrupted" if rc == EXIT_INTERRUPTED else "failed"
         if state == "interrupted" and signal.SIGUSR1 in got and "SLURM_JOB_ID" in os.environ:
-            requeue = subprocess.run(["scontrol", "requeue", os.environ["SLURM_JOB_ID"]], capture_output=True, text=True)
+            # <array>_<task>, not $SLURM_JOB_ID: the last task's job id is the array's, which names every task
+            requeue = subprocess.run(["scontrol", "requeue", job_label()], capture_output=True, text=True)
             if requeue.returncode == 0:
                 state, rc = "requeued", 0
             else:
