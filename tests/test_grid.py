@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -121,6 +123,12 @@ def test_example_grid_expands_and_parses():
 
 def test_train_base_state_file_matches_the_trainer():
     assert TrainBase.STATE_FILE == STATE_FILE
+
+
+def test_task_runner_starts_without_torch():
+    code = "import sys, comp.grid.task; assert 'torch' not in sys.modules, 'torch imported'"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
 
 
 def write_state(grid: GridDir, line, record: dict) -> None:

@@ -121,7 +121,7 @@ def test_requeue_and_preemption_warning_resume_exactly(tmp_path):
 
     wait(job, 240, interrupt_mid_run)
     assert set(hit) == {0, 1}
-    for i, run_dir in enumerate(runs):
+    for run_dir in runs:
         record = json.loads(grid.record_path(run_dir.name).read_text())
         log = grid.log_path(run_dir.name).read_text()
         assert record["state"] == "done" and record["attempt"] >= 1, log

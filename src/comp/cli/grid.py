@@ -70,8 +70,8 @@ def run_cli(
 def _run(grid_file: Path, backend, dry_run: bool, max_parallel, **slurm) -> None:
     overrides = {k: v for k, v in slurm.items() if v not in (None, [])}
 
-    def report(index: int, rc: int, seconds: float) -> None:
-        stderr(f"  {'done' if rc == 0 else f'exit {rc}'}: task {index} ({seconds:.0f}s)")
+    def report(run: str, rc: int, seconds: float) -> None:
+        stderr(f"  {run}: {'done' if rc == 0 else f'exit {rc}'} ({seconds:.0f}s)")
 
     result = launch(grid_file, backend=backend, max_parallel=max_parallel, slurm=overrides, dry_run=dry_run,
                     on_exit=report)

@@ -72,13 +72,17 @@ def queue_states(job_ids: list[str]) -> "dict[int, str] | None":
 
 
 def run_local(grid: GridDir, indices: list[int], workers: int,
-              on_exit: Callable[[int, int, float], None] = lambda index, rc, seconds: None) -> dict[int, int]:
+              on_exit: Callable[[str, int, float], None] = lambda run, rc, seconds: None) -> dict[int, int]:
     """Run manifest lines ``indices`` with up to ``workers`` processes at once; returns
-    index -> exit status. Ctrl-C stops the workers with SIGTERM: train runs checkpoint."""
+    index -> exit status and reports each finished run as ``on_exit(run, rc, seconds)``.
+    Ctrl-C stops the workers with SIGTERM: train runs checkpoint (state interrupted)."""
     grid.add_job({"backend": "local", "job_id": f"local-{os.getpid()}", "indices": indices,
                   "time": time.strftime("%Y-%m-%dT%H:%M:%S")})
-    env = {**os.environ, "WANDB_MODE": os.environ.get("WANDB_MODE", "offline"),
-           "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
+    names = {x.index: x.run for x in grid.read_manifest()}
+    # not a Slurm task even inside an allocation: the runner must never requeue anything
+    env = {k: v for k, v in os.environ.items() if k not in ("SLURM_JOB_ID", "SLURM_ARRAY_JOB_ID", "SLURM_ARRAY_TASK_ID",
+                                                           "SLURM_RESTART_COUNT")}
+    env.update(WANDB_MODE=os.environ.get("WANDB_MODE", "offline"), OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "1"))
     todo, running, codes = list(indices), {}, {}
     try:
         while todo or running:
@@ -91,7 +95,7 @@ def run_local(grid: GridDir, indices: list[int], workers: int,
                 if proc.poll() is not None:
                     codes[i] = proc.returncode
                     del running[i]
-                    on_exit(i, proc.returncode, time.perf_counter() - start)
+                    on_exit(names[i], proc.returncode, time.perf_counter() - start)
             time.sleep(0.05)
     except KeyboardInterrupt:
         for proc, _ in running.values():

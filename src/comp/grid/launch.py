@@ -61,10 +61,10 @@ def launch(
     max_parallel: "int | None" = None,
     slurm: "dict[str, Any] | None" = None,
     dry_run: bool = False,
-    on_exit: Callable[[int, int, float], None] = lambda index, rc, seconds: None,
+    on_exit: Callable[[str, int, float], None] = lambda run, rc, seconds: None,
 ) -> Launch:
     """Run the grid in ``path``. ``backend``, ``max_parallel`` and ``slurm`` options
-    override the file's; ``on_exit(index, rc, seconds)`` reports each finished local run."""
+    override the file's; ``on_exit(run, rc, seconds)`` reports each finished local run."""
     grid = load_grid(path)
     backend = backend or grid.backend
     if backend not in BACKENDS:
