@@ -2,7 +2,7 @@
 ``scontrol requeue`` and after the preemption warning (``SIGUSR1`` to the batch shell).
 
 Needs a running cluster (``launchers/local-slurm/start.sh``; ``.ci/run`` starts one);
-skipped when ``sinfo`` is absent. Requeued jobs are started at once with ``scontrol
+skipped when ``sinfo`` is absent. Requeued jobs are started early with ``scontrol
 update jobid=ID StartTime=now`` instead of waiting out ``cred_expire``.
 """
 
@@ -53,16 +53,25 @@ def submit(tmp_path: Path, **data) -> tuple[Path, GridDir, str]:
 
 
 def wait(job: str, timeout: float, each=lambda: None) -> None:
-    """Poll ``squeue`` until the job has left the queue; start requeued tasks at once."""
+    """Poll ``squeue`` until the job has left the queue; start requeued tasks early.
+
+    A requeued task waits ``cred_expire`` (30 s here) before it may start again;
+    ``StartTime=now`` skips that, but only once the old credential's second has passed:
+    a restart within the same second is killed with "Job credential revoked"."""
     deadline = time.time() + timeout
+    requeued: dict[str, float] = {}
     while time.time() < deadline:
         each()
         rows = [r.split() for r in sh("squeue", "-h", "-r", "-j", job, "-o", "%i %T %r").splitlines()]
         if not rows:
             return
         for task, state, reason in rows:
-            if state == "PENDING" and reason == "BeginTime":  # requeued: skip the cred_expire wait
-                subprocess.run(["scontrol", "update", f"jobid={task}", "StartTime=now"], capture_output=True)
+            if state == "PENDING" and reason == "BeginTime":
+                since = requeued.setdefault(task, time.time())
+                if time.time() - since >= 2:
+                    subprocess.run(["scontrol", "update", f"jobid={task}", "StartTime=now"], capture_output=True)
+            else:
+                requeued.pop(task, None)
         time.sleep(0.2)
     subprocess.run(["scancel", job])
     pytest.fail(f"job {job} still queued after {timeout}s: {sh('squeue', '-h', '-r', '-j', job)}")

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from comp.errors import CompError
-from comp.grid.layout import GridDir
+from comp.grid.layout import GridDir, now
 from comp.grid.sbatch import array_spec, sbatch_script
 
 
@@ -48,7 +48,7 @@ def submit_slurm(grid: GridDir, script: str, indices: list[int]) -> str:
     if proc.returncode != 0:
         raise CompError(f"sbatch refused the job: {proc.stderr.strip() or proc.stdout.strip()}")
     job_id = proc.stdout.strip().split(";")[0]
-    grid.add_job({"backend": "slurm", "job_id": job_id, "indices": indices, "time": time.strftime("%Y-%m-%dT%H:%M:%S")})
+    grid.add_job({"backend": "slurm", "job_id": job_id, "indices": indices, "time": now()})
     return job_id
 
 
@@ -77,7 +77,7 @@ def run_local(grid: GridDir, indices: list[int], workers: int,
     index -> exit status and reports each finished run as ``on_exit(run, rc, seconds)``.
     Ctrl-C stops the workers with SIGTERM: train runs checkpoint (state interrupted)."""
     grid.add_job({"backend": "local", "job_id": f"local-{os.getpid()}", "indices": indices,
-                  "time": time.strftime("%Y-%m-%dT%H:%M:%S")})
+                  "time": now()})
     names = {x.index: x.run for x in grid.read_manifest()}
     # not a Slurm task even inside an allocation: the runner must never requeue anything
     env = {k: v for k, v in os.environ.items() if k not in ("SLURM_JOB_ID", "SLURM_ARRAY_JOB_ID", "SLURM_ARRAY_TASK_ID",

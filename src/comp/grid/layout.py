@@ -14,6 +14,7 @@ Everything is JSON written atomically; nothing here imports torch.
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -21,6 +22,11 @@ from comp.errors import CompError
 from comp.io import read_json, write_json, write_text
 
 STATE_DIR = "_grid"
+
+
+def now() -> str:
+    """The local time, as records and logs write it."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S")
 
 
 @dataclass(frozen=True)

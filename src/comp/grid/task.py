@@ -21,18 +21,13 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from comp.errors import CompError
 from comp.grid.bases import base_for
-from comp.grid.layout import GridDir
+from comp.grid.layout import GridDir, now
 from comp.grid.status import is_done
 from comp.signals import EXIT_INTERRUPTED
-
-
-def _now() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S")
 
 
 def job_label() -> str:
@@ -50,7 +45,7 @@ def run_task(root: "str | Path", index: int) -> int:
     with open(grid.log_path(line.run), "a") as log:
 
         def say(msg: str) -> None:
-            text = f"[comp grid {_now()}] {line.run}: {msg}"
+            text = f"[comp grid {now()}] {line.run}: {msg}"
             print(text, flush=True)
             log.write(text + "\n")
             log.flush()
@@ -61,7 +56,7 @@ def run_task(root: "str | Path", index: int) -> int:
         argv = base_for(line.argv).command(line)
         attempt = int(os.environ.get("SLURM_RESTART_COUNT", "0"))
         record = {"run": line.run, "index": index, "job": job_label(), "host": socket.gethostname(),
-                  "attempt": attempt, "started": _now(), "argv": argv}
+                  "attempt": attempt, "started": now(), "argv": argv}
         say(f"attempt {attempt} on {record['host']} (job {record['job']}): comp {shlex.join(argv)}")
         got: list[int] = []
         children: list[subprocess.Popen] = []
@@ -87,7 +82,7 @@ def run_task(root: "str | Path", index: int) -> int:
                 state, rc = "requeued", 0
             else:
                 say(f"scontrol requeue failed: {requeue.stderr.strip()}")
-        grid.write_record(line.run, {**record, "state": state, "rc": rc, "ended": _now()})
+        grid.write_record(line.run, {**record, "state": state, "rc": rc, "ended": now()})
         say(f"{state} (exit {rc})")
         return rc
 
