@@ -26,7 +26,7 @@ def invoke(*args):
 
 def test_help_lists_tasks_encodings_and_defaults():
     out = invoke("train", "--help").output
-    for word in ["parity_nocot", "polynomial", "multi", "rotary", "alibi", "nope", "default: 1500"]:
+    for word in ["parity_nocot", "polynomial", "multi", "rotary", "alibi", "nope", "default: 2000"]:
         assert word in out, word
     assert invoke("--help").exit_code == 0
     for cmd in ["train", "eval"]:

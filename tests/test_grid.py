@@ -64,6 +64,10 @@ def test_placeholders_and_generic_commands(tmp_path):
     assert lines[1].argv == ["eval", "--ckpt", "runs/copy-rotary-s0", "--lengths", "1-8", "--json",
                              f"{lines[1].run_dir}/result.json", "--n", "16"]
     check_command_lines(lines)
+    study = expand(load_grid(grid_file(tmp_path, command="lengthgen --task parity --out {run_dir} --json "
+                                       "{run_dir}/result.json", axes={"pe": ["rotary", "alibi"], "seeds": ["0-2"]})))
+    assert study[1].argv[-4:] == ["--pe", "alibi", "--seeds", "0-2"] and study[1].run == "pe=alibi_seeds=0-2"
+    check_command_lines(study)  # lengthgen (or any other comp command) works as a base
     with pytest.raises(CompError, match=r"unknown placeholder\(s\) \['model'\]"):
         expand(load_grid(grid_file(tmp_path, command="eval --ckpt {model}")))
 

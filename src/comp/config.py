@@ -36,12 +36,12 @@ class TrainConfig:
     """Optimisation, data, evaluation and bookkeeping of one training run."""
 
     seed: int = 0  # seeds the initial weights and the data stream
-    steps: int = 1500  # optimizer steps (upper bound when early stopping)
+    steps: int = 2000  # optimizer steps (upper bound when early stopping)
     batch_size: int = 128  # sequences per step
     lr: float = 3e-3  # peak learning rate (AdamW)
     warmup_steps: int = 100  # linear warmup from 0 to lr
     schedule: str = "cosine"  # after warmup: cosine (to min_lr_ratio * lr) | constant
-    min_lr_ratio: float = 0.1  # floor of the cosine schedule, as a fraction of lr
+    min_lr_ratio: float = 0.0  # floor of the cosine schedule, as a fraction of lr
     weight_decay: float = 0.0  # AdamW weight decay (matrices only)
     beta1: float = 0.9  # AdamW beta1
     beta2: float = 0.98  # AdamW beta2

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import plotly.graph_objects as go
 
-from comp.io import write_text
+from comp.io import write_bytes, write_text
 
 METRICS = {"acc_generate": "free generation (whole CoT)", "acc_cot": "teacher-forced (whole CoT)", "acc_answer": "final answer"}
 
@@ -30,3 +30,15 @@ def accuracy_by_length(rows: list[dict], title: str = "", train_max: "int | None
 def write_html(fig: go.Figure, path: "str | Path") -> None:
     """Self-contained HTML: the plotly.js bundle is inlined, nothing loads from a CDN."""
     write_text(Path(path), fig.to_html(include_plotlyjs=True, full_html=True))
+
+
+def write_png(fig: go.Figure, path: "str | Path", width: int = 1000, height: int = 600) -> str:
+    """Write a PNG with plotly's kaleido (which drives a Chrome or Chromium); returns "" or why it failed."""
+    try:
+        data = fig.to_image(format="png", width=width, height=height, scale=2)
+    except Exception as e:  # no kaleido or no browser: the HTML still holds the chart
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        return (f"PNG export failed ({first}); install kaleido (pip install kaleido) and a Chrome or Chromium "
+                "(apt-get install chromium, or plotly_get_chrome)")
+    write_bytes(path, data)
+    return ""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from comp.cli import evaluate, grid, train
+from comp.cli import evaluate, grid, lengthgen, train
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -14,6 +14,7 @@ app = typer.Typer(
 )
 app.command("train")(train.train_cli)
 app.command("eval")(evaluate.eval_cli)
+app.command("lengthgen")(lengthgen.lengthgen_cli)
 app.add_typer(grid.app, name="grid")
 app.command("collect")(grid.collect_cli)
 

@@ -10,7 +10,7 @@ import typer
 
 from comp.cli.common import print_table, user_errors
 from comp.config import RunConfig, TaskConfig, TrainConfig, load_config_file
-from comp.encodings import ALIASES, ENCODINGS
+from comp.encodings import HELP as PE_HELP
 from comp.errors import CompError
 from comp.model import ModelConfig
 from comp.runs import default_run_name, runs_dir
@@ -19,7 +19,6 @@ from comp.train import resume_config, train
 from comp.signals import EXIT_INTERRUPTED, stop_on_signals
 
 TASK_HELP = f"Task to learn: {', '.join([*TASKS, 'multi'])}."
-PE_HELP = "Positional encoding: " + ", ".join([*ENCODINGS, *(f"{a}={b}" for a, b in ALIASES.items())]) + "."
 
 _SECTIONS = {"task": TaskConfig, "model": ModelConfig, "train": TrainConfig}
 

@@ -24,7 +24,7 @@ from comp.errors import CompError
 from comp.evaluation import autocast, evaluate, evaluate_length, masked_loss
 from comp.io import read_json, save_tensors, write_json
 from comp.model import CompTransformer, build_model
-from comp.tasks import LengthRange, Task
+from comp.tasks import LengthRange, Task, vocab
 from comp.train.reporting import MetricsLog, ProgressBar, WandbLogger
 from comp.train.schedule import lr_at
 from comp.train.state import MODEL_FILE, STATE_FILE, TrainState, load_state, model_tensors, save_state
@@ -137,9 +137,10 @@ def train(
                 group["lr"] = lr_at(state.step, t)
             # 2. a fresh batch, lengths uniform in lo..hi (hi grows with the curriculum)
             batch = task.sample(gen, LengthRange(lengths.lo, state.hi), t.batch_size)
-            # 3. forward, 4. loss on the answer region only
-            with autocast(device, t.amp):
+            # 3. forward (random position ids, if the encoding has them, come from the data stream too)
+            with autocast(device, t.amp), model.sampled_positions(batch.tokens, gen):
                 logits = forward(batch.tokens)  # [batch, pos, d_vocab]
+            # 4. loss on the answer region only
             loss = masked_loss(logits, batch)
             # 5. backward, 6. clip, 7. update
             opt.zero_grad(set_to_none=True)
@@ -149,7 +150,7 @@ def train(
             opt.step()
             state.step += 1
             loss_sum += loss.detach()
-            tok_sum += (batch.tokens != 11).sum()
+            tok_sum += (batch.tokens != vocab.PAD).sum()
             window_steps += 1
 
             # 8. log every log_every steps (the only host sync of the hot loop)
