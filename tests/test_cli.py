@@ -68,6 +68,7 @@ def test_relative_encoding_evaluates_past_n_ctx():
         (["train", "parity", "--train-lengths", "16-1"], "inverted"),
         (["train", "parity", "--train-lengths", ""], "empty length"),
         (["train", "parity", "--n-ctx", "20", "--pe", "standard"], "n_ctx=20"),
+        (["train", "parity", "--n-ctx", "20", "--pe", "rotary"], "n_ctx=20"),
         (["train", "parity", "--set", "train.lr_max=3"], "unknown setting 'train.lr_max'"),
         (["train", "multi"], "--tasks"),
         (["train"], "missing TASK"),

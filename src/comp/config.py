@@ -130,11 +130,17 @@ class RunConfig:
 
     def validate(self) -> Task:
         """Check that the parts fit together; returns the built task."""
-        task = self.task.build()
-        longest = max([self.train.lengths.hi, *self.train.eval_lengths()])
         from comp.model import max_length
 
-        max_length(self.model, task.seq_len(longest))
+        task = self.task.build()
+        longest = max([self.train.lengths.hi, *self.train.eval_lengths()])
+        seq = task.seq_len(longest)
+        max_length(self.model, seq)
+        if seq > self.model.n_ctx:  # training and its final evaluation run at the model's own context
+            raise CompError(
+                f"length {longest} needs {seq} tokens but n_ctx={self.model.n_ctx}; train with --n-ctx {seq} or more "
+                "(comp eval can still evaluate relative encodings past n_ctx)"
+            )
         return task
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from comp.cli import evaluate, lengthgen, probe, train, viz
+from comp.cli import evaluate, grid, lengthgen, probe, train, viz
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -17,6 +17,8 @@ app.command("eval")(evaluate.eval_cli)
 app.command("lengthgen")(lengthgen.lengthgen_cli)
 app.command("probe")(probe.probe_cli)
 app.command("viz")(viz.viz_cli)
+app.add_typer(grid.app, name="grid")
+app.command("collect")(grid.collect_cli)
 
 
 def main() -> None:

@@ -13,6 +13,7 @@ from comp.encodings import HELP as PE_HELP
 from comp.errors import CompError
 from comp.model import ModelConfig
 from comp.runs import default_run_name, runs_dir
+from comp.signals import EXIT_INTERRUPTED, stop_on_signals
 from comp.tasks import TASKS
 from comp.train import resume_config, train
 
@@ -148,7 +149,12 @@ def _train(task, pe, seed, steps, batch_size, lr, train_lengths, eval_lengths, c
         )
         run_name = name or default_run_name(task, cfg.model.encoding, cfg.train.seed)
         run_dir = (out or runs_dir()) / run_name
-    result = train(cfg, run_dir, resume=resume is not None, quiet=quiet)
+    with stop_on_signals() as stop:  # SIGUSR1/SIGTERM: checkpoint now, exit 75 (resumable)
+        result = train(cfg, run_dir, resume=resume is not None, quiet=quiet, should_stop=stop)
+    if result.interrupted:
+        typer.echo(f"stopped by a signal at step {result.state.step}; checkpoint saved, continue with: "
+                   f"comp train --resume {run_dir}", err=True)
+        raise typer.Exit(EXIT_INTERRUPTED)
     print_table(
         result.eval_rows,
         ["task", "length", "acc_generate", "acc_cot", "acc_answer", "loss"],

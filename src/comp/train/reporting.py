@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -70,6 +71,12 @@ class ProgressBar:
             self.progress.stop()
 
 
+def wandb_id(group: str, name: str) -> str:
+    """The wandb run id of a run: prefixed by its group (grid runs of different grids share
+    names), with the characters wandb reserves (``:;,#?/'``) and whitespace replaced."""
+    return re.sub(r"[:;,#?/'\\\s]", "-", f"{group}.{name}" if group else name)
+
+
 class WandbLogger:
     """Thin, failure-proof wrapper over a wandb run."""
 
@@ -86,7 +93,7 @@ class WandbLogger:
                 project=project,
                 group=group or None,
                 name=name,
-                id=name.replace("/", "-"),
+                id=wandb_id(group, name),
                 config=config,
                 dir=str(run_dir),
                 mode=mode,
