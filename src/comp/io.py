@@ -53,6 +53,10 @@ def write_text(path: "str | Path", text: str) -> None:
     _atomic_write(Path(path), lambda f: f.write(text.encode()))
 
 
+def write_bytes(path: "str | Path", data: bytes) -> None:
+    _atomic_write(Path(path), lambda f: f.write(data))
+
+
 def read_json(path: "str | Path", what: str = "file") -> Any:
     """Read a JSON file; a missing or corrupt file is a :class:`CompError`."""
     path = Path(path)

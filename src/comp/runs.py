@@ -72,6 +72,13 @@ def load_run(spec: "str | Path", device: str = "cpu", n_ctx: int = 0) -> LoadedR
     return LoadedRun(path, cfg, model, task)
 
 
+def load_run_for_lengths(spec: "str | Path", lengths: list[int], device: str = "cpu") -> LoadedRun:
+    """Load a run with a context long enough for ``lengths`` (see :func:`load_run`)."""
+    run = load_run(spec, device=device)  # config first: the context the lengths need
+    longest = max(m.seq_len(max(lengths)) for m in run.task.components())
+    return load_run(spec, device=device, n_ctx=longest) if longest > run.config.model.n_ctx else run
+
+
 @torch.no_grad()
 def same_weights(a: torch.nn.Module, b: torch.nn.Module) -> bool:
     """Whether two models have bit-identical parameters."""
