@@ -103,3 +103,10 @@ def test_bad_requests_are_one_line_and_exit_2(planted_run, tmp_path, args, words
     assert res.output.startswith("error: ") and res.output.count("\n") == 1 and "Traceback" not in res.output
     assert all(w in res.output for w in words), res.output
     assert not out.exists()
+
+
+def test_help_shows_choices_and_defaults():
+    for cmd, words in [("heads", ["--lengths", "--json", "12345"]), ("ablate", ["zero", "resample", "default: mean"]),
+                       ("patch", ["flip_one", "resample_input", "iteration_head", ".png", "default: flip_one"])]:
+        res = invoke(cmd, "--help")
+        assert res.exit_code == 0 and all(w in res.output for w in words), (cmd, res.output)

@@ -84,6 +84,7 @@ class Pair:
     clean: Batch
     corrupted: Batch
     target: torch.Tensor  # [batch] position of the first answer token that differs
+    at: int  # the input position flip_one changes (1-based)
 
 
 def make_pair(task: Task, length: int, n: int, seed: int, corruption: str = "flip_one", at: int = 0,
@@ -103,7 +104,7 @@ def make_pair(task: Task, length: int, n: int, seed: int, corruption: str = "fli
     if not keep.any():
         raise CompError(f"corruption {corruption!r} changed no answer in {n} sequences; try another or a larger --n")
     target = differs.float().argmax(1)  # first differing answer position
-    return Pair(clean.select(keep), corrupted.select(keep), target[keep])
+    return Pair(clean.select(keep), corrupted.select(keep), target[keep], at)
 
 
 # ---- the metric -------------------------------------------------------------------------
@@ -260,7 +261,7 @@ def patch_run(ckpt: str, corruption: str = "flip_one", length: int = 0, at: int 
         "encoding": run.config.model.encoding,
         "corruption": corruption,
         "length": length,
-        "at": (at or (length + 1) // 2) if corruption == "flip_one" else None,
+        "at": pair.at if corruption == "flip_one" else None,
         "n": len(pair.target),
         "seed": seed,
         "positions": task.position_labels(length),

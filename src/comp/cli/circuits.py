@@ -38,7 +38,7 @@ def heads_cli(
 def _heads(ckpt, lengths, n, seed, device, json_path) -> None:
     check_output_path(json_path, (".json",))
     result = score_heads(ckpt, lengths, n, seed, device)
-    print_table(result["rows"], ["component", *SCORES],
+    print_table(result["rows"], ["component", *SCORES], headers=["head", "prev", "iter", "iter>0.5", "eoi", "bos", "self"],
                 title=f"{result['run']}: head scores, lengths {_span(result['lengths'])}, {n} sequences each")
     write_outputs(result, json_path)
 
