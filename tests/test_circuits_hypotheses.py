@@ -110,3 +110,13 @@ def test_help_shows_choices_and_defaults():
                        ("patch", ["flip_one", "resample_input", "iteration_head", ".png", "default: flip_one"])]:
         res = invoke(cmd, "--help")
         assert res.exit_code == 0 and all(w in res.output for w in words), (cmd, res.output)
+
+
+def test_min_score_sets_the_score_threshold(planted_run, tmp_path):
+    out = tmp_path / "v.json"
+    res = invoke("patch", "--ckpt", planted_run, "--hypothesis", "iteration_head", "--min-score", "1.5", "--n", "16",
+                 "--json", str(out))
+    assert res.exit_code == 0, res.output
+    data = json.loads(out.read_text())
+    assert data["thresholds"]["score"] == 1.5 and data["hypotheses"][0]["verdict"] == "refuted"
+    assert "score >= 1.5" in res.output

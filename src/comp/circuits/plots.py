@@ -8,6 +8,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from comp.circuits.components import Component
+from comp.errors import CompError
 from comp.io import write_bytes
 from comp.plots import write_html
 
@@ -17,7 +18,12 @@ FORMATS = (".html", ".png")
 def write_figure(fig: go.Figure, path: "str | Path") -> None:
     """``.html``: interactive, plotly.js inlined; ``.png``: a static image (needs kaleido)."""
     if Path(path).suffix.lower() == ".png":
-        write_bytes(path, fig.to_image(format="png", scale=2))
+        try:
+            image = fig.to_image(format="png", scale=2)
+        except (ImportError, ValueError, RuntimeError) as e:
+            raise CompError(f"cannot export PNG ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); "
+                            "install kaleido (pip install kaleido) or write .html") from None
+        write_bytes(path, image)
     else:
         write_html(fig, path)
 

@@ -9,7 +9,7 @@ import typer
 from comp.circuits.ablate import ABLATIONS, ablate_run, check_method
 from comp.circuits.components import WHAT, Component
 from comp.circuits.heads import SCORES, score_heads
-from comp.circuits.hypotheses import ALL, HYPOTHESES, assess_run, hypothesis_names
+from comp.circuits.hypotheses import ALL, HYPOTHESES, Thresholds, assess_run, hypothesis_names
 from comp.circuits.patching import CORRUPTIONS, check_corruption, patch_run
 from comp.circuits.plots import FORMATS, patch_heatmaps, write_figure
 from comp.cli.common import check_output_path, console, print_table, user_errors, write_outputs
@@ -81,16 +81,17 @@ def patch_cli(
     member: str = typer.Option("", help="Task of a multi-task run to patch (default: its first)."),
     hypothesis: str = typer.Option("", help=f"Test a circuit hypothesis instead: {', '.join([*HYPOTHESES, ALL])}."),
     lengths: str = typer.Option("", help="With --hypothesis: lengths of head scores and ablations (default: trained)."),
+    min_score: float = typer.Option(Thresholds.score, help="With --hypothesis: the score a component needs to play the role."),
     device: str = DEVICE,
     json_path: Path | None = JSON,
     plot: Path | None = typer.Option(None, help="Write heatmaps of the sweeps: .html (interactive) or .png."),
 ) -> None:
     """Activation patching (resid_pre, head outputs, MLP outputs) or a hypothesis test with a verdict."""
-    _patch(ckpt, corruption, length, at, n, seed, member, hypothesis, lengths, device, json_path, plot)
+    _patch(ckpt, corruption, length, at, n, seed, member, hypothesis, lengths, min_score, device, json_path, plot)
 
 
 @user_errors
-def _patch(ckpt, corruption, length, at, n, seed, member, hypothesis, lengths, device, json_path, plot) -> None:
+def _patch(ckpt, corruption, length, at, n, seed, member, hypothesis, lengths, min_score, device, json_path, plot) -> None:
     check_output_path(json_path, (".json",))
     check_output_path(plot, FORMATS)
     check_corruption(corruption)
@@ -98,7 +99,7 @@ def _patch(ckpt, corruption, length, at, n, seed, member, hypothesis, lengths, d
         hypothesis_names(hypothesis)
         if plot is not None:
             raise CompError("--plot draws the patching sweeps; drop it with --hypothesis")
-        result = assess_run(ckpt, hypothesis, lengths, n, seed, length, at, member, device)
+        result = assess_run(ckpt, hypothesis, lengths, n, seed, length, at, member, device, Thresholds(score=min_score))
         for evidence in result["hypotheses"]:
             _print_evidence(result["run"], evidence)
         _print_thresholds(result["thresholds"])
