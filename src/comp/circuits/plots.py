@@ -39,13 +39,14 @@ def patch_heatmaps(result: dict) -> go.Figure:
                    [[head_out[layer][p][h] for p in range(len(labels))] for layer in range(len(head_out)) for h in range(len(head_out[layer][0]))]))
     if "mlp_out" in result:
         panels.append(("MLP outputs", [Component(layer).label for layer in range(len(result["mlp_out"]))], result["mlp_out"]))
-    fig = make_subplots(rows=len(panels), cols=1, subplot_titles=[p[0] for p in panels], vertical_spacing=0.12,
+    fig = make_subplots(rows=len(panels), cols=1, subplot_titles=[p[0] for p in panels], vertical_spacing=0.16,
                         row_heights=[len(p[1]) + 1 for p in panels])
     for i, (_, rows, values) in enumerate(panels, start=1):
         fig.add_trace(go.Heatmap(z=values, x=labels, y=rows, zmin=-1, zmax=1, zmid=0, colorscale="RdBu",
                                  colorbar=dict(title="restored"), showscale=i == 1,
                                  hovertemplate="%{y} at %{x}: %{z:.3f}<extra></extra>"), row=i, col=1)
         fig.update_yaxes(autorange="reversed", row=i, col=1)
+    fig.update_xaxes(tickangle=-90, tickfont=dict(size=10))
     at = f", x{result['at']} flipped" if result.get("at") else ""
     fig.update_layout(title=f"{result['run']}: activation patching ({result['corruption']}{at}, length {result['length']})",
                       height=260 + 30 * sum(len(p[1]) + 1 for p in panels), template="plotly_white")
