@@ -9,6 +9,7 @@ update jobid=ID StartTime=now`` instead of waiting out ``cred_expire``.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import time
@@ -25,9 +26,20 @@ from comp.grid.status import grid_status
 from comp.io import load_tensors
 from comp.train import load_run_config, train
 
+def _slurm_down() -> str:
+    """Why no cluster answers here ("" when one does)."""
+    if shutil.which("sinfo") is None:
+        return "no Slurm here (sinfo not found)"
+    if subprocess.run(["sinfo", "-h"], capture_output=True, timeout=30).returncode != 0:
+        return "no Slurm controller answers (sinfo failed)"
+    return ""
+
+
+_DOWN = _slurm_down()
+if _DOWN and os.environ.get("COMP_REQUIRE_SLURM"):  # CI starts a cluster: its absence is a failure there
+    raise RuntimeError(f"COMP_REQUIRE_SLURM is set but {_DOWN}")
 pytestmark = pytest.mark.skipif(
-    shutil.which("sinfo") is None,
-    reason="no Slurm here (sinfo not found); start a one-node cluster with launchers/local-slurm/start.sh",
+    bool(_DOWN), reason=f"{_DOWN}; start a one-node cluster with launchers/local-slurm/start.sh"
 )
 runner = CliRunner()
 TINY = ("train parity --batch-size 16 --train-lengths 1-3 --d-model 32 --n-heads 2 --set eval_n=16 "

@@ -182,11 +182,23 @@ class CompTransformer(HookedTransformer):
 
     def forward(self, input, *args, **kwargs):
         try:
-            if self.encoding.uses_ids and kwargs.get("start_at_layer") is not None and kwargs.get("tokens") is not None:
-                self.positions.ids = self._forward_ids(kwargs["tokens"])
+            if self.encoding.uses_ids and kwargs.get("start_at_layer") is not None:
+                cache = kwargs.get("past_kv_cache")
+                if self._pinned is not None:  # ids of every position seen so far, cached ones first
+                    seen = self.get_pos_offset(cache, input.shape[0]) + input.shape[1]
+                    self.positions.ids = self._pinned[:, :seen].to(input.device)
+                elif kwargs.get("tokens") is not None:
+                    self.positions.ids = self._forward_ids(kwargs["tokens"], cache)
             return super().forward(input, *args, **kwargs)
         finally:
             self.positions.ids = None  # never let a later forward read stale ids
+
+
+def pinned_positions(model, ids: "torch.Tensor | None"):
+    """``model.use_position_ids(ids)`` when the model reads ids and ``ids`` is given, else a no-op."""
+    if ids is None or not getattr(getattr(model, "encoding", None), "uses_ids", False):
+        return contextlib.nullcontext()
+    return model.use_position_ids(ids)
 
 
 def build_model(cfg: ModelConfig, seed: int = 0, device: "str | torch.device" = "cpu") -> CompTransformer:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from comp.cli import evaluate, grid, lengthgen, probe, train, viz
+from comp.cli import circuits, evaluate, grid, lengthgen, probe, train, viz
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -19,6 +19,9 @@ app.command("probe")(probe.probe_cli)
 app.command("viz")(viz.viz_cli)
 app.add_typer(grid.app, name="grid")
 app.command("collect")(grid.collect_cli)
+app.command("heads")(circuits.heads_cli)
+app.command("ablate")(circuits.ablate_cli)
+app.command("patch")(circuits.patch_cli)
 
 
 def main() -> None:
