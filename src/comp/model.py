@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, fields
 import torch
 from transformer_lens import HookedTransformer, HookedTransformerConfig
 
+from comp.attention_scale import ATTN_SCALES, install_logn_scale
 from comp.encodings import canonical_encoding, get_encoding
 from comp.encodings.positions import PositionState
 from comp.errors import CompError
@@ -41,6 +42,7 @@ class ModelConfig:
     max_position: int = 1024  # randomized/abacus: training ids lie in 0..max_position-1; bounds eval lengths
     t5_buckets: int = 32  # t5: buckets of relative distance, each with a learned bias per head
     t5_max_distance: int = 128  # t5: distances from here on share the last bucket
+    attn_scale: str = "none"  # attention temperature: none | logn (scalable softmax, see comp.attention_scale)
 
     def __post_init__(self) -> None:
         self.encoding = canonical_encoding(self.encoding)
@@ -56,6 +58,8 @@ class ModelConfig:
             raise CompError(f"unknown normalization {self.normalization!r}; choose one of: {', '.join(NORMALIZATIONS)}")
         if self.act_fn not in ACTIVATIONS:
             raise CompError(f"unknown activation {self.act_fn!r}; choose one of: {', '.join(ACTIVATIONS)}")
+        if self.attn_scale not in ATTN_SCALES:
+            raise CompError(f"unknown attn_scale {self.attn_scale!r}; choose one of: {', '.join(ATTN_SCALES)}")
         for name in ("n_layers", "n_heads", "d_model", "n_ctx", "max_position"):
             if getattr(self, name) < 1:
                 raise CompError(f"{name} must be at least 1, got {getattr(self, name)}")
@@ -124,6 +128,8 @@ class CompTransformer(HookedTransformer):
         self.positions = PositionState(natural_fallback=not self.encoding.coupling)
         self._pinned: torch.Tensor | None = None  # [batch, pos] ids set by use_position_ids
         self.encoding.install(self)
+        if model_cfg.attn_scale == "logn":
+            install_logn_scale(self)
         self.setup()  # register hook points the encoding added
 
     def position_ids(self, tokens: torch.Tensor, gen: "torch.Generator | None" = None) -> torch.Tensor:
