@@ -34,3 +34,13 @@ def tiny_config(**train) -> RunConfig:
 @pytest.fixture
 def tiny():
     return tiny_config
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory):
+    """The directory of a tiny parity run (lengths 1-4), trained once per test session."""
+    from comp.train import train
+
+    path = tmp_path_factory.mktemp("trained") / "parity-tiny"
+    train(tiny_config(steps=60), path, quiet=True)
+    return path

@@ -26,7 +26,7 @@ def invoke(*args):
 
 def test_help_lists_tasks_encodings_and_defaults():
     out = invoke("train", "--help").output
-    for word in ["parity_nocot", "polynomial", "multi", "rotary", "alibi", "nope", "default: 1500"]:
+    for word in ["parity_nocot", "polynomial", "multi", "rotary", "alibi", "nope", "default: 2000"]:
         assert word in out, word
     assert invoke("--help").exit_code == 0
     for cmd in ["train", "eval"]:
@@ -68,6 +68,7 @@ def test_relative_encoding_evaluates_past_n_ctx():
         (["train", "parity", "--train-lengths", "16-1"], "inverted"),
         (["train", "parity", "--train-lengths", ""], "empty length"),
         (["train", "parity", "--n-ctx", "20", "--pe", "standard"], "n_ctx=20"),
+        (["train", "parity", "--n-ctx", "20", "--pe", "rotary"], "n_ctx=20"),
         (["train", "parity", "--set", "train.lr_max=3"], "unknown setting 'train.lr_max'"),
         (["train", "multi"], "--tasks"),
         (["train"], "missing TASK"),

@@ -10,15 +10,24 @@ from comp.evaluation import eval_batch, evaluate, evaluate_length, greedy_decode
 from comp.model import ModelConfig, build_model
 from comp.tasks import make_task
 
+COMBINATIONS = ["rotary+coupling+randomized", "t5+coupling", "alibi+coupling", "prevpos+coupling",
+                "sinusoidal+randomized", "standard+coupling+abacus", "shortformer+randomized", "t5+randomized"]
+
 
 def naive_greedy(model, batch):
+    """Greedy decoding by full recomputation; ids are those of the full-length sequence."""
     tokens = batch.tokens.clone()
+    ids = model.position_ids(tokens)
     for pos in range(int(batch.answer_start[0]), tokens.shape[1]):
-        tokens[:, pos] = model(tokens[:, :pos])[:, -1].argmax(-1)
+        if model.encoding.uses_ids:
+            with model.use_position_ids(ids[:, :pos]):
+                tokens[:, pos] = model(tokens[:, :pos])[:, -1].argmax(-1)
+        else:
+            tokens[:, pos] = model(tokens[:, :pos])[:, -1].argmax(-1)
     return tokens
 
 
-@pytest.mark.parametrize("pe", list(ENCODINGS))
+@pytest.mark.parametrize("pe", [*ENCODINGS, *COMBINATIONS])
 def test_cached_greedy_equals_recomputed_greedy(pe):
     model = build_model(ModelConfig(encoding=pe, d_model=32, n_heads=2, n_ctx=64), seed=1).eval()
     batch = eval_batch(make_task("parity"), 6, 16, seed=0)

@@ -11,8 +11,11 @@ from comp.errors import CompError
 from comp.model import ModelConfig, build_model, max_length, with_context
 from comp.tasks import make_task
 
+COMBINATIONS = ["rotary+coupling+randomized", "t5+coupling", "alibi+coupling", "prevpos+coupling",
+                "sinusoidal+randomized", "standard+coupling+abacus", "shortformer+randomized", "t5+randomized"]
 
-@pytest.mark.parametrize("pe", list(ENCODINGS))
+
+@pytest.mark.parametrize("pe", [*ENCODINGS, *COMBINATIONS])
 def test_every_encoding_builds_with_tl_hook_names(pe):
     model = build_model(ModelConfig(encoding=pe, d_model=32, n_heads=2, n_ctx=64))
     assert isinstance(model, HookedTransformer)

@@ -23,7 +23,7 @@ from comp.train.multiseed import (
     train_seeds,
     with_seed,
 )
-from comp.train.stack import SeedStack, stacked_losses
+from comp.train.stack import SeedStack, stacked_logits, stacked_losses
 
 TIMING = {"tokens_per_s", "elapsed"}  # wall-clock fields: the only ones allowed to differ
 
@@ -167,21 +167,31 @@ def test_stacked_eval_equals_quick_eval_per_seed(tiny, tmp_path):
     assert list(got[1]) == [1, 2] and 0 < sum(got[0].values()) < 3 and got[0] != got[1]
 
 
-def test_per_seed_forward_inputs_reach_the_model():
-    """Extra forward inputs ``[seeds, ...]`` are split per seed (the hook for per-seed position ids)."""
-    models = [build_model(ModelConfig(d_model=32, n_heads=2, n_ctx=64), seed=s) for s in [0, 1]]
+def test_per_seed_position_ids_are_pinned_per_seed():
+    """Each seed's slice of the batched forward reads its own position ids."""
+    cfg = ModelConfig(d_model=32, n_heads=2, n_ctx=64, encoding="rotary+randomized")
+    models = [build_model(cfg, seed=s) for s in [0, 1]]
     params = {n: torch.stack([dict(m.named_parameters())[n] for m in models]) for n, _ in models[0].named_parameters()}
-    buffers = dict(models[0].named_buffers())
-    b = make_task("parity").sample(torch.Generator().manual_seed(0), "1-4", 8)
-    tokens, mask = torch.stack([b.tokens, b.tokens]), torch.stack([b.loss_mask, b.loss_mask])
-    ones = torch.ones_like(tokens)
-    plain = stacked_losses(models[0], params, buffers, tokens, mask, {})
-    masked = stacked_losses(models[0], params, buffers, tokens, mask, {"attention_mask": ones})
-    torch.testing.assert_close(plain, masked)
-    half = ones.clone()
-    half[1, :, 1:3] = 0  # seed 1 only: hide two input tokens
-    out = stacked_losses(models[0], params, buffers, tokens, mask, {"attention_mask": half})
-    assert out[0] == plain[0] and out[1] != plain[1]
+    tokens = make_task("parity").sample(torch.Generator().manual_seed(0), "1-4", 8).tokens
+    ids = torch.stack([models[0].position_ids(tokens, torch.Generator().manual_seed(s)) for s in [1, 2]])
+    assert not torch.equal(ids[0], ids[1])
+    got = stacked_logits(models[0], params, dict(models[0].named_buffers()), torch.stack([tokens, tokens]), ids)
+    for i, model in enumerate(models):
+        with model.use_position_ids(ids[i]):
+            torch.testing.assert_close(got[i], model(tokens))
+
+
+def test_random_position_ids_come_from_each_seeds_own_stream(tiny, tmp_path):
+    """With randomized positions (ids drawn from the data stream), seeds still end as if alone."""
+    def cfg(seed=0):
+        c = tiny(seed=seed, steps=20, eval_every=10)
+        c.model = ModelConfig(n_layers=2, n_heads=2, d_model=32, n_ctx=64, encoding="rotary+randomized")
+        return c
+
+    results = train_seeds(cfg(), [0, 1], dirs(tmp_path / "multi", [0, 1]), quiet=True)
+    for seed, result in zip([0, 1], results):
+        alone = train(cfg(seed), tmp_path / f"alone-s{seed}", quiet=True)
+        assert_same_run(result.run_dir, alone.run_dir)
 
 
 def test_stacked_loss_compiles_without_graph_breaks():
@@ -194,8 +204,8 @@ def test_stacked_loss_compiles_without_graph_breaks():
     tokens, mask = stack_batches(batches)
     compiled = torch.compile(stacked_losses, backend="eager", fullgraph=True)
     torch._dynamo.reset()
-    got = compiled(models[0], params, buffers, tokens, mask, {})
-    torch.testing.assert_close(got, stacked_losses(models[0], params, buffers, tokens, mask, {}))
+    got = compiled(models[0], params, buffers, tokens, mask)
+    torch.testing.assert_close(got, stacked_losses(models[0], params, buffers, tokens, mask))
 
 
 def test_parse_seeds_and_sibling_dirs():

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import torch
 
+from comp.config import TrainConfig
 from comp.evaluation import masked_loss
 from comp.io import load_tensors
 from comp.model import ModelConfig, build_model
@@ -20,7 +21,6 @@ from comp.tasks import make_task
 from comp.train import resume_config, train
 from comp.train.loop import make_optimizer
 from comp.train.schedule import lr_at
-from comp.config import TrainConfig
 
 
 def weights(run_dir: Path) -> dict[str, torch.Tensor]:

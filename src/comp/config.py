@@ -36,12 +36,12 @@ class TrainConfig:
     """Optimisation, data, evaluation and bookkeeping of one training run."""
 
     seed: int = 0  # seeds the initial weights and the data stream
-    steps: int = 1500  # optimizer steps (upper bound when early stopping)
+    steps: int = 2000  # optimizer steps (upper bound when early stopping)
     batch_size: int = 128  # sequences per step
     lr: float = 3e-3  # peak learning rate (AdamW)
     warmup_steps: int = 100  # linear warmup from 0 to lr
     schedule: str = "cosine"  # after warmup: cosine (to min_lr_ratio * lr) | constant
-    min_lr_ratio: float = 0.1  # floor of the cosine schedule, as a fraction of lr
+    min_lr_ratio: float = 0.0  # floor of the cosine schedule, as a fraction of lr
     weight_decay: float = 0.0  # AdamW weight decay (matrices only)
     beta1: float = 0.9  # AdamW beta1
     beta2: float = 0.98  # AdamW beta2
@@ -130,11 +130,17 @@ class RunConfig:
 
     def validate(self) -> Task:
         """Check that the parts fit together; returns the built task."""
-        task = self.task.build()
-        longest = max([self.train.lengths.hi, *self.train.eval_lengths()])
         from comp.model import max_length
 
-        max_length(self.model, task.seq_len(longest))
+        task = self.task.build()
+        longest = max([self.train.lengths.hi, *self.train.eval_lengths()])
+        seq = task.seq_len(longest)
+        max_length(self.model, seq)
+        if seq > self.model.n_ctx:  # training and its final evaluation run at the model's own context
+            raise CompError(
+                f"length {longest} needs {seq} tokens but n_ctx={self.model.n_ctx}; train with --n-ctx {seq} or more "
+                "(comp eval can still evaluate relative encodings past n_ctx)"
+            )
         return task
 
 

@@ -24,6 +24,8 @@ from transformer_lens.cache.key_value_cache import TransformerLensKeyValueCache
 
 from comp.tasks import Batch, Task, score
 
+ATTN_BUDGET = 2**24  # attention-score elements per forward (64 MB in float32): bounds memory at long lengths
+
 
 def eval_generator(seed: int, task_token: int, length: int, device: "str | torch.device" = "cpu") -> torch.Generator:
     """The generator of one evaluation set: fixed by (seed, task, length)."""
@@ -70,21 +72,26 @@ def greedy_decode(model, batch: Batch) -> torch.Tensor:
     """Tokens with the answer region replaced by the model's greedy decoding.
 
     All rows must share one length (one prompt width). Uses TransformerLens's
-    key-value cache: one forward over the prompt, then one token at a time.
+    key-value cache: one forward over the prompt, then one token at a time. Encodings
+    that read position ids get the ids of the full-length sequence (for randomized
+    ids these depend on the whole row), exactly as a teacher-forced forward would.
     """
     start = int(batch.answer_start[0])
     width = batch.tokens.shape[1]
     tokens = batch.tokens.clone()
     device = tokens.device
     cache = TransformerLensKeyValueCache.init_cache(model.cfg, device, tokens.shape[0])
-    prompt = tokens[:, :start]
-    logits = model(prompt, past_kv_cache=cache, attention_mask=torch.ones_like(prompt))
-    for pos in range(start, width):
-        nxt = logits[:, -1].argmax(-1)  # [batch]
-        tokens[:, pos] = nxt
-        if pos + 1 < width:
-            step = tokens[:, pos : pos + 1]
-            logits = model(step, past_kv_cache=cache, attention_mask=torch.ones_like(step))
+    # ids of the full-length sequence (the layout fixes them), read step by step
+    pin = model.use_position_ids(model.position_ids(tokens)) if model.encoding.uses_ids else contextlib.nullcontext()
+    with pin:
+        prompt = tokens[:, :start]
+        logits = model(prompt, past_kv_cache=cache, attention_mask=torch.ones_like(prompt))
+        for pos in range(start, width):
+            nxt = logits[:, -1].argmax(-1)  # [batch]
+            tokens[:, pos] = nxt
+            if pos + 1 < width:
+                step = tokens[:, pos : pos + 1]
+                logits = model(step, past_kv_cache=cache, attention_mask=torch.ones_like(step))
     return tokens
 
 
@@ -110,6 +117,8 @@ def evaluate_length(
     """Accuracies of ``model`` on the fixed evaluation set of one task and length."""
     device = next(model.parameters()).device
     full = eval_batch(task, length, n, seed, device)
+    width = full.tokens.shape[1]
+    batch_size = max(1, min(batch_size, ATTN_BUDGET // (model.cfg.n_heads * width * width)))
     sums = {"cot": 0.0, "answer": 0.0, "gen": 0.0, "gen_answer": 0.0, "loss": 0.0}
     was_training = model.training
     model.eval()

@@ -11,13 +11,12 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
-
-import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from typing import TYPE_CHECKING, Any
 
 from comp.errors import CompError
+
+if TYPE_CHECKING:  # torch and safetensors load lazily: JSON helpers stay light (grid task runner)
+    import torch
 
 
 def _umask_mode() -> int:
@@ -53,6 +52,10 @@ def write_text(path: "str | Path", text: str) -> None:
     _atomic_write(Path(path), lambda f: f.write(text.encode()))
 
 
+def write_bytes(path: "str | Path", data: bytes) -> None:
+    _atomic_write(Path(path), lambda f: f.write(data))
+
+
 def read_json(path: "str | Path", what: str = "file") -> Any:
     """Read a JSON file; a missing or corrupt file is a :class:`CompError`."""
     path = Path(path)
@@ -66,6 +69,8 @@ def read_json(path: "str | Path", what: str = "file") -> Any:
 
 def save_tensors(path: "str | Path", tensors: dict[str, torch.Tensor], metadata: "dict[str, str] | None" = None) -> None:
     """Save tensors as safetensors, atomically (contiguous CPU copies)."""
+    from safetensors.torch import save_file
+
     flat = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -85,6 +90,9 @@ def save_tensors(path: "str | Path", tensors: dict[str, torch.Tensor], metadata:
 
 def load_tensors(path: "str | Path", what: str = "checkpoint") -> dict[str, torch.Tensor]:
     """Load a safetensors file; missing or corrupt files are a :class:`CompError`."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
     path = Path(path)
     if not path.exists():
         raise CompError(f"{what} {path} does not exist; train the run first or check the path")
@@ -96,7 +104,7 @@ def load_tensors(path: "str | Path", what: str = "checkpoint") -> dict[str, torc
 
 def read_metadata(path: "str | Path") -> dict[str, str]:
     """The string metadata stored in a safetensors header."""
-    from safetensors import safe_open
+    from safetensors import SafetensorError, safe_open
 
     try:
         with safe_open(str(path), framework="pt") as f:

@@ -7,12 +7,16 @@ encoding comes from :mod:`comp.encodings`; everything else (hook names,
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, fields
 
 import torch
 from transformer_lens import HookedTransformer, HookedTransformerConfig
 
+from comp.attention_scale import ATTN_SCALES, install_logn_scale
 from comp.encodings import canonical_encoding, get_encoding
+from comp.encodings.positions import PositionState
 from comp.errors import CompError
 from comp.tasks import vocab
 
@@ -32,9 +36,13 @@ class ModelConfig:
     act_fn: str = "gelu"  # MLP activation: gelu | relu | silu | gelu_new
     normalization: str = "LN"  # pre-norm type: LN | RMS | none
     attn_only: bool = False  # drop the MLPs
-    encoding: str = "rotary"  # positional encoding, a key of comp.encodings.ENCODINGS
+    encoding: str = "rotary"  # positional encoding: a base of comp.encodings.ENCODINGS [+ id modifiers]
     n_ctx: int = 512  # longest sequence (tokens); learned position tables have this many rows
     rotary_base: int = 10000  # rotary frequency base (rotary encodings only)
+    max_position: int = 1024  # randomized/abacus: training ids lie in 0..max_position-1; bounds eval lengths
+    t5_buckets: int = 32  # t5: buckets of relative distance, each with a learned bias per head
+    t5_max_distance: int = 128  # t5: distances from here on share the last bucket
+    attn_scale: str = "none"  # attention temperature: none | logn (scalable softmax, see comp.attention_scale)
 
     def __post_init__(self) -> None:
         self.encoding = canonical_encoding(self.encoding)
@@ -50,9 +58,20 @@ class ModelConfig:
             raise CompError(f"unknown normalization {self.normalization!r}; choose one of: {', '.join(NORMALIZATIONS)}")
         if self.act_fn not in ACTIVATIONS:
             raise CompError(f"unknown activation {self.act_fn!r}; choose one of: {', '.join(ACTIVATIONS)}")
-        for name in ("n_layers", "n_heads", "d_model", "n_ctx"):
+        if self.attn_scale not in ATTN_SCALES:
+            raise CompError(f"unknown attn_scale {self.attn_scale!r}; choose one of: {', '.join(ATTN_SCALES)}")
+        for name in ("n_layers", "n_heads", "d_model", "n_ctx", "max_position"):
             if getattr(self, name) < 1:
                 raise CompError(f"{name} must be at least 1, got {getattr(self, name)}")
+        spec = get_encoding(self.encoding)
+        exact = self.t5_buckets // (4 if spec.coupling else 2)  # distances with a bucket each (per direction)
+        if spec.base.name == "t5" and (self.t5_buckets < 4 or self.t5_buckets % 4 or self.t5_max_distance <= exact):
+            raise CompError(
+                f"t5_buckets must be a multiple of 4, and t5_max_distance above the {exact} exact distances "
+                f"(t5_buckets/{2 if exact * 2 == self.t5_buckets else 4}); got {self.t5_buckets} and {self.t5_max_distance}"
+            )
+        if self.d_model % 2 and spec.base.name == "sinusoidal":
+            raise CompError(f"sinusoidal positions pair sines and cosines: d_model must be even, got {self.d_model}")
 
     @classmethod
     def from_dict(cls, data: dict) -> "ModelConfig":
@@ -91,14 +110,101 @@ class ModelConfig:
 class CompTransformer(HookedTransformer):
     """A ``HookedTransformer`` with comp's positional encoding installed.
 
-    ``model.model_cfg`` is the :class:`ModelConfig` it was built from.
+    ``model.model_cfg`` is the :class:`ModelConfig` it was built from, ``model.encoding``
+    its :class:`~comp.encodings.EncodingSpec`. Encodings that read position ids get them
+    here: each forward computes the ids of its tokens (:meth:`position_ids`) into
+    ``model.positions``, where the position modules read them. With a key-value cache,
+    the cache keeps the tokens seen so far, so a decoded token gets the id it would
+    have in a full forward. In training mode, randomized and abacus ids are drawn from
+    the generator given to :meth:`sampled_positions` (the training data stream), or
+    else from torch's global generator, like dropout. :meth:`use_position_ids` sets ids
+    by hand (analyses, tests).
     """
 
     def __init__(self, model_cfg: ModelConfig):
         super().__init__(model_cfg.tl_config(), move_to_device=False)
         self.model_cfg = model_cfg
-        get_encoding(model_cfg.encoding).install(self)
+        self.encoding = get_encoding(model_cfg.encoding)
+        self.positions = PositionState(natural_fallback=not self.encoding.coupling)
+        self._pinned: torch.Tensor | None = None  # [batch, pos] ids set by use_position_ids
+        self.encoding.install(self)
+        if model_cfg.attn_scale == "logn":
+            install_logn_scale(self)
         self.setup()  # register hook points the encoding added
+
+    def position_ids(self, tokens: torch.Tensor, gen: "torch.Generator | None" = None) -> torch.Tensor:
+        """[batch, pos] position ids of ``tokens`` (random only in training mode, for random encodings)."""
+        return self.encoding.position_ids(tokens, self.model_cfg.max_position, self.training, gen)
+
+    @contextlib.contextmanager
+    def use_position_ids(self, ids: torch.Tensor) -> Iterator[None]:
+        """Forwards inside use ``ids`` [batch, pos] as position ids; with a key-value cache,
+        ``ids`` covers the whole sequence being decoded and each step reads its prefix."""
+        if not self.encoding.uses_ids:
+            raise CompError(f"{self.encoding.name} uses TransformerLens's token indices, not position ids; "
+                            "pick an encoding with an id modifier (e.g. +randomized) to set ids")
+        self._pinned = ids
+        try:
+            yield
+        finally:
+            self._pinned = None
+
+    @contextlib.contextmanager
+    def sampled_positions(self, tokens: torch.Tensor, gen: torch.Generator) -> Iterator[None]:
+        """Training: forwards on ``tokens`` inside use ids drawn from ``gen`` (random encodings only)."""
+        if not (self.training and self.encoding.random):
+            yield
+            return
+        with self.use_position_ids(self.position_ids(tokens, gen)):
+            yield
+
+    def _forward_ids(self, tokens: torch.Tensor, past_kv_cache=None) -> torch.Tensor:
+        """Ids of every token the attention will see in this forward (cached ones first)."""
+        if tokens.dim() == 1:
+            tokens = tokens[None]
+        if past_kv_cache is not None:  # decoding: ids of the whole history
+            offset = self.get_pos_offset(past_kv_cache, tokens.shape[0])
+            if self._pinned is not None:  # ids of the full sequence, pinned by the decoder
+                return self._pinned[:, : offset + tokens.shape[1]].to(tokens.device)
+            seen = getattr(past_kv_cache, "comp_tokens", tokens[:, :0])
+            if seen.shape[1] != offset:
+                raise CompError("this key-value cache holds tokens this model did not record; "
+                                "start decoding from a fresh TransformerLensKeyValueCache")
+            tokens = torch.cat([seen, tokens.to(seen.device)], dim=1)
+            if not past_kv_cache.frozen:
+                past_kv_cache.comp_tokens = tokens
+            return self.encoding.position_ids(tokens, self.model_cfg.max_position)
+        if self._pinned is not None:
+            if self._pinned.shape != tokens.shape:
+                raise CompError(f"position ids have shape {tuple(self._pinned.shape)}, tokens "
+                                f"{tuple(tokens.shape)}; give one id per token")
+            return self._pinned.to(tokens.device)
+        return self.position_ids(tokens)
+
+    def input_to_embed(self, input, **kwargs):
+        if self.encoding.uses_ids:
+            self.positions.ids = self._forward_ids(input, kwargs.get("past_kv_cache"))
+        return super().input_to_embed(input, **kwargs)
+
+    def forward(self, input, *args, **kwargs):
+        try:
+            if self.encoding.uses_ids and kwargs.get("start_at_layer") is not None:
+                cache = kwargs.get("past_kv_cache")
+                if self._pinned is not None:  # ids of every position seen so far, cached ones first
+                    seen = self.get_pos_offset(cache, input.shape[0]) + input.shape[1]
+                    self.positions.ids = self._pinned[:, :seen].to(input.device)
+                elif kwargs.get("tokens") is not None:
+                    self.positions.ids = self._forward_ids(kwargs["tokens"], cache)
+            return super().forward(input, *args, **kwargs)
+        finally:
+            self.positions.ids = None  # never let a later forward read stale ids
+
+
+def pinned_positions(model, ids: "torch.Tensor | None"):
+    """``model.use_position_ids(ids)`` when the model reads ids and ``ids`` is given, else a no-op."""
+    if ids is None or not getattr(getattr(model, "encoding", None), "uses_ids", False):
+        return contextlib.nullcontext()
+    return model.use_position_ids(ids)
 
 
 def build_model(cfg: ModelConfig, seed: int = 0, device: "str | torch.device" = "cpu") -> CompTransformer:
@@ -114,15 +220,23 @@ def build_model(cfg: ModelConfig, seed: int = 0, device: "str | torch.device" = 
 
 def max_length(cfg: ModelConfig, seq_len: int) -> None:
     """Raise a clear error if a sequence of ``seq_len`` tokens cannot fit the model."""
-    if seq_len > cfg.n_ctx and get_encoding(cfg.encoding).learned_table:
+    limit, bound = get_encoding(cfg.encoding).id_limit(cfg)
+    if limit is None or seq_len <= limit:
+        return
+    if bound == "n_ctx":
         raise CompError(
             f"sequences of {seq_len} tokens exceed n_ctx={cfg.n_ctx} of this {cfg.encoding} model, whose learned "
             f"position table has no rows past it; evaluate shorter lengths or train with --n-ctx {seq_len}"
         )
+    raise CompError(
+        f"sequences of {seq_len} tokens need more position ids than max_position={cfg.max_position} of this "
+        f"{cfg.encoding} model, whose training drew ids below it; evaluate shorter lengths or train with "
+        f"--set model.max_position={seq_len}"
+    )
 
 
 def with_context(cfg: ModelConfig, seq_len: int) -> ModelConfig:
-    """``cfg`` widened to hold ``seq_len`` tokens (encodings without a learned table only)."""
+    """``cfg`` widened to hold ``seq_len`` tokens (unless a learned table or the id range bounds it)."""
     max_length(cfg, seq_len)
     if seq_len <= cfg.n_ctx:
         return cfg

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import plotly.graph_objects as go
 
-from comp.io import write_text
+from comp.errors import CompError
+from comp.io import write_bytes, write_text
 
 METRICS = {"acc_generate": "free generation (whole CoT)", "acc_cot": "teacher-forced (whole CoT)", "acc_answer": "final answer"}
 
@@ -30,3 +31,21 @@ def accuracy_by_length(rows: list[dict], title: str = "", train_max: "int | None
 def write_html(fig: go.Figure, path: "str | Path") -> None:
     """Self-contained HTML: the plotly.js bundle is inlined, nothing loads from a CDN."""
     write_text(Path(path), fig.to_html(include_plotlyjs=True, full_html=True))
+
+
+def write_png(fig: go.Figure, path: "str | Path", width: int = 900, height: int = 500, scale: float = 2.0) -> None:
+    """A static PNG of ``fig`` (for the README), drawn by kaleido in a local Chrome/Chromium.
+
+    kaleido drives a headless Chrome; it is pointed at the system's Chromium
+    (``$BROWSER_PATH``, else ``chromium`` on the PATH: Debian's ``chromium`` package).
+    """
+    import os
+
+    from comp.browser import chromium
+
+    os.environ.setdefault("BROWSER_PATH", chromium())
+    try:
+        data = fig.to_image(format="png", width=width, height=height, scale=scale)
+    except Exception as e:  # kaleido missing, or its browser failed: one clear line either way
+        raise CompError(f"PNG export failed ({str(e).splitlines()[0]}); pip install 'kaleido>=1' and check Chromium") from None
+    write_bytes(Path(path), data)

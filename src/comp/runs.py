@@ -72,6 +72,14 @@ def load_run(spec: "str | Path", device: str = "cpu", n_ctx: int = 0) -> LoadedR
     return LoadedRun(path, cfg, model, task)
 
 
+def load_run_for_lengths(spec: "str | Path", lengths: list[int], device: str = "cpu") -> LoadedRun:
+    """Load a run with a context wide enough for sequences of the given input lengths
+    (widened past the trained ``n_ctx`` only for encodings without a learned table)."""
+    run = load_run(spec, device=device)  # config first: the context the lengths need
+    longest = max(m.seq_len(max(lengths)) for m in run.task.components())
+    return load_run(spec, device=device, n_ctx=longest) if longest > run.config.model.n_ctx else run
+
+
 @torch.no_grad()
 def same_weights(a: torch.nn.Module, b: torch.nn.Module) -> bool:
     """Whether two models have bit-identical parameters."""

@@ -3,22 +3,19 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
 from comp.cli.common import check_output_path, print_table, user_errors, write_outputs
 from comp.evaluation import evaluate
-from comp.runs import load_run
+from comp.runs import load_run_for_lengths
 from comp.tasks import parse_lengths
 
 
 def evaluate_run(ckpt: str, lengths: str, n: int = 512, seed: int = 12345, generate: bool = True, device: str = "cpu") -> dict:
     """Evaluate a run by length: ``{"run", "rows": [{"length", "acc_cot", ...}], ...}``."""
     wanted = parse_lengths(lengths)
-    probe = load_run(ckpt, device=device)  # config first: the context the lengths need
-    longest = max(m.seq_len(max(wanted)) for m in probe.task.components())
-    run = load_run(ckpt, device=device, n_ctx=longest) if longest > probe.config.model.n_ctx else probe
+    run = load_run_for_lengths(ckpt, wanted, device=device)
     rows = evaluate(run.model, run.task, wanted, n=n, seed=seed, generate=generate)
     return {
         "run": run.name,
@@ -39,8 +36,8 @@ def eval_cli(
     seed: int = typer.Option(12345, help="Seed of the evaluation sets."),
     generate: bool = typer.Option(True, "--generate/--no-generate", help="Also decode greedily (free generation)."),
     device: str = typer.Option("cpu", help="cpu, cuda or cuda:N."),
-    json_path: Optional[Path] = typer.Option(None, "--json", help="Write the results as JSON here."),
-    plot: Optional[Path] = typer.Option(None, help="Write an interactive accuracy-by-length chart (.html)."),
+    json_path: Path | None = typer.Option(None, "--json", help="Write the results as JSON here."),
+    plot: Path | None = typer.Option(None, help="Write an interactive accuracy-by-length chart (.html)."),
 ) -> None:
     """Accuracy by length: teacher-forced (whole CoT, final answer) and free generation."""
     _eval(ckpt, lengths, n, seed, generate, device, json_path, plot)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from comp.cli import evaluate, train
+from comp.cli import circuits, evaluate, grid, lengthgen, probe, train, viz
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -14,6 +14,14 @@ app = typer.Typer(
 )
 app.command("train")(train.train_cli)
 app.command("eval")(evaluate.eval_cli)
+app.command("lengthgen")(lengthgen.lengthgen_cli)
+app.command("probe")(probe.probe_cli)
+app.command("viz")(viz.viz_cli)
+app.add_typer(grid.app, name="grid")
+app.command("collect")(grid.collect_cli)
+app.command("heads")(circuits.heads_cli)
+app.command("ablate")(circuits.ablate_cli)
+app.command("patch")(circuits.patch_cli)
 
 
 def main() -> None:

@@ -4,22 +4,21 @@ from __future__ import annotations
 
 from dataclasses import fields
 from pathlib import Path
-from typing import Optional
 
 import typer
 
 from comp.cli.common import print_table, user_errors
 from comp.config import RunConfig, TaskConfig, TrainConfig, load_config_file
-from comp.encodings import ALIASES, ENCODINGS
+from comp.encodings import HELP as PE_HELP
 from comp.errors import CompError
 from comp.model import ModelConfig
 from comp.runs import default_run_name, runs_dir
+from comp.signals import EXIT_INTERRUPTED, stop_on_signals
 from comp.tasks import TASKS
 from comp.train import resume_config, train
 from comp.train.multiseed import parse_seeds, resume_seeds, seed_run_dir, train_seeds
 
 TASK_HELP = f"Task to learn: {', '.join([*TASKS, 'multi'])}."
-PE_HELP = "Positional encoding: " + ", ".join([*ENCODINGS, *(f"{a}={b}" for a, b in ALIASES.items())]) + "."
 
 _SECTIONS = {"task": TaskConfig, "model": ModelConfig, "train": TrainConfig}
 
@@ -72,7 +71,7 @@ def name_in(cls, name: str) -> bool:
     return any(f.name == name for f in fields(cls))
 
 
-def build_config(task: str, config_file: Optional[Path], sets: list[str], **options) -> RunConfig:
+def build_config(task: str, config_file: Path | None, sets: list[str], **options) -> RunConfig:
     """Defaults < ``--config`` file < named options < ``--set`` overrides."""
     data: dict = load_config_file(config_file) if config_file else {}
     if not isinstance(data, dict):
@@ -92,41 +91,41 @@ def _h(section: str, name: str, text: str) -> str:
 
 
 def train_cli(
-    task: Optional[str] = typer.Argument(None, help=TASK_HELP, show_default=False),
-    pe: Optional[str] = typer.Option(None, "--pe", help=_h("model", "encoding", PE_HELP)),
-    seed: Optional[int] = typer.Option(None, help=_h("train", "seed", "Seed of weights and data.")),
-    seeds: Optional[str] = typer.Option(
+    task: str | None = typer.Argument(None, help=TASK_HELP, show_default=False),
+    pe: str | None = typer.Option(None, "--pe", help=_h("model", "encoding", PE_HELP)),
+    seed: int | None = typer.Option(None, help=_h("train", "seed", "Seed of weights and data.")),
+    seeds: str | None = typer.Option(
         None, help="Train several seeds at once in one process, e.g. 0-31 or 0,1,5: one run directory each."
     ),
-    steps: Optional[int] = typer.Option(None, help=_h("train", "steps", "Optimizer steps (also extends a --resume).")),
-    batch_size: Optional[int] = typer.Option(None, help=_h("train", "batch_size", "Sequences per step.")),
-    lr: Optional[float] = typer.Option(None, help=_h("train", "lr", "Peak learning rate.")),
-    train_lengths: Optional[str] = typer.Option(None, help=_h("train", "train_lengths", "Training lengths lo-hi.")),
-    eval_lengths: Optional[str] = typer.Option(
+    steps: int | None = typer.Option(None, help=_h("train", "steps", "Optimizer steps (also extends a --resume).")),
+    batch_size: int | None = typer.Option(None, help=_h("train", "batch_size", "Sequences per step.")),
+    lr: float | None = typer.Option(None, help=_h("train", "lr", "Peak learning rate.")),
+    train_lengths: str | None = typer.Option(None, help=_h("train", "train_lengths", "Training lengths lo-hi.")),
+    eval_lengths: str | None = typer.Option(
         None, help="Lengths of the final evaluation, e.g. 1-64 (default: the training lengths)"
     ),
-    curriculum: Optional[bool] = typer.Option(
+    curriculum: bool | None = typer.Option(
         None, "--curriculum/--no-curriculum", help=_h("train", "curriculum", "Widen lengths as they are solved.")
     ),
-    target_acc: Optional[float] = typer.Option(None, help=_h("train", "target_acc", "Early-stop accuracy (0: off).")),
-    n_layers: Optional[int] = typer.Option(None, help=_h("model", "n_layers", "Transformer blocks.")),
-    n_heads: Optional[int] = typer.Option(None, help=_h("model", "n_heads", "Heads per layer.")),
-    d_model: Optional[int] = typer.Option(None, help=_h("model", "d_model", "Residual width.")),
-    d_mlp: Optional[int] = typer.Option(None, help=_h("model", "d_mlp", "MLP width (0: 4*d_model).")),
-    attn_only: Optional[bool] = typer.Option(None, "--attn-only/--with-mlp", help=_h("model", "attn_only", "Drop MLPs.")),
-    n_ctx: Optional[int] = typer.Option(None, help=_h("model", "n_ctx", "Longest sequence in tokens.")),
-    slack: Optional[int] = typer.Option(None, help=_h("task", "slack", "Filler tokens between EoI and the answer.")),
-    tasks: Optional[str] = typer.Option(None, help="Members of 'multi', e.g. parity,copy,polynomial."),
-    name: Optional[str] = typer.Option(None, help="Run name (default: <task>-<pe>-s<seed>)"),
-    out: Optional[Path] = typer.Option(None, help="Runs directory (default: $COMP_RUNS_DIR or runs)"),
-    resume: Optional[Path] = typer.Option(
+    target_acc: float | None = typer.Option(None, help=_h("train", "target_acc", "Early-stop accuracy (0: off).")),
+    n_layers: int | None = typer.Option(None, help=_h("model", "n_layers", "Transformer blocks.")),
+    n_heads: int | None = typer.Option(None, help=_h("model", "n_heads", "Heads per layer.")),
+    d_model: int | None = typer.Option(None, help=_h("model", "d_model", "Residual width.")),
+    d_mlp: int | None = typer.Option(None, help=_h("model", "d_mlp", "MLP width (0: 4*d_model).")),
+    attn_only: bool | None = typer.Option(None, "--attn-only/--with-mlp", help=_h("model", "attn_only", "Drop MLPs.")),
+    n_ctx: int | None = typer.Option(None, help=_h("model", "n_ctx", "Longest sequence in tokens.")),
+    slack: int | None = typer.Option(None, help=_h("task", "slack", "Filler tokens between EoI and the answer.")),
+    tasks: str | None = typer.Option(None, help="Members of 'multi', e.g. parity,copy,polynomial."),
+    name: str | None = typer.Option(None, help="Run name (default: <task>-<pe>-s<seed>)"),
+    out: Path | None = typer.Option(None, help="Runs directory (default: $COMP_RUNS_DIR or runs)"),
+    resume: Path | None = typer.Option(
         None, help="Continue the run in this directory where it stopped (with --seeds: its <name>-s<seed> siblings)."
     ),
-    device: Optional[str] = typer.Option(None, help=_h("train", "device", "auto, cpu, cuda, cuda:N.")),
-    compile: Optional[bool] = typer.Option(None, "--compile/--no-compile", help=_h("train", "compile", "torch.compile on CUDA.")),
-    wandb: Optional[bool] = typer.Option(None, "--wandb/--no-wandb", help=_h("train", "wandb", "Log to wandb (offline by default).")),
-    wandb_group: Optional[str] = typer.Option(None, help="wandb group name."),
-    config: Optional[Path] = typer.Option(None, help="JSON/YAML file with task/model/train sections."),
+    device: str | None = typer.Option(None, help=_h("train", "device", "auto, cpu, cuda, cuda:N.")),
+    compile: bool | None = typer.Option(None, "--compile/--no-compile", help=_h("train", "compile", "torch.compile on CUDA.")),
+    wandb: bool | None = typer.Option(None, "--wandb/--no-wandb", help=_h("train", "wandb", "Log to wandb (offline by default).")),
+    wandb_group: str | None = typer.Option(None, help="wandb group name."),
+    config: Path | None = typer.Option(None, help="JSON/YAML file with task/model/train sections."),
     set_: list[str] = typer.Option([], "--set", help="Override any setting: --set train.weight_decay=0.1 (repeatable)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar (batch jobs)."),
 ) -> None:
@@ -170,10 +169,16 @@ def _train(task, pe, seed, seeds, steps, batch_size, lr, train_lengths, eval_len
                         for s in seed_list]
         else:
             run_dirs = [base / (name or default_run_name(task, cfg.model.encoding, cfg.train.seed))]
-    if seed_list is not None:
-        results = train_seeds(cfg, seed_list, run_dirs, resume=resume is not None, quiet=quiet)
-    else:
-        results = [train(cfg, run_dirs[0], resume=resume is not None, quiet=quiet)]
+    with stop_on_signals() as stop:  # SIGUSR1/SIGTERM: checkpoint now, exit 75 (resumable)
+        if seed_list is not None:
+            results = train_seeds(cfg, seed_list, run_dirs, resume=resume is not None, quiet=quiet, should_stop=stop)
+        else:
+            results = [train(cfg, run_dirs[0], resume=resume is not None, quiet=quiet, should_stop=stop)]
+    if any(r.interrupted for r in results):
+        again = f" --seeds {seeds}" if seed_list is not None else ""
+        typer.echo(f"stopped by a signal at step {results[0].state.step}; checkpoint saved, continue with: "
+                   f"comp train --resume {run_dirs[0]}{again}", err=True)
+        raise typer.Exit(EXIT_INTERRUPTED)
     if len(results) == 1:
         r = results[0]
         print_table(

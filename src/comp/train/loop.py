@@ -244,9 +244,10 @@ def train(
                 group["lr"] = lr_at(state.step, t)
             # 2. a fresh batch, lengths uniform in lo..hi (hi grows with the curriculum)
             batch = task.sample(gen, train_range(state, t), t.batch_size)
-            # 3. forward, 4. loss on the answer region only
-            with autocast(device, t.amp):
+            # 3. forward (random position ids, if the encoding has them, come from the data stream too)
+            with autocast(device, t.amp), model.sampled_positions(batch.tokens, gen):
                 logits = forward(batch.tokens)  # [batch, pos, d_vocab]
+            # 4. loss on the answer region only
             loss = masked_loss(logits, batch)
             # 5. backward, 6. clip, 7. update
             opt.zero_grad(set_to_none=True)

@@ -98,6 +98,17 @@ def stack_batches(batches: list[Batch]) -> tuple[torch.Tensor, torch.Tensor]:
     return joined.tokens.view(shape), joined.loss_mask.view(shape)
 
 
+def sample_position_ids(template: CompTransformer, batches: list[Batch], runs: Sequence[Run]) -> "torch.Tensor | None":
+    """Each seed's random position ids ``[seeds, batch, pos]``, drawn from its own data stream
+    right after its batch, as :meth:`CompTransformer.sampled_positions` draws them in the
+    single-seed loop (``None`` when the encoding draws none). Padding columns get id 0."""
+    if not (template.training and template.encoding.random):
+        return None
+    width = max(b.tokens.shape[1] for b in batches)
+    ids = [template.position_ids(b.tokens, r.gen) for b, r in zip(batches, runs)]  # [batch, pos] each
+    return torch.stack([torch.nn.functional.pad(i, (0, width - i.shape[1])) for i in ids])
+
+
 @torch.no_grad()
 def stacked_quick_eval(stack: SeedStack, task: Task, runs: Sequence[Run]) -> list[dict[int, float]]:
     """:func:`comp.train.loop.quick_eval` of every seed of the stack, each over its own
@@ -106,6 +117,8 @@ def stacked_quick_eval(stack: SeedStack, task: Task, runs: Sequence[Run]) -> lis
     device = next(iter(stack.params.values())).device
     lengths = range(t.lengths.lo, max(r.state.hi for r in runs) + 1)
     hits = []  # per length: [members, seeds] answers all right
+    was_training = stack.template.training
+    stack.template.eval()  # evaluation ids (fixed, for random encodings), as evaluate_length uses
     for length in lengths:
         per_member = []
         for member in task.components():
@@ -115,6 +128,7 @@ def stacked_quick_eval(stack: SeedStack, task: Task, runs: Sequence[Run]) -> lis
             cot = vmap(lambda lg, b=batch: score(b, predictions(lg, b.tokens))["cot"])(logits)  # [seeds, n]
             per_member.append(cot.sum(1))
         hits.append(torch.stack(per_member))
+    stack.template.train(was_training)
     counts = torch.stack(hits).tolist()  # [lengths, members, seeds]: the one host sync
     return [
         {length: min(c[i] for c in counts[k]) / t.eval_n for k, length in enumerate(lengths) if length <= r.state.hi}
@@ -181,11 +195,15 @@ def _train_group(
         while active:
             # 1. learning rate for this step (one schedule for every seed)
             lr = lr_at(step, t)
-            # 2. a fresh batch per seed from its own stream, stacked [seeds, batch, pos]
-            tokens, mask = stack_batches([task.sample(r.gen, train_range(r.state, t), t.batch_size) for r in active])
+            # 2. a fresh batch per seed from its own stream (and its random position ids, if
+            #    the encoding has them), stacked [seeds, batch, pos]
+            batches = [task.sample(r.gen, train_range(r.state, t), t.batch_size) for r in active]
+            ids = sample_position_ids(template, batches, active)
+            tokens, mask = stack_batches(batches)
             # 3. forward every seed at once, 4. each seed's loss on its answers [seeds], 5. backward
             stack.zero_grad()
-            losses = stack.forward_backward(tokens, mask, t.amp, chunk=None if device.type == "cuda" else CPU_CHUNK)
+            chunk = None if device.type == "cuda" else CPU_CHUNK
+            losses = stack.forward_backward(tokens, mask, t.amp, ids, chunk)
             # 6. clip each seed by its own norm, 7. update
             if t.grad_clip > 0:
                 stack.clip_grads_(t.grad_clip)

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 import time
-import warnings
 from pathlib import Path
 
 import torch
@@ -129,6 +129,12 @@ class ProgressBar:
             self.progress.stop()
 
 
+def wandb_id(group: str, name: str) -> str:
+    """The wandb run id of a run: prefixed by its group (grid runs of different grids share
+    names), with the characters wandb reserves (``:;,#?/'``) and whitespace replaced."""
+    return re.sub(r"[:;,#?/'\\\s]", "-", f"{group}.{name}" if group else name)
+
+
 class WandbLogger:
     """Thin, failure-proof wrapper over a wandb run."""
 
@@ -149,7 +155,7 @@ class WandbLogger:
                 project=project,
                 group=group or None,
                 name=name,
-                id=name.replace("/", "-"),
+                id=wandb_id(group, name),
                 config=config,
                 dir=str(run_dir),
                 mode=mode,
@@ -160,8 +166,8 @@ class WandbLogger:
             self._fail(e)
 
     def _fail(self, e: Exception) -> None:
-        warnings.warn(f"wandb disabled: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}", stacklevel=2)
-        print(f"warning: wandb disabled ({type(e).__name__}); training continues", file=sys.stderr)
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        print(f"warning: wandb disabled ({type(e).__name__}: {reason}); training continues", file=sys.stderr)
         self.run = None
 
     def log(self, row: dict, step: int) -> None:

@@ -28,7 +28,7 @@ import torch
 from torch.func import functional_call, vmap
 
 from comp.evaluation import answer_loss, autocast
-from comp.model import CompTransformer
+from comp.model import CompTransformer, pinned_positions
 from comp.train.loop import Run, make_optimizer, maybe_compile
 
 
@@ -37,20 +37,23 @@ def stacked_logits(
     params: dict[str, torch.Tensor],
     buffers: dict[str, torch.Tensor],
     tokens: torch.Tensor,
-    inputs: dict[str, torch.Tensor],
+    position_ids: "torch.Tensor | None" = None,
 ) -> torch.Tensor:
     """Logits ``[seeds, batch, pos, d_vocab]`` of every stacked model.
 
     ``params`` are ``[seeds, ...]``; ``tokens`` is ``[seeds, batch, pos]`` (each seed its
-    own batch) or ``[batch, pos]`` (one batch for all); ``inputs`` are further per-seed
-    keyword arguments of the model's forward, ``[seeds, ...]`` each (for example
-    position ids drawn per seed).
+    own batch) or ``[batch, pos]`` (one batch for all); ``position_ids`` ``[seeds, batch,
+    pos]``, if given, are each seed's own ids (random ids drawn from its data stream),
+    pinned on the template for that seed's slice of the forward.
     """
 
-    def one(p, tok, kw):
-        return functional_call(template, (p, buffers), (tok,), kw)  # [batch, pos, d_vocab]
+    def one(p, tok, ids):
+        with pinned_positions(template, ids):
+            return functional_call(template, (p, buffers), (tok,))  # [batch, pos, d_vocab]
 
-    return vmap(one, in_dims=(0, 0 if tokens.dim() == 3 else None, 0))(params, tokens, inputs)
+    shared = tokens.dim() == 2  # one batch for all: ids the model draws itself (evaluation) are the same for all
+    in_dims = (0, None if shared else 0, None if position_ids is None else 0)
+    return vmap(one, in_dims=in_dims, randomness="same" if shared else "error")(params, tokens, position_ids)
 
 
 def stacked_losses(
@@ -59,10 +62,10 @@ def stacked_losses(
     buffers: dict[str, torch.Tensor],
     tokens: torch.Tensor,
     loss_mask: torch.Tensor,
-    inputs: dict[str, torch.Tensor],
+    position_ids: "torch.Tensor | None" = None,
 ) -> torch.Tensor:
     """Answer-region loss of each seed on its own batch: ``[seeds]``."""
-    logits = stacked_logits(template, params, buffers, tokens, inputs)  # [seeds, batch, pos, d_vocab]
+    logits = stacked_logits(template, params, buffers, tokens, position_ids)  # [seeds, batch, pos, d_vocab]
     return vmap(answer_loss)(logits, tokens, loss_mask)
 
 
@@ -100,27 +103,35 @@ class SeedStack:
         self.opt.load_state_dict({"state": state, "param_groups": dicts[0]["param_groups"]})
 
     def losses(
-        self, tokens: torch.Tensor, loss_mask: torch.Tensor, inputs: "dict | None" = None, seeds: slice = slice(None)
+        self,
+        tokens: torch.Tensor,
+        loss_mask: torch.Tensor,
+        position_ids: "torch.Tensor | None" = None,
+        seeds: slice = slice(None),
     ) -> torch.Tensor:
-        """Loss of each seed on its own batch (``tokens``, ``loss_mask``: ``[seeds, batch, pos]``): ``[seeds]``.
-
-        ``seeds`` picks a slice of the stack (``tokens`` and ``inputs`` cover that slice only).
-        """
+        """Loss of each seed on its own batch (``tokens``, ``loss_mask``, ``position_ids``:
+        ``[seeds, batch, pos]``): ``[seeds]``. ``seeds`` picks a slice of the stack (the
+        tensors then cover that slice only)."""
         params = {name: p[seeds] for name, p in self.params.items()}
-        return self._losses(self.template, params, self.buffers, tokens, loss_mask, inputs or {})
+        return self._losses(self.template, params, self.buffers, tokens, loss_mask, position_ids)
 
     def forward_backward(
-        self, tokens: torch.Tensor, loss_mask: torch.Tensor, amp: bool, chunk: "int | None" = None
+        self,
+        tokens: torch.Tensor,
+        loss_mask: torch.Tensor,
+        amp: bool,
+        position_ids: "torch.Tensor | None" = None,
+        chunk: "int | None" = None,
     ) -> torch.Tensor:
         """Gradients of every seed's loss (seeds are independent: the sum's gradient is each
         seed's own), ``chunk`` seeds at a time; returns the detached losses ``[seeds]``."""
-        device = tokens.device
         chunk = chunk or self.size
         out = []
         for lo in range(0, self.size, chunk):
             part = slice(lo, lo + chunk)
-            with autocast(device, amp):
-                losses = self.losses(tokens[part], loss_mask[part], seeds=part)  # [chunk]
+            ids = None if position_ids is None else position_ids[part]
+            with autocast(tokens.device, amp):
+                losses = self.losses(tokens[part], loss_mask[part], ids, seeds=part)  # [chunk]
             losses.sum().backward()
             out.append(losses.detach())
         return torch.cat(out)
@@ -128,7 +139,7 @@ class SeedStack:
     @torch.no_grad()
     def logits(self, tokens: torch.Tensor) -> torch.Tensor:
         """Every seed's logits on one batch ``[batch, pos]``: ``[seeds, batch, pos, d_vocab]``."""
-        return stacked_logits(self.template, self.params, self.buffers, tokens, {})
+        return stacked_logits(self.template, self.params, self.buffers, tokens)
 
     def zero_grad(self) -> None:
         self.opt.zero_grad(set_to_none=True)

@@ -1,0 +1,124 @@
+"""Ablations: accuracy and loss with components knocked out, beside the intact model.
+
+A head is ablated through its slice of ``hook_z``, an MLP through ``hook_mlp_out``, at
+every position. :data:`ABLATIONS` says what replaces the activation, from the same
+activation on the *reference set* (other sequences of the same task and length, see
+:mod:`comp.circuits.data`):
+
+- ``zero``: zeros;
+- ``mean``: the reference set's mean at each position;
+- ``resample``: row ``b`` gets reference row ``b``'s activation (another sequence).
+
+:func:`ablate_sets` ablates several *sets* of components, each in one stacked copy of
+the batch (:func:`comp.circuits.interventions.run_edited`): one component per set for
+the per-component sweep, many at once for circuits (:mod:`comp.circuits.hypotheses`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+from comp.circuits.components import Component, components
+from comp.circuits.data import Group, analysis_groups, load_for_analysis
+from comp.circuits.interventions import run_edited
+from comp.errors import CompError
+from comp.evaluation import masked_loss, predictions
+from comp.tasks import score
+
+Ablation = Callable[[torch.Tensor], torch.Tensor]  # reference activation [B, pos, ...] -> replacement
+
+
+def zero(reference: torch.Tensor) -> torch.Tensor:
+    return torch.zeros_like(reference)
+
+
+def mean(reference: torch.Tensor) -> torch.Tensor:
+    return reference.mean(0, keepdim=True).expand_as(reference)
+
+
+def resample(reference: torch.Tensor) -> torch.Tensor:
+    return reference
+
+
+ABLATIONS: dict[str, Ablation] = {"zero": zero, "mean": mean, "resample": resample}
+METRICS = ("acc_cot", "acc_answer", "loss")
+
+
+def check_method(method: str) -> Ablation:
+    if method not in ABLATIONS:
+        raise CompError(f"unknown ablation method {method!r}; choose one of: {', '.join(ABLATIONS)}")
+    return ABLATIONS[method]
+
+
+def _scores(group: Group) -> Callable[[torch.Tensor], torch.Tensor]:
+    """Per-copy sums of (cot right, answer right, loss) over the rows: logits [k, B, pos, V] -> [k, 3]."""
+
+    def reduce(logits: torch.Tensor) -> torch.Tensor:
+        out = []
+        for copy in logits:
+            s = score(group.batch, predictions(copy, group.batch.tokens))
+            loss = masked_loss(copy, group.batch, per_row=True)
+            out.append(torch.stack([s["cot"].float().sum(), s["answer"].float().sum(), loss.sum()]))
+        return torch.stack(out)
+
+    return reduce
+
+
+@torch.no_grad()
+def ablate_sets(model, groups: list[Group], sets: list[list[Component]], method: str = "mean") -> list[dict]:
+    """``{"acc_cot", "acc_answer", "loss"}`` with each set of components ablated (an empty
+    set is the intact model), over all rows of all groups."""
+    replace = check_method(method)
+    hooks = sorted({c.hook for s in sets for c in s})
+    totals, rows = torch.zeros(len(sets), len(METRICS)), 0
+    for group in groups:
+        tokens, n_pos = group.batch.tokens, group.batch.tokens.shape[1]
+        _, ref = model.run_with_cache(group.reference.tokens, names_filter=lambda n: n in hooks)
+        sources = {h: replace(ref[h]) for h in hooks}
+        masks = {h: torch.zeros(len(sets), *ref[h].shape[1:-1], 1, dtype=torch.bool) for h in hooks}  # [K, pos(, head), 1]
+        for k, members in enumerate(sets):
+            for c in members:
+                masks[c.hook][k] |= c.mask(n_pos, model.cfg.n_heads)
+        if hooks:
+            totals += run_edited(model, tokens, masks, sources, _scores(group)).cpu()
+        else:  # every set is empty: the intact model
+            totals += _scores(group)(model(tokens)[None]).cpu()
+        rows += len(tokens)
+    return [dict(zip(METRICS, (t / rows).tolist())) for t in totals]
+
+
+def chance(groups: list[Group]) -> float:
+    """Final-answer accuracy of guessing: the mean of 1 / (number of answer values)."""
+    return sum(1 / g.task.n_classes for g in groups) / len(groups)
+
+
+def ablate_components(model, groups: list[Group], method: str = "mean", what: str = "both") -> dict:
+    """The intact model and each head and/or MLP ablated alone: ``{"baseline", "rows"}``."""
+    chosen = components(model, what)
+    results = ablate_sets(model, groups, [[]] + [[c] for c in chosen], method)
+    base = results[0]
+    rows = [
+        {**c.as_dict(), **r, **{f"d_{m}": r[m] - base[m] for m in METRICS}} for c, r in zip(chosen, results[1:])
+    ]
+    return {"baseline": base, "chance_answer": chance(groups), "rows": rows}
+
+
+def ablate_run(ckpt: str, method: str = "mean", what: str = "both", lengths: str = "", n: int = 128,
+               seed: int = 12345, device: str = "cpu") -> dict:
+    """Ablate every head and/or MLP of a run: ``{"run", "method", "baseline", "rows": [...]}``."""
+    check_method(method)
+    run, wanted = load_for_analysis(ckpt, lengths, device)
+    groups = analysis_groups(run.task, wanted, n, seed, device)
+    return {
+        "run": run.name,
+        "task": run.config.task.name,
+        "encoding": run.config.model.encoding,
+        "method": method,
+        "what": what,
+        "lengths": wanted,
+        "n": n,
+        "seed": seed,
+        **ablate_components(run.model, groups, method, what),
+    }

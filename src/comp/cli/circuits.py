@@ -1,0 +1,160 @@
+"""``comp heads``, ``comp ablate``, ``comp patch``: circuit analysis of a trained run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from comp.circuits.ablate import ABLATIONS, ablate_run, check_method
+from comp.circuits.components import WHAT, Component
+from comp.circuits.heads import SCORES, score_heads
+from comp.circuits.hypotheses import ALL, HYPOTHESES, Thresholds, assess_run, hypothesis_names
+from comp.circuits.patching import CORRUPTIONS, check_corruption, patch_run
+from comp.circuits.plots import FORMATS, patch_heatmaps, write_figure
+from comp.cli.common import check_output_path, console, print_table, user_errors, write_outputs
+from comp.errors import CompError
+
+CKPT = typer.Option(..., help="Run name under runs/ or a run directory.")
+LENGTHS = typer.Option("", help="Lengths to analyse, e.g. 1-16 (default: the run's training lengths).")
+SEED = typer.Option(12345, help="Seed of the evaluation sets (the reference set uses seed + 1).")
+DEVICE = typer.Option("cpu", help="cpu, cuda or cuda:N.")
+JSON = typer.Option(None, "--json", help="Write the results as JSON here.")
+
+
+def heads_cli(
+    ckpt: str = CKPT,
+    lengths: str = LENGTHS,
+    n: int = typer.Option(128, help="Sequences per length."),
+    seed: int = SEED,
+    device: str = DEVICE,
+    json_path: Path | None = JSON,
+) -> None:
+    """Attention-head scores: previous-token, iteration (x_t from the position predicting s_t), EoI, BOS, self."""
+    _heads(ckpt, lengths, n, seed, device, json_path)
+
+
+@user_errors
+def _heads(ckpt, lengths, n, seed, device, json_path) -> None:
+    check_output_path(json_path, (".json",))
+    result = score_heads(ckpt, lengths, n, seed, device)
+    print_table(result["rows"], ["component", *SCORES], headers=["head", "prev", "iter", "iter>0.5", "eoi", "bos", "self"],
+                title=f"{result['run']}: head scores, lengths {_span(result['lengths'])}, {n} sequences each")
+    write_outputs(result, json_path)
+
+
+def ablate_cli(
+    ckpt: str = CKPT,
+    method: str = typer.Option("mean", help=f"What replaces an ablated activation: {', '.join(ABLATIONS)}."),
+    what: str = typer.Option("both", help=f"Components to ablate one at a time: {', '.join(WHAT)}."),
+    lengths: str = LENGTHS,
+    n: int = typer.Option(128, help="Sequences per length (and reference sequences)."),
+    seed: int = SEED,
+    device: str = DEVICE,
+    json_path: Path | None = JSON,
+) -> None:
+    """Accuracy (teacher-forced whole CoT, final answer) and loss with each head or MLP ablated."""
+    _ablate(ckpt, method, what, lengths, n, seed, device, json_path)
+
+
+@user_errors
+def _ablate(ckpt, method, what, lengths, n, seed, device, json_path) -> None:
+    check_output_path(json_path, (".json",))
+    check_method(method)
+    if what not in WHAT:
+        raise CompError(f"unknown --what {what!r}; choose one of: {', '.join(WHAT)}")
+    result = ablate_run(ckpt, method, what, lengths, n, seed, device)
+    rows = [{"component": "none (baseline)", **result["baseline"]}, *result["rows"]]
+    print_table(rows, ["component", "acc_cot", "acc_answer", "loss", "d_acc_answer"],
+                title=f"{result['run']}: {method} ablation, lengths {_span(result['lengths'])} "
+                      f"(chance final answer {result['chance_answer']:.3f})")
+    write_outputs(result, json_path)
+
+
+def patch_cli(
+    ckpt: str = CKPT,
+    corruption: str = typer.Option("flip_one", help=f"How the input is corrupted: {', '.join(CORRUPTIONS)}."),
+    length: int = typer.Option(0, help="Input length of the patched sequences (default: the longest trained)."),
+    at: int = typer.Option(0, help="Input position flipped by flip_one, 1-based (default: the middle)."),
+    n: int = typer.Option(64, help="Sequence pairs (clean, corrupted)."),
+    seed: int = SEED,
+    member: str = typer.Option("", help="Task of a multi-task run to patch (default: its first)."),
+    hypothesis: str = typer.Option("", help=f"Test a circuit hypothesis instead: {', '.join([*HYPOTHESES, ALL])}."),
+    lengths: str = typer.Option("", help="With --hypothesis: lengths of head scores and ablations (default: trained)."),
+    min_score: float = typer.Option(Thresholds.score, help="With --hypothesis: the score a component needs to play the role."),
+    device: str = DEVICE,
+    json_path: Path | None = JSON,
+    plot: Path | None = typer.Option(None, help="Write heatmaps of the sweeps: .html (interactive) or .png."),
+) -> None:
+    """Activation patching (resid_pre, head outputs, MLP outputs) or a hypothesis test with a verdict."""
+    _patch(ckpt, corruption, length, at, n, seed, member, hypothesis, lengths, min_score, device, json_path, plot)
+
+
+@user_errors
+def _patch(ckpt, corruption, length, at, n, seed, member, hypothesis, lengths, min_score, device, json_path, plot) -> None:
+    check_output_path(json_path, (".json",))
+    check_output_path(plot, FORMATS)
+    check_corruption(corruption)
+    if hypothesis:
+        hypothesis_names(hypothesis)
+        if plot is not None:
+            raise CompError("--plot draws the patching sweeps; drop it with --hypothesis")
+        result = assess_run(ckpt, hypothesis, lengths, n, seed, length, at, member, device, Thresholds(score=min_score))
+        for evidence in result["hypotheses"]:
+            _print_evidence(result["run"], evidence)
+        _print_thresholds(result["thresholds"])
+        write_outputs(result, json_path)
+        return
+    result = patch_run(ckpt, corruption, length, at, n, seed, member, device)
+    _print_top_sites(result)
+    write_outputs(result, json_path)
+    if plot is not None:
+        write_figure(patch_heatmaps(result), plot)
+        typer.echo(f"wrote {plot}", err=True)
+
+
+def _span(lengths: list[int]) -> str:
+    return f"{lengths[0]}-{lengths[-1]}" if len(lengths) > 1 else str(lengths[0])
+
+
+SHOWN = 0.05  # the patch table lists sites restoring at least this much (in absolute value)
+
+
+def _print_top_sites(result: dict, top: int = 12) -> None:
+    labels = result["positions"]
+    sites = [("resid_pre", f"layer {layer}", p, v) for layer, row in enumerate(result["resid_pre"]) for p, v in enumerate(row)]
+    sites += [("head_out", Component(layer, h).label, p, v) for layer, rows in enumerate(result["head_out"])
+              for p, row in enumerate(rows) for h, v in enumerate(row)]
+    sites += [("mlp_out", Component(layer).label, p, v) for layer, row in enumerate(result.get("mlp_out", [])) for p, v in enumerate(row)]
+    sites = sorted((s for s in sites if abs(s[3]) >= SHOWN), key=lambda s: -abs(s[3]))
+    rows = [{"activation": a, "site": s, "position": f"{p} ({labels[p]})", "restored": v} for a, s, p, v in sites[:top]]
+    at = f", x{result['at']} flipped" if result["at"] else ""
+    print_table(rows, ["activation", "site", "position", "restored"],
+                title=f"{result['run']}: patches restoring >= {SHOWN} ({result['corruption']}{at}, length {result['length']}, "
+                      f"{result['n']} pairs; 1 = clean, 0 = corrupted)")
+    if len(sites) > top:
+        console.print(f"{len(sites) - top} more sites restore >= {SHOWN}; --json has every value")
+
+
+def _print_evidence(run: str, r: dict) -> None:
+    thr = r["thresholds"]
+    rows = [
+        {"test": "score", "value": r["score"], "threshold": f">= {thr['score']}",
+         "detail": f"{r['test']['score']} of {', '.join(r['components'])}", "result": "yes" if r["score"] >= thr["score"] else "no"},
+        {"test": "baseline", "value": r["baseline"]["acc_answer"], "threshold": f">= {thr['baseline']}",
+         "detail": "final-answer accuracy, intact", "result": "yes" if r["baseline"]["acc_answer"] >= thr["baseline"] else "no"},
+        {"test": "necessity", "value": r["necessity"]["acc_answer"],
+         "threshold": f"<= {r['chance_answer'] + thr['chance_margin']:.3f} (chance + {thr['chance_margin']})",
+         "detail": f"{r['test']['necessity_ablation']}-ablating {', '.join(r['components'])}", "result": r["necessity"]["result"]},
+        {"test": "sufficiency", "value": r["sufficiency"]["acc_answer"],
+         "threshold": f">= {r['baseline']['acc_answer'] - thr['sufficiency']:.3f} (baseline - {thr['sufficiency']})",
+         "detail": f"mean-ablating {', '.join(r['sufficiency']['ablated']) or 'nothing'}", "result": r["sufficiency"]["result"]},
+    ]
+    print_table(rows, ["test", "value", "threshold", "detail", "result"], title=f"{run}: {r['hypothesis']}: {r['claim']}")
+    typer.echo(f"{r['hypothesis']}: {r['verdict']} ({r['reason']})")
+
+
+def _print_thresholds(thr: dict) -> None:
+    typer.echo(f"thresholds (final-answer accuracy): score >= {thr['score']}; baseline >= {thr['baseline']}; "
+               f"necessary: ablated <= chance + {thr['chance_margin']}; not necessary: ablated >= baseline - "
+               f"{thr['no_effect']}; sufficient: circuit only >= baseline - {thr['sufficiency']}")

@@ -1,0 +1,156 @@
+"""``comp grid``: run a grid of runs on Slurm or locally, and see where it stands;
+``comp collect``: one table of results.
+
+    comp grid GRID.yaml [--backend slurm|local] [--dry-run] [--max-parallel N] [--partition P ...]
+    comp grid status GRID [--json PATH]
+    comp collect GRID [--json PATH] [--csv PATH]
+
+``comp grid GRID.yaml`` is short for ``comp grid run GRID.yaml``. GRID is a grid file, a
+grid directory (``runs/<name>``) or a grid name under the runs directory.
+"""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+
+import typer
+from rich.panel import Panel
+from typer.core import TyperGroup
+
+from comp.cli.common import check_output_path, console, print_table, stderr, user_errors, write_outputs
+from comp.grid.backends import grid_jobs
+from comp.grid.collect import collect, write_csv
+from comp.grid.launch import launch
+from comp.grid.layout import GridDir
+from comp.grid.status import grid_status
+
+
+class RunByDefault(TyperGroup):
+    """``comp grid FILE`` means ``comp grid run FILE``."""
+
+    def parse_args(self, ctx, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and not args[0].startswith("-"):
+            args = ["run", *args]
+        return super().parse_args(ctx, args)
+
+
+app = typer.Typer(
+    cls=RunByDefault,
+    no_args_is_help=True,
+    help="Grids of runs (axes such as pe x seed x n_layers) on Slurm or local worker processes. "
+    "`comp grid GRID.yaml` is short for `comp grid run GRID.yaml`.",
+)
+
+
+@app.command("run")
+def run_cli(
+    grid_file: Path = typer.Argument(..., help="Grid file (YAML or JSON): command, axes, slurm options."),
+    backend: str | None = typer.Option(None, help="slurm or local (default: the file's backend, else slurm)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the manifest and job script; write and submit nothing."),
+    max_parallel: int | None = typer.Option(
+        None, help="Runs at once: the array throttle %N / local workers (default: the file's; 0: no limit / all CPUs)."
+    ),
+    partition: str | None = typer.Option(None, help="Slurm partition."),
+    time: str | None = typer.Option(None, help="Slurm time limit per run, e.g. 01:00:00."),
+    gpus: str | None = typer.Option(None, help="Slurm GPUs per run."),
+    cpus: int | None = typer.Option(None, help="Slurm CPUs per run (--cpus-per-task)."),
+    mem: str | None = typer.Option(None, help="Slurm memory per run, e.g. 8G."),
+    account: str | None = typer.Option(None, help="Slurm account."),
+    qos: str | None = typer.Option(None, help="Slurm QOS."),
+    constraint: str | None = typer.Option(None, help="Slurm node constraint."),
+    sbatch: list[str] = typer.Option([], "--sbatch", help="Extra #SBATCH option as --key=value (repeatable)."),
+) -> None:
+    """Expand GRID_FILE into runs and submit the ones not done yet (a Slurm array) or run them locally."""
+    _run(grid_file, backend, dry_run, max_parallel, partition=partition, time=time, gpus=gpus, cpus=cpus, mem=mem,
+         account=account, qos=qos, constraint=constraint, extra=sbatch)
+
+
+@user_errors
+def _run(grid_file: Path, backend, dry_run: bool, max_parallel, **slurm) -> None:
+    overrides = {k: v for k, v in slurm.items() if v not in (None, [])}
+
+    def report(run: str, rc: int, seconds: float) -> None:
+        stderr(f"  {run}: {'done' if rc == 0 else f'exit {rc}'} ({seconds:.0f}s)")
+
+    result = launch(grid_file, backend=backend, max_parallel=max_parallel, slurm=overrides, dry_run=dry_run,
+                    on_exit=report)
+    grid, todo = result.grid, set(result.todo)
+    skipped = {s: sum(1 for i, st in result.states.items() if st == s and i not in todo) for s in ("done", "pending", "running")}
+    skip_text = ", ".join(f"{n} {s}" for s, n in skipped.items() if n)
+    if dry_run:
+        print_table(
+            [{"index": x.index, "run": x.run, **x.axes,
+              "action": "run" if x.index in todo else f"skip ({result.states[x.index]})"} for x in result.lines],
+            ["index", "run", *result.lines[0].axes, "action"], title=f"grid {grid.name}: {len(result.lines)} runs (dry run)",
+        )
+        print(f"run {result.lines[0].index}: comp {shlex.join(result.lines[0].argv)}")
+        if result.script:
+            print(f"\njob script ({grid.script}):\n{result.script}", end="")
+        return
+    if not todo:
+        print(f"grid {grid.name}: nothing to do ({skip_text}); see comp grid status {grid.root}")
+        return
+    if result.backend == "slurm":
+        print(f"grid {grid.name}: submitted Slurm job {result.job_id} with {len(todo)} runs"
+              + (f" (skipped {skip_text})" if skip_text else "") + f"; follow with: comp grid status {grid.root}")
+        return
+    _show_status(grid_status(grid.root))
+    failed = sum(rc != 0 for rc in result.exit_codes.values())
+    if failed:
+        stderr(f"{failed} of {len(todo)} runs did not finish; see the log tails above")
+        raise typer.Exit(1)
+
+
+def _show_status(status: dict) -> None:
+    rows = status["rows"]
+    counts = ", ".join(f"{n} {s}" for s, n in status["counts"].items())
+    print_table(rows, ["run", "state", *status["axes"], "job", "attempt"], title=f"grid {status['grid']}: {counts}")
+    for row in rows:
+        if row["state"] == "failed":
+            console.print(Panel("\n".join(row.get("log_tail") or ["(no log)"]), title=f"{row['run']}: log tail"),
+                          markup=False)
+
+
+@app.command("status")
+def status_cli(
+    grid: str = typer.Argument(..., help="Grid file, grid directory, or grid name under the runs directory."),
+    tail: int = typer.Option(10, help="Log lines shown for each failed run."),
+    json_path: Path | None = typer.Option(None, "--json", help="Write the states as JSON here."),
+) -> None:
+    """Each run's state: new, pending, running, done, interrupted, or failed (with its log tail)."""
+    _status(grid, tail, json_path)
+
+
+@user_errors
+def _status(grid: str, tail: int, json_path: Path | None) -> None:
+    check_output_path(json_path, (".json",))
+    status = grid_status(grid, tail)
+    _show_status(status)
+    jobs = grid_jobs(GridDir(status["path"]))
+    if jobs:
+        stderr(f"slurm jobs: {', '.join(jobs)}")
+    write_outputs(status, json_path)
+
+
+def collect_cli(
+    grid: str = typer.Argument(..., help="Grid file, grid directory, or grid name under the runs directory."),
+    json_path: Path | None = typer.Option(None, "--json", help="Write {\"rows\": [...]} here."),
+    csv_path: Path | None = typer.Option(None, "--csv", help="Write the rows as CSV here."),
+) -> None:
+    """One row per run of a grid: axes, state, final metrics and accuracy by length."""
+    _collect(grid, json_path, csv_path)
+
+
+@user_errors
+def _collect(grid: str, json_path: Path | None, csv_path: Path | None) -> None:
+    check_output_path(json_path, (".json",))
+    check_output_path(csv_path, (".csv",))
+    result = collect(grid)
+    rows = result["rows"]
+    shown = [c for c in ["step", "final_loss", "mean_acc_generate", "min_acc_generate"] if any(c in r for r in rows)]
+    print_table(rows, ["run", "state", *result["axes"], *shown], title=f"grid {result['grid']}: {len(rows)} runs")
+    write_outputs(result, json_path)
+    if csv_path is not None:
+        write_csv(rows, csv_path)
+        stderr(f"wrote {csv_path}")

@@ -1,0 +1,53 @@
+"""``comp probe``: linear probes on the residual stream of a trained run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from comp.cli.common import check_output_path, print_table, user_errors, write_outputs
+from comp.probes import TARGETS, probe_run
+
+TARGET_HELP = "What to probe for: " + "; ".join(f"{k}: {v}" for k, v in TARGETS.items()) + "."
+
+
+def probe_cli(
+    ckpt: str = typer.Option(..., help="Run name under runs/ or a run directory."),
+    target: str = typer.Option(..., help=TARGET_HELP),
+    lengths: str = typer.Option("", help="Input lengths of the probe sequences, e.g. 1-16 (default: the run's training lengths)."),
+    n_train: int = typer.Option(512, help="Training sequences (fresh, seeded by --seed)."),
+    n_test: int = typer.Option(512, help="Test sequences (fresh, a different seed)."),
+    seed: int = typer.Option(0, help="Seed of the sequences and of the control task."),
+    steps: int = typer.Option(200, help="L-BFGS iterations per probe."),
+    weight_decay: float = typer.Option(1e-3, help="L2 penalty on the probe weights."),
+    device: str = typer.Option("cpu", help="cpu, cuda or cuda:N."),
+    json_path: Path | None = typer.Option(None, "--json", help="Write the results as JSON here."),
+    plot: Path | None = typer.Option(None, help="Write the layer x position heatmap (.html)."),
+) -> None:
+    """Probe accuracy and selectivity (against a control task) by layer and position class.
+
+    Table columns: acc (test accuracy), ctrl (control-task accuracy), select (acc - ctrl),
+    chance (most common label), K (label classes), n (test sites).
+    """
+    _probe(ckpt, target, lengths, n_train, n_test, seed, steps, weight_decay, device, json_path, plot)
+
+
+@user_errors
+def _probe(ckpt, target, lengths, n_train, n_test, seed, steps, weight_decay, device, json_path, plot) -> None:
+    check_output_path(json_path, (".json",))
+    check_output_path(plot, (".html",))
+    result = probe_run(ckpt, target, lengths, device, n_train=n_train, n_test=n_test, seed=seed, steps=steps,
+                       weight_decay=weight_decay)
+    print_table(
+        result["rows"],
+        ["layer", "position", "acc", "control_acc", "selectivity", "chance", "n_classes", "n_test_sites"],
+        title=f"{result['run']}: probe {target} on lengths {result['lengths']}",
+        headers=["layer", "pos", "acc", "ctrl", "select", "chance", "K", "n"],
+    )
+    write_outputs(result, json_path)
+    if plot is not None:
+        from comp.plots import write_html
+        from comp.probes import probe_heatmap
+
+        write_html(probe_heatmap(result, title=f"{result['run']}: probe {target}"), plot)

@@ -1,0 +1,38 @@
+"""Length generalization: train a grid of (encoding, seed) runs, evaluate by length, report.
+
+    comp lengthgen --task parity --pe standard,rotary,coupling --seeds 0,1,2 \\
+        --train-lengths 1-16 --test-lengths 1-128
+
+:func:`run_study` checks every run first (:func:`~comp.lengthgen.study.plan`), lets a
+backend train what is missing (:mod:`comp.lengthgen.backends`: a run directory with
+``eval.json`` is finished and reused, an interrupted one is resumed), evaluates every
+finished run by length (:func:`~comp.lengthgen.study.evaluate_job`) and writes the
+report directory (:mod:`comp.lengthgen.report`). Runs live in ``OUT/runs/``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+
+from comp.config import environment
+from comp.lengthgen.backends import BACKENDS, get_backend
+from comp.lengthgen.report import write_report
+from comp.lengthgen.study import Study, evaluate_job, plan
+
+
+def run_study(study: Study, out: "str | Path", backend: str = "local", quiet: bool = False) -> dict:
+    """Train (through ``backend``), evaluate and report into ``out``. Returns the results.json content."""
+    out = Path(out)
+    runner = get_backend(backend, quiet=quiet)
+    jobs = plan(study, out)
+    pending = {j.name for j in runner.run(jobs)}
+    rows = [row for job in jobs if job.name not in pending for row in evaluate_job(job, study)]
+    pes = list(dict.fromkeys(j.pe for j in jobs))  # canonical names, in the order asked
+    results = {"study": {**asdict(study), "pes": pes, "backend": backend, "meta": environment()},
+               "pending": sorted(pending), "rows": rows}
+    write_report(out, results)
+    return results
+
+
+__all__ = ["BACKENDS", "Study", "run_study"]

@@ -1,0 +1,150 @@
+"""The study's report directory: ``results.json``, ``report.md``, ``lengthgen.html`` and ``lengthgen.png``.
+
+Statistics are over seeds, per encoding and length: mean, sample standard deviation
+(0 with one seed), min and max. The chart draws the mean of each encoding as a line and
+its min-max range over seeds as a band, with the training lengths shaded.
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+from pathlib import Path
+
+import plotly.graph_objects as go
+from plotly.colors import hex_to_rgb, qualitative
+
+from comp.errors import CompError
+from comp.io import write_json, write_text
+from comp.plots import write_html, write_png
+from comp.tasks import LengthRange, parse_lengths
+
+MULTIPLES = (1, 2, 4, 8)
+LABELS = {"acc_generate": "free generation, whole CoT", "acc_cot": "teacher-forced, whole CoT",
+          "acc_answer": "teacher-forced final answer"}
+
+
+def summarize(rows: list[dict], metric: str) -> dict[tuple[str, int], dict]:
+    """``{(pe, length): {"mean", "sd", "min", "max", "seeds"}}`` of ``metric`` over seeds."""
+    groups: dict[tuple[str, int], list[float]] = {}
+    for r in rows:
+        groups.setdefault((r["pe"], r["length"]), []).append(r[metric])
+    return {
+        key: {"mean": statistics.fmean(v), "sd": statistics.stdev(v) if len(v) > 1 else 0.0,
+              "min": min(v), "max": max(v), "seeds": len(v)}
+        for key, v in groups.items()
+    }
+
+
+def multiples(study: dict) -> list[tuple[int, int]]:
+    """``(multiple, length)`` for 1x, 2x, 4x, 8x the longest training length, where tested."""
+    hi = LengthRange.parse(study["train_lengths"]).hi
+    tested = set(parse_lengths(study["test_lengths"]))
+    return [(m, m * hi) for m in MULTIPLES if m * hi in tested]
+
+
+def cell(s: "dict | None", with_min: bool = True) -> str:
+    if s is None:
+        return "-"
+    text = f"{s['mean']:.3f}" + (f" ± {s['sd']:.3f}" if s["seeds"] > 1 else "")
+    return text + (f" [{s['min']:.3f}]" if with_min and s["seeds"] > 1 else "")
+
+
+def multiples_rows(results: dict, metric: str = "acc_generate") -> list[dict]:
+    """One row per encoding: ``{"pe", "1x": cell, ...}`` (the headline table)."""
+    stats = summarize(results["rows"], metric)
+    points = multiples(results["study"])
+    return [{"pe": pe, **{f"{m}x (L={n})": cell(stats.get((pe, n))) for m, n in points}}
+            for pe in results["study"]["pes"]]
+
+
+def _md_table(rows: list[dict]) -> str:
+    cols = list(rows[0]) if rows else []
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    lines += ["| " + " | ".join(str(r[c]) for c in cols) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def command(study: dict) -> str:
+    """The command line that reproduces the study."""
+    parts = [f"comp lengthgen --task {study['task']}", f"--pe {','.join(study['pes'])}",
+             f"--seeds {','.join(map(str, study['seeds']))}", f"--train-lengths {study['train_lengths']}",
+             f"--test-lengths {study['test_lengths']}", f"--n {study['n']}"]
+    if study["steps"] is not None:
+        parts.append(f"--steps {study['steps']}")
+    parts += [f"--set {s}" for s in study["sets"]] + (["--decode"] if study["decode"] else [])
+    return " ".join(parts)
+
+
+def markdown(results: dict) -> str:
+    study, rows = results["study"], results["rows"]
+    meta = study.get("meta", {})
+    out = [
+        f"# Length generalization: {study['task']}, trained on lengths {study['train_lengths']}",
+        "",
+        f"Seeds {', '.join(map(str, study['seeds']))}; {study['n']} sequences per length (evaluation seed "
+        f"{study['eval_seed']}); comp {meta.get('comp', '?')} at {meta.get('git_commit', '?')}.",
+        "Cells: mean ± standard deviation over seeds [worst seed]; accuracy is per-sequence exact match.",
+        "",
+        "```", command(study), "```", "",
+    ]
+    if results.get("pending"):
+        out += [f"**Pending runs (not in the tables):** {', '.join(results['pending'])}", ""]
+    if rows:
+        for metric in ("acc_generate", "acc_answer"):
+            out += [f"## At 1x, 2x, 4x, 8x the training length: {LABELS[metric]}", "",
+                    _md_table(multiples_rows(results, metric)), ""]
+        stats = summarize(rows, "acc_generate")
+        every = [{"length": n, **{pe: cell(stats.get((pe, n)), with_min=False) for pe in study["pes"]}}
+                 for n in parse_lengths(study["test_lengths"])]
+        out += [f"## Every length: {LABELS['acc_generate']}", "", _md_table(every), ""]
+    return "\n".join(out)
+
+
+def figure(results: dict, metric: str = "acc_generate") -> go.Figure:
+    """Accuracy against length: one line per encoding (mean), a min-max band over seeds, training range shaded."""
+    study = results["study"]
+    stats = summarize(results["rows"], metric)
+    lengths = parse_lengths(study["test_lengths"])
+    fig = go.Figure()
+    for i, pe in enumerate(study["pes"]):
+        pts = [(n, stats[(pe, n)]) for n in lengths if (pe, n) in stats]
+        if not pts:
+            continue
+        x = [n for n, _ in pts]
+        color = qualitative.Plotly[i % len(qualitative.Plotly)]
+        band = "rgba({}, {}, {}, 0.18)".format(*hex_to_rgb(color))
+        fig.add_trace(go.Scatter(x=x, y=[s["max"] for _, s in pts], mode="lines", line=dict(width=0), legendgroup=pe,
+                                 showlegend=False, hoverinfo="skip"))
+        fig.add_trace(go.Scatter(x=x, y=[s["min"] for _, s in pts], mode="lines", line=dict(width=0), fill="tonexty",
+                                 fillcolor=band, legendgroup=pe, showlegend=False, hoverinfo="skip"))
+        fig.add_trace(go.Scatter(
+            x=x, y=[s["mean"] for _, s in pts], name=pe, legendgroup=pe, mode="lines", line=dict(color=color, width=2),
+            customdata=[[s["min"], s["max"], s["seeds"]] for _, s in pts],
+            hovertemplate=f"{pe}<br>L=%{{x}}: mean %{{y:.3f}}, min %{{customdata[0]:.3f}}, max %{{customdata[1]:.3f}}"
+                          " over %{customdata[2]} seeds<extra></extra>",
+        ))
+    train = LengthRange.parse(study["train_lengths"])
+    fig.add_vrect(x0=train.lo - 0.5, x1=train.hi + 0.5, fillcolor="gray", opacity=0.15, line_width=0,
+                  annotation_text="training lengths", annotation_position="top")
+    fig.update_layout(
+        title=f"{study['task']}: {LABELS[metric]}, trained on {study['train_lengths']} "
+              f"(line: mean, band: min-max over {len(study['seeds'])} seed{'s' * (len(study['seeds']) > 1)})",
+        xaxis_title="input length L", yaxis_title="accuracy", yaxis_range=[-0.02, 1.02], template="plotly_white",
+    )
+    return fig
+
+
+def write_report(out: Path, results: dict) -> list[Path]:
+    """Write the report files into ``out``; returns the paths written (the PNG only if export works)."""
+    written = [out / "results.json", out / "report.md", out / "lengthgen.html"]
+    write_json(written[0], results)
+    write_text(written[1], markdown(results))
+    fig = figure(results)
+    write_html(fig, written[2])
+    try:
+        write_png(fig, out / "lengthgen.png")
+        written.append(out / "lengthgen.png")
+    except CompError as e:  # no kaleido or no Chromium: the HTML still holds the chart
+        print(f"warning: {e}; the chart is in {written[2]}", file=sys.stderr)
+    return written

@@ -1,0 +1,237 @@
+"""Grid files, manifests, run states and collected results (no training here)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from comp.cli.main import app
+from comp.errors import CompError
+from comp.grid.bases import TrainBase, flatten_results
+from comp.grid.collect import collect, write_csv
+from comp.grid.launch import check_command_lines, launch
+from comp.grid.layout import GridDir
+from comp.grid.spec import expand, load_grid, open_grid
+from comp.grid.status import run_state
+from comp.signals import EXIT_INTERRUPTED, stop_on_signals
+from comp.train.state import STATE_FILE
+
+ROOT = Path(__file__).resolve().parents[1]
+runner = CliRunner()
+
+
+def grid_file(tmp_path: Path, **data) -> Path:
+    spec = {"name": "g", "command": "train parity --steps 5", "axes": {"pe": ["rotary", "alibi"], "seed": [0, 1]},
+            "out": str(tmp_path / "runs")}
+    spec.update(data)
+    path = tmp_path / "g.yaml"
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    return path
+
+
+def test_expansion_order_names_and_arguments(tmp_path):
+    grid = load_grid(grid_file(tmp_path, axes={"pe": ["rotary", "alibi"], "seed": [0, 1],
+                                               "train.weight_decay": [0.1], "attn_only": [True]}, wandb=True))
+    lines = expand(grid)
+    assert [x.run for x in lines] == [
+        "pe=rotary_seed=0_train.weight_decay=0.1_attn_only=true", "pe=rotary_seed=1_train.weight_decay=0.1_attn_only=true",
+        "pe=alibi_seed=0_train.weight_decay=0.1_attn_only=true", "pe=alibi_seed=1_train.weight_decay=0.1_attn_only=true"]
+    assert [x.index for x in lines] == [0, 1, 2, 3]
+    x = lines[2]
+    assert x.axes == {"pe": "alibi", "seed": 0, "train.weight_decay": 0.1, "attn_only": True}
+    assert x.run_dir == str(tmp_path / "runs" / "g" / x.run)
+    assert x.argv == ["train", "parity", "--steps", "5", "--pe", "alibi", "--seed", "0",
+                      "--set", "train.weight_decay=0.1", "--attn-only", "--name", x.run,
+                      "--out", str(tmp_path / "runs" / "g"), "--quiet", "--wandb-group", "g", "--wandb"]
+    check_command_lines(lines)  # every line parses as a comp train command
+    assert expand(grid) == lines  # stable
+
+
+def test_placeholders_and_generic_commands(tmp_path):
+    grid = load_grid(grid_file(tmp_path, command=["eval", "--ckpt", "runs/{task}-rotary-s0", "--lengths", "1-8",
+                                                  "--json", "{run_dir}/result.json"],
+                               axes={"task": ["parity", "copy"], "n": [16]}))
+    lines = expand(grid)
+    assert lines[1].argv == ["eval", "--ckpt", "runs/copy-rotary-s0", "--lengths", "1-8", "--json",
+                             f"{lines[1].run_dir}/result.json", "--n", "16"]
+    check_command_lines(lines)
+    study = expand(load_grid(grid_file(tmp_path, command="lengthgen --task parity --out {run_dir} --json "
+                                       "{run_dir}/result.json", axes={"pe": ["rotary", "alibi"], "seeds": ["0-2"]})))
+    assert study[1].argv[-4:] == ["--pe", "alibi", "--seeds", "0-2"] and study[1].run == "pe=alibi_seeds=0-2"
+    check_command_lines(study)  # lengthgen (or any other comp command) works as a base
+    with pytest.raises(CompError, match=r"unknown placeholder\(s\) \['model'\]"):
+        expand(load_grid(grid_file(tmp_path, command="eval --ckpt {model}")))
+
+
+def test_run_names_are_path_and_wandb_safe_and_unique(tmp_path):
+    lines = expand(load_grid(grid_file(tmp_path, command="train multi", axes={"tasks": [["parity", "copy"], "a b/c"]})))
+    assert [x.run for x in lines] == ["tasks=parity+copy", "tasks=a-b-c"]
+    assert lines[0].argv[2:4] == ["--tasks", "parity,copy"]
+    with pytest.raises(CompError, match="share the name 'x=a-b'"):
+        expand(load_grid(grid_file(tmp_path, axes={"x": ["a b", "a/b"]})))
+
+
+@pytest.mark.parametrize("data,match", [
+    ({"axes": {"seed": []}}, "non-empty list"),
+    ({"axes": [1, 2]}, "must map axis names"),
+    ({"colour": "red"}, r"unknown key\(s\) colour.*valid keys: name, command"),
+    ({"command": None}, "needs 'command'"),
+    ({"backend": "k8s"}, "unknown backend 'k8s'"),
+    ({"name": "a/b"}, "plain directory name"),
+    ({"max_parallel": -1}, "max_parallel"),
+    ({"slurm": {"gpu": 1}}, r"unknown slurm option\(s\) gpu; valid options: partition"),
+    ({"command": "train parity --name x"}, "sets --name of every train run itself"),
+])
+def test_bad_grid_files_are_one_clear_error(tmp_path, data, match):
+    with pytest.raises(CompError, match=match):
+        expand(load_grid(grid_file(tmp_path, **data)))
+
+
+def test_command_lines_are_parsed_before_anything_is_written(tmp_path):
+    path = grid_file(tmp_path, axes={"n_layer": [1, 2]})
+    res = runner.invoke(app, ["grid", str(path), "--backend", "local"])
+    assert res.exit_code == 2 and "No such option: --n-layer" in res.output and "Traceback" not in res.output
+    res = runner.invoke(app, ["grid", str(grid_file(tmp_path, command="fly parity"))])
+    assert res.exit_code == 2 and "unknown base command 'fly'" in res.output
+    res = runner.invoke(app, ["grid", str(grid_file(tmp_path, slurm={"partitions": "gpu"}))])
+    assert res.exit_code == 2 and "valid options: partition, time, gpus, cpus, mem" in res.output
+    assert not (tmp_path / "runs").exists()
+
+
+def test_dry_run_prints_manifest_and_script_and_writes_nothing(tmp_path):
+    res = runner.invoke(app, ["grid", "run", str(grid_file(tmp_path, max_parallel=3)), "--dry-run", "--partition",
+                              "gpu", "--time", "10", "--sbatch", "--exclusive"])
+    assert res.exit_code == 0, res.output
+    assert "pe=alibi_seed=1" in res.output and "#SBATCH --array=0-3%3" in res.output
+    assert "#SBATCH --partition=gpu" in res.output and "#SBATCH --exclusive" in res.output
+    assert "#SBATCH --time=10" in res.output and "comp.grid.task" in res.output
+    assert not (tmp_path / "runs").exists()
+
+
+def test_example_grid_expands_and_parses():
+    grid = load_grid(ROOT / "launchers" / "grids" / "parity-pe.yaml")
+    lines = expand(grid)
+    assert len(lines) == 5 * 3 * 2 and grid.wandb and grid.slurm["time"] == "00:30:00"
+    check_command_lines(lines)
+    assert launch(ROOT / "launchers" / "grids" / "parity-pe.yaml", dry_run=True).script.count("--array=0-29%8") == 1
+
+
+def test_train_base_state_file_matches_the_trainer():
+    assert TrainBase.STATE_FILE == STATE_FILE
+
+
+def test_task_runner_starts_without_torch():
+    code = "import sys, comp.grid.task; assert 'torch' not in sys.modules, 'torch imported'"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+
+
+def write_state(grid: GridDir, line, record: dict) -> None:
+    grid.write_record(line.run, {"run": line.run, "index": line.index, **record})
+
+
+def test_run_states_from_records_queue_and_files(tmp_path):
+    grid = load_grid(grid_file(tmp_path))
+    lines, gdir = expand(grid), grid.dir
+    a, b, c, d = lines
+    assert {run_state(gdir, x, {}) for x in lines} == {"new"}
+    assert run_state(gdir, a, {0: "PENDING"}) == "pending" and run_state(gdir, a, {0: "RUNNING"}) == "running"
+    write_state(gdir, a, {"state": "running", "job": "12_0", "host": "elsewhere", "pid": 1})
+    assert run_state(gdir, a, {0: "RUNNING"}) == "running"
+    assert run_state(gdir, a, {}) == "failed"  # gone from the queue without a word: killed
+    assert run_state(gdir, a, None) == "running"  # no Slurm to ask: trust the record
+    write_state(gdir, b, {"state": "running", "job": "local", "host": os.uname().nodename, "pid": os.getpid()})
+    assert run_state(gdir, b, None) == "running"
+    write_state(gdir, b, {"state": "running", "job": "local", "host": os.uname().nodename, "pid": 2 ** 22 + 7})
+    assert run_state(gdir, b, None) == "failed"
+    write_state(gdir, c, {"state": "requeued", "rc": 0})
+    assert run_state(gdir, c, {2: "PENDING"}) == "pending" and run_state(gdir, c, {}) == "interrupted"
+    write_state(gdir, d, {"state": "interrupted", "rc": EXIT_INTERRUPTED})
+    assert run_state(gdir, d, {}) == "interrupted"
+    Path(d.run_dir).mkdir(parents=True)
+    Path(d.run_dir, "eval.json").write_text("{}")
+    assert run_state(gdir, d, {}) == "done"
+
+
+def test_train_base_resumes_from_a_checkpoint_and_restarts_a_run_without_one(tmp_path):
+    line = expand(load_grid(grid_file(tmp_path)))[0]
+    run_dir = Path(line.run_dir)
+    run_dir.mkdir(parents=True)
+    (run_dir / "config.json").write_text("{}")
+    (run_dir / "metrics.jsonl").write_text('{"step": 10}\n')
+    assert TrainBase().command(line) == line.argv  # no checkpoint: start over, from a clean directory
+    assert not (run_dir / "config.json").exists() and not (run_dir / "metrics.jsonl").exists()
+    (run_dir / STATE_FILE).write_bytes(b"x")
+    assert TrainBase().command(line) == ["train", "--resume", str(run_dir), "--quiet"]
+
+
+def test_collect_flattens_results_by_length(tmp_path):
+    grid = load_grid(grid_file(tmp_path))
+    lines = expand(grid)
+    done = Path(lines[1].run_dir)
+    done.mkdir(parents=True)
+    rows = [{"task": "parity", "length": L, "n": 8, "acc_cot": 1.0, "acc_answer": 1.0, "acc_generate": acc,
+             "acc_generate_answer": 1.0, "loss": 0.1} for L, acc in [(1, 1.0), (2, 0.5)]]
+    (done / "eval.json").write_text(json.dumps({"run": "x", "step": 5, "stop_reason": "steps", "rows": rows}))
+    (done / "metrics.jsonl").write_text('{"step": 5, "loss": 0.25}\n{"step": 5, "eval_min": 0.5}\n')
+    GridDir(grid.out / "g").write_manifest(lines)
+    result = collect(grid.out / "g")
+    assert result["axes"] == ["pe", "seed"]
+    assert [r["state"] for r in result["rows"]] == ["new", "done", "new", "new"]
+    row = result["rows"][1]
+    assert row["pe"] == "rotary" and row["seed"] == 1 and row["step"] == 5 and row["final_loss"] == 0.25
+    assert row["acc_generate_L2"] == 0.5 and row["acc_cot_L1"] == 1.0 and "n_L1" not in row
+    assert row["mean_acc_generate"] == 0.75 and row["min_acc_generate"] == 0.5
+    write_csv(result["rows"], tmp_path / "r.csv")
+    header, *body = (tmp_path / "r.csv").read_text().splitlines()
+    assert header.startswith("run,state,pe,seed,") and len(body) == 4 and body[1].startswith("pe=rotary_seed=1,done")
+    several = flatten_results({"rows": [{"task": "parity", "length": 1, "acc_generate": 1.0},
+                                        {"task": "copy", "length": 1, "acc_generate": 0.0}]})
+    assert several["parity.acc_generate_L1"] == 1.0 and several["copy.acc_generate_L1"] == 0.0
+
+
+def test_grid_is_found_by_file_directory_or_name(tmp_path, monkeypatch):
+    path = grid_file(tmp_path)
+    monkeypatch.setenv("COMP_RUNS_DIR", str(tmp_path / "runs"))
+    gdir, lines = open_grid(path)
+    gdir.write_manifest(lines)
+    assert open_grid(gdir.root)[1] == lines and open_grid("g")[1] == lines
+    with pytest.raises(CompError, match="no grid 'nope'"):
+        open_grid("nope")
+    res = runner.invoke(app, ["grid", "status", "g", "--json", str(tmp_path / "s.json")])
+    assert res.exit_code == 0, res.output
+    assert json.loads((tmp_path / "s.json").read_text())["counts"] == {"new": 4}
+    res = runner.invoke(app, ["collect", "g", "--csv", str(tmp_path / "c.txt")])
+    assert res.exit_code == 2 and "should end in .csv" in res.output
+
+
+def test_stop_on_signals_sets_the_flag_and_restores_handlers():
+    before = signal.getsignal(signal.SIGUSR1)
+    with stop_on_signals() as stop:
+        assert not stop()
+        os.kill(os.getpid(), signal.SIGUSR1)
+        assert stop()
+    assert signal.getsignal(signal.SIGUSR1) is before
+
+
+def test_comp_train_checkpoints_and_exits_75_on_sigusr1(tmp_path):
+    """A signal mid-run: comp train saves a checkpoint at once and says how to continue."""
+    timer = threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGUSR1))
+    timer.start()
+    res = runner.invoke(app, ["train", "parity", "--steps", "100000", "--batch-size", "8", "--train-lengths", "1-3",
+                              "--d-model", "16", "--n-heads", "1", "--n-ctx", "16", "--quiet", "--out", str(tmp_path),
+                              "--set", "eval_every=0", "--set", "threads=1"])
+    timer.cancel()
+    assert res.exit_code == EXIT_INTERRUPTED, res.output
+    assert "checkpoint saved, continue with: comp train --resume" in res.output
+    run = tmp_path / "parity-rotary-s0"
+    assert (run / STATE_FILE).exists() and not (run / "model.safetensors").exists()

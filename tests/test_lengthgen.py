@@ -1,0 +1,132 @@
+"""The length-generalization study: planning, reuse and resume, evaluation, report, CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from comp.cli.main import app
+from comp.errors import CompError
+from comp.io import load_tensors
+from comp.lengthgen import Study, run_study
+from comp.lengthgen.report import figure, markdown, multiples_rows, summarize
+from comp.lengthgen.study import plan
+from comp.train import train
+
+TINY_SETS = ["model.d_model=16", "model.n_heads=2", "train.batch_size=16", "train.threads=1", "train.eval_every=0",
+             "train.final_eval_n=8", "train.warmup_steps=2", "train.ckpt_every=5", "train.log_every=5"]
+
+
+@pytest.fixture
+def no_png(monkeypatch):
+    """Skip the PNG export (seconds of headless Chromium), tested on its own below."""
+    monkeypatch.setattr("comp.lengthgen.report.write_png", lambda fig, path: None)
+
+
+def study(**kw) -> Study:
+    base = dict(pes=["rotary", "coupling"], seeds=[0, 1], train_lengths="1-3", test_lengths="1-6", steps=12,
+                sets=TINY_SETS, n=8)
+    return Study(**{**base, **kw})
+
+
+def test_study_writes_rows_report_and_reuses_finished_runs(tmp_path):
+    results = run_study(study(), tmp_path, quiet=True)
+    rows = results["rows"]
+    assert len(rows) == 2 * 2 * 6 and results["pending"] == []
+    assert set(rows[0]) == {"pe", "seed", "length", "acc_generate", "acc_cot", "acc_answer"}
+    assert {r["pe"] for r in rows} == {"rotary", "rotary+coupling"}  # canonical names
+    saved = json.loads((tmp_path / "results.json").read_text())
+    assert saved["rows"] == rows and saved["study"]["pes"] == ["rotary", "rotary+coupling"]
+    assert "| rotary+coupling |" in (tmp_path / "report.md").read_text()
+    assert "plotly" in (tmp_path / "lengthgen.html").read_text()[:300000]
+    png = tmp_path / "lengthgen.png"  # absent only where PNG export cannot work (test_png_export says why)
+    assert not png.exists() or png.read_bytes()[:4] == b"\x89PNG"
+    weights = tmp_path / "runs" / "parity-rotary-s0" / "model.safetensors"
+    stamp = weights.stat().st_mtime_ns
+    again = run_study(study(test_lengths="1-6,9"), tmp_path, quiet=True)  # reuse: no training, one new length
+    assert weights.stat().st_mtime_ns == stamp
+    assert [r for r in again["rows"] if r["length"] != 9] == rows
+
+
+def test_interrupted_run_is_resumed_to_the_same_weights(tmp_path, no_png):
+    s = study(pes=["randomized"], seeds=[0])
+    (job,) = plan(s, tmp_path / "a")
+    calls = {"n": 0}
+
+    def stop_at_7() -> bool:
+        calls["n"] += 1
+        return calls["n"] == 7
+
+    assert train(job.config, job.run_dir, quiet=True, should_stop=stop_at_7).interrupted
+    assert plan(s, tmp_path / "a")[0].status == "interrupted"
+    run_study(s, tmp_path / "a", quiet=True)
+    run_study(s, tmp_path / "b", quiet=True)  # never interrupted
+    a, b = (load_tensors(tmp_path / d / "runs" / job.name / "model.safetensors") for d in "ab")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_free_generation_identity_holds_when_decoding(tmp_path, no_png):
+    """acc_generate from teacher forcing equals real greedy decoding."""
+    taught = run_study(study(seeds=[0]), tmp_path, quiet=True)["rows"]
+    decoded = run_study(study(seeds=[0], decode=True), tmp_path, quiet=True)["rows"]
+    assert [r["acc_generate"] for r in taught] == [r["acc_generate"] for r in decoded]
+    assert any(0 < r["acc_generate"] < 1 for r in decoded)  # some rows fail: the decoding path ran
+
+
+def test_plan_checks_everything_before_writing(tmp_path, no_png):
+    run_study(study(seeds=[0], pes=["rotary"]), tmp_path, quiet=True)
+    with pytest.raises(CompError, match="exists with other settings.*train.steps 12 there, 20 asked"):
+        plan(study(seeds=[0], pes=["rotary"], steps=20), tmp_path)
+    fresh = tmp_path / "fresh"
+    for bad, msg in [(dict(pes=["rotary", "rope"]), "more than once"), (dict(seeds=[]), "seeds"),
+                     (dict(pes=["standard"], test_lengths="1-40", sets=[*TINY_SETS, "model.n_ctx=50"]), "n_ctx=50"),
+                     (dict(pes=["randomized"], test_lengths="1-40", sets=[*TINY_SETS, "model.max_position=60"]),
+                      "max_position=60"),
+                     (dict(task="multi"), "one task")]:
+        with pytest.raises(CompError, match=msg):
+            run_study(study(**bad), fresh, quiet=True)
+        assert not fresh.exists()
+
+
+def test_summary_table_and_chart_from_hand_made_rows():
+    rows = [{"pe": pe, "seed": s, "length": n, "acc_generate": acc, "acc_cot": acc, "acc_answer": 1.0}
+            for pe, accs in [("a", (1.0, 0.5)), ("b", (0.2, 0.4))] for s, acc in enumerate(accs) for n in (2, 4, 6, 8)]
+    results = {"study": {"task": "parity", "pes": ["a", "b"], "seeds": [0, 1], "train_lengths": "1-2",
+                         "test_lengths": "2,4,6,8", "n": 8, "eval_seed": 1, "steps": None, "sets": [],
+                         "decode": False}, "rows": rows, "pending": []}
+    stats = summarize(rows, "acc_generate")
+    assert stats[("a", 4)] == {"mean": 0.75, "sd": pytest.approx(0.35355, abs=1e-5), "min": 0.5, "max": 1.0, "seeds": 2}
+    assert multiples_rows(results) == [{"pe": "a", "1x (L=2)": "0.750 ± 0.354 [0.500]", "2x (L=4)": "0.750 ± 0.354 [0.500]",
+                                        "4x (L=8)": "0.750 ± 0.354 [0.500]"},
+                                       {"pe": "b", "1x (L=2)": "0.300 ± 0.141 [0.200]", "2x (L=4)": "0.300 ± 0.141 [0.200]",
+                                        "4x (L=8)": "0.300 ± 0.141 [0.200]"}]
+    assert "| 6 | 0.750 ± 0.354 | 0.300 ± 0.141 |" in markdown(results)
+    fig = figure(results)
+    upper, lower, mean = fig.data[:3]
+    assert list(upper.y) == [1.0] * 4 and list(lower.y) == [0.5] * 4 and list(mean.y) == [0.75] * 4
+    assert lower.fill == "tonexty" and mean.name == "a" and len(fig.data) == 6
+    assert fig.layout.shapes[0].x0 == 0.5 and fig.layout.shapes[0].x1 == 2.5  # training range shaded
+
+
+runner = CliRunner()
+
+
+def test_cli_study_and_errors(tmp_path, no_png):
+    sets = [a for s in TINY_SETS for a in ("--set", s)]
+    res = runner.invoke(app, ["lengthgen", "--pe", "nope", "--seeds", "0", "--train-lengths", "1-2", "--test-lengths",
+                              "1-4", "--steps", "5", "--n", "4", "--quiet", "--json", str(tmp_path / "r.json"), *sets])
+    assert res.exit_code == 0, res.output
+    assert "1x (L=2)" in res.output and (Path(os.environ["COMP_RUNS_DIR"]) / "lengthgen-parity" / "report.md").exists()
+    assert len(json.loads((tmp_path / "r.json").read_text())["rows"]) == 4
+    help_text = runner.invoke(app, ["lengthgen", "--help"]).output
+    assert all(opt in help_text for opt in ["--test-lengths", "--decode", "--backend", "default: 0,1,2"])
+    for args, msg in [(["--seeds", "a"], "bad seed 'a'"), (["--backend", "slurm"], "unknown backend 'slurm'"),
+                      (["--pe", "rotary+abacus"], "does not combine"), (["--test-lengths", "9-1"], "inverted")]:
+        res = runner.invoke(app, ["lengthgen", "--out", str(tmp_path / "x"), *args])
+        assert res.exit_code == 2 and msg in res.output and "Traceback" not in res.output, res.output
+        assert not (tmp_path / "x").exists()
