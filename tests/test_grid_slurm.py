@@ -26,6 +26,7 @@ from comp.grid.status import grid_status
 from comp.io import load_tensors
 from comp.train import load_run_config, train
 
+
 def _slurm_down() -> str:
     """Why no cluster answers here ("" when one does)."""
     if shutil.which("sinfo") is None:
