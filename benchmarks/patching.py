@@ -35,7 +35,7 @@ if TYPE_CHECKING:  # pragma: no cover
 def compare(model, length: int, n: int, repeats: int) -> dict:
     """Both sweeps on the same model, pairs, clean cache and metric: their seconds and agreement."""
     task = make_task("parity")
-    pair = make_pair(task, length, n, seed=0, corruption="flip_one")
+    pair = make_pair(task, length, n, seed=0, corruption="flip_one", device=next(model.parameters()).device)
     metric = LogitDiff.for_pair(model, pair)
     _, clean = model.run_with_cache(pair.clean.tokens)
     corrupted = pair.corrupted.tokens

@@ -131,9 +131,10 @@ class LogitDiff:
 
     def raw(self, logits: torch.Tensor, start: int = 0) -> torch.Tensor:
         """Mean logit difference; ``logits`` cover positions ``start..`` only."""
-        rows = torch.arange(len(self.query), device=logits.device)
-        at = logits[..., rows, self.query - start, :]  # [..., batch, d_vocab]
-        diff = at[..., rows, self.clean_token] - at[..., rows, self.corrupted_token]  # [..., batch]
+        device = logits.device
+        rows = torch.arange(len(self.query), device=device)
+        at = logits[..., rows, self.query.to(device) - start, :]  # [..., batch, d_vocab]
+        diff = at[..., rows, self.clean_token.to(device)] - at[..., rows, self.corrupted_token.to(device)]  # [..., batch]
         return diff.mean(-1)
 
     def __call__(self, logits: torch.Tensor, start: int = 0) -> torch.Tensor:
