@@ -27,24 +27,26 @@
 # without it the notebook uses `parity-rotary-s0`, training it first (a few minutes on a
 # CPU) if it does not exist. `COMP_NOTEBOOK_FAST=1` shrinks every sample (CI).
 #
-# > **Cells marked `TODO(issue 4)`** compute head scores, ablations and patching by hand
-# > with TransformerLens hooks. They will be replaced by calls into `comp.circuits` once
-# > it lands; keep their outputs comparable when switching.
+# Head scores, ablations, patching and hypothesis tests come from `comp.circuits`, the
+# same functions behind `comp heads`, `comp ablate` and `comp patch`.
 
 # %%
 import os
 
 import torch
 from IPython.display import HTML, display
-from transformer_lens.utilities import get_act_name
 
+from comp.circuits.ablate import ablate_run
+from comp.circuits.heads import SCORES, score_heads
+from comp.circuits.hypotheses import assess_run
+from comp.circuits.patching import patch_run
+from comp.circuits.plots import patch_heatmaps
 from comp.cli.common import print_table
 from comp.config import RunConfig
-from comp.evaluation import eval_batch, evaluate, predictions
+from comp.evaluation import evaluate
 from comp.io import write_text
 from comp.probes import probe_heatmap, probe_model
 from comp.runs import load_run, resolve_run, runs_dir
-from comp.tasks import score
 from comp.train import train
 from comp.viz import attention_view, one_sequence
 
@@ -76,82 +78,53 @@ write_text(run.path / "attention.html", page)
 display(HTML(page))
 
 # %% [markdown]
-# ## Head scores — TODO(issue 4): replace with `comp.circuits` head scores
-# *Iteration score*: mean attention from the position predicting `s_t` to `x_t`, over
-# `t` and sequences. *Previous-token score*: mean attention from each CoT position to
-# the position before it.
+# ## Head scores
+# *Iteration score* (`iteration`): mean attention from the position predicting `s_t` to
+# `x_t`, over `t`, lengths and sequences; `iter>0.5`: the fraction of those weights
+# above 0.5 (the Iteration Head paper's two measures). *Previous-token*, *EoI*, *BOS* and
+# *self* scores average the attention to those keys. `comp heads` prints the same table.
 
 # %%
-# TODO(issue 4): replace this cell with comp.circuits head scores.
-batch = eval_batch(task, L, n, seed=0)
-names = [get_act_name("pattern", layer) for layer in range(model.cfg.n_layers)]
-_, cache = model.run_with_cache(batch.tokens, names_filter=lambda name: name in names)
-steps = torch.arange(L)
-query = (batch.answer_start[:, None] - 1 + steps)[:, None, :]  # [batch, 1, L]: predicts s_t
-key = batch.input_positions()[:, None, :]  # [batch, 1, L]: holds x_t
-rows = []
-for layer, name in enumerate(names):
-    pattern = cache[name]  # [batch, head, q, k]
-    b = torch.arange(len(batch))[:, None, None]
-    h = torch.arange(model.cfg.n_heads)[None, :, None]
-    iteration = pattern[b, h, query, key].mean((0, 2))  # [head]
-    previous = pattern[b, h, query[..., 1:], query[..., 1:] - 1].mean((0, 2))  # [head]
-    for head in range(model.cfg.n_heads):
-        rows.append({"head": f"L{layer}H{head}", "iteration": iteration[head].item(), "previous": previous[head].item()})
-print_table(rows, ["head", "iteration", "previous"], title="attention head scores")
-top = max(rows, key=lambda r: r["iteration"])["head"]
+ckpt, lengths = str(run.path), str(L)
+heads = score_heads(ckpt, lengths=lengths, n=n)
+print_table(heads["rows"], ["component", *SCORES], headers=["head", "prev", "iter", "iter>0.5", "eoi", "bos", "self"],
+            title="attention head scores")
+top = max(heads["rows"], key=lambda r: r["iteration"])["component"]
 print("iteration-head candidate:", top)
 
 # %% [markdown]
-# ## Ablation — TODO(issue 4): replace with `comp.circuits` ablation
-# Zero each head's output (`hook_z`) and measure teacher-forced whole-CoT accuracy. The
-# iteration head should be the one whose removal hurts most.
+# ## Ablation
+# Mean-ablate each head and each MLP in turn (its output replaced by its mean over a
+# reference set of other sequences of the same length) and measure teacher-forced
+# accuracy. The iteration head and the MLP after it should be the ones whose removal hurts.
 
 # %%
-# TODO(issue 4): replace this cell with comp.circuits ablation.
-def zero_head(head):
-    def hook(z, hook):  # z: [batch, pos, head, d_head]
-        z[:, :, head] = 0.0
-        return z
-
-    return hook
-
-
-base = score(batch, predictions(model(batch.tokens), batch.tokens))["cot"].float().mean().item()
-ablation = []
-for layer in range(model.cfg.n_layers):
-    for head in range(model.cfg.n_heads):
-        logits = model.run_with_hooks(batch.tokens, fwd_hooks=[(get_act_name("z", layer), zero_head(head))])
-        acc = score(batch, predictions(logits, batch.tokens))["cot"].float().mean().item()
-        ablation.append({"head": f"L{layer}H{head}", "acc_cot": acc, "drop": base - acc})
-print_table(ablation, ["head", "acc_cot", "drop"], title=f"zero ablation (unablated acc_cot {base:.3f})")
+ablation = ablate_run(ckpt, method="mean", what="both", lengths=lengths, n=n)
+print_table([{"component": "none (baseline)", **ablation["baseline"]}, *ablation["rows"]],
+            ["component", "acc_cot", "acc_answer", "loss"], title="mean ablation")
 
 # %% [markdown]
-# ## Patching — TODO(issue 4): replace with `comp.circuits` activation patching
-# A corrupted copy of each sequence flips every input bit but keeps the chain of thought.
-# With the clean `s_{t-1}` in context, a model reading `x_t` would then predict the
-# opposite bit. Patching one head's output from the corrupted run into the clean run at
-# the CoT positions shows which head carries `x_t`: the *flip rate* is the fraction of CoT
-# predictions that change to the opposite bit.
+# ## Activation patching
+# Flip one input bit (the middle one), run the corrupted sequence, and patch clean
+# activations back in, one site at a time (batched: many patches per forward pass). The
+# metric is the logit difference on the first answer token the flip changes, 1 = clean,
+# 0 = corrupted. The iteration head shows up as a head output at the position predicting
+# that token; the flipped bit itself as the residual stream at `x_t`.
 
 # %%
-# TODO(issue 4): replace this cell with comp.circuits activation patching.
-corrupt = batch.tokens.clone()
-corrupt[:, 1 : L + 1] = 1 - corrupt[:, 1 : L + 1]  # every input bit flipped (parity inputs are 0/1)
-_, corrupt_cache = model.run_with_cache(corrupt, names_filter=lambda name: name.endswith("hook_z"))
-clean_pred = predictions(model(batch.tokens), batch.tokens)
-cot = batch.loss_mask
-patching = []
-for layer in range(model.cfg.n_layers):
-    for head in range(model.cfg.n_heads):
-        def patch(z, hook, head=head):  # z: [batch, pos, head, d_head]
-            z[:, :, head] = corrupt_cache[hook.name][:, :, head]
-            return z
+patching = patch_run(ckpt, n=n)
+display(patch_heatmaps(patching))
 
-        logits = model.run_with_hooks(batch.tokens, fwd_hooks=[(get_act_name("z", layer), patch)])
-        flipped = (predictions(logits, batch.tokens) == 1 - clean_pred) & cot
-        patching.append({"head": f"L{layer}H{head}", "flip_rate": (flipped.sum() / cot.sum()).item()})
-print_table(patching, ["head", "flip_rate"], title="patching each head from the input-flipped run")
+# %% [markdown]
+# ## Hypotheses
+# `comp patch --hypothesis all`: the best-matching components for each named role, with
+# their score, necessity (ablating them drops accuracy to chance) and sufficiency
+# (mean-ablating everything else keeps accuracy), and a verdict with its thresholds.
+
+# %%
+verdicts = assess_run(ckpt, "all", lengths=lengths, n=n)
+print_table([{"hypothesis": r["hypothesis"], "components": ", ".join(r["components"]), "score": r["score"],
+              "verdict": r["verdict"]} for r in verdicts["hypotheses"]], ["hypothesis", "components", "score", "verdict"])
 
 # %% [markdown]
 # ## Probes: where does `x_t` arrive?
