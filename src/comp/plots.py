@@ -21,7 +21,10 @@ def accuracy_by_length(rows: list[dict], title: str = "", train_max: "int | None
         for key, label in METRICS.items():
             if sub and sub[0].get(key) is not None:
                 name = f"{task}: {label}" if len(tasks) > 1 else label
-                fig.add_trace(go.Scatter(x=[r["length"] for r in sub], y=[r[key] for r in sub], mode="lines+markers", name=name))
+                # free generation often equals teacher forcing exactly: draw it wide and dashed so both show
+                style = dict(line=dict(width=6, dash="dot")) if key == "acc_generate" else {}
+                fig.add_trace(go.Scatter(x=[r["length"] for r in sub], y=[r[key] for r in sub], mode="lines+markers",
+                                         name=name, **style))
     if train_max:
         fig.add_vrect(x0=0.5, x1=train_max + 0.5, fillcolor="gray", opacity=0.12, line_width=0, annotation_text="train")
     fig.update_layout(title=title, xaxis_title="input length", yaxis_title="accuracy", yaxis_range=[-0.02, 1.02], template="plotly_white")
