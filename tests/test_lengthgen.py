@@ -125,7 +125,10 @@ def test_cli_study_and_errors(tmp_path, no_png):
     assert len(json.loads((tmp_path / "r.json").read_text())["rows"]) == 4
     help_text = runner.invoke(app, ["lengthgen", "--help"]).output
     assert all(opt in help_text for opt in ["--test-lengths", "--decode", "--backend", "default: 0,1,2"])
-    for args, msg in [(["--seeds", "a"], "bad seed 'a'"), (["--backend", "slurm"], "unknown backend 'slurm'"),
+    for args, msg in [(["--seeds", "a"], "bad seed 'a'"), (["--backend", "k8s"], "unknown backend 'k8s'"),
+                      (["--partition", "gpu"], "Slurm options (--partition, --time, --sbatch ...) do not apply to "
+                                               "--backend local; use --backend slurm"),
+                      (["--backend", "grid-local", "--sbatch", "--exclusive"], "use --backend slurm"),
                       (["--pe", "rotary+abacus"], "does not combine"), (["--test-lengths", "9-1"], "inverted")]:
         res = runner.invoke(app, ["lengthgen", "--out", str(tmp_path / "x"), *args])
         assert res.exit_code == 2 and msg in res.output and "Traceback" not in res.output, res.output
