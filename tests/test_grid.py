@@ -110,11 +110,11 @@ def test_command_lines_are_parsed_before_anything_is_written(tmp_path):
 
 def test_dry_run_prints_manifest_and_script_and_writes_nothing(tmp_path):
     res = runner.invoke(app, ["grid", "run", str(grid_file(tmp_path, max_parallel=3)), "--dry-run", "--partition",
-                              "gpu", "--time", "10", "--sbatch", "--exclusive"])
+                              "gpu", "--time", "10", "--sbatch", "--exclusive", "--setup", "module load cuda"])
     assert res.exit_code == 0, res.output
     assert "pe=alibi_seed=1" in res.output and "#SBATCH --array=0-3%3" in res.output
     assert "#SBATCH --partition=gpu" in res.output and "#SBATCH --exclusive" in res.output
-    assert "#SBATCH --time=10" in res.output and "comp.grid.task" in res.output
+    assert "#SBATCH --time=10" in res.output and "comp.grid.task" in res.output and "\nmodule load cuda\n" in res.output
     assert not (tmp_path / "runs").exists()
 
 

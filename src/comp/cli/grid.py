@@ -56,15 +56,17 @@ Qos = Annotated[str | None, typer.Option(help="Slurm QOS.", rich_help_panel="Slu
 Constraint = Annotated[str | None, typer.Option(help="Slurm node constraint.", rich_help_panel="Slurm")]
 Sbatch = Annotated[list[str], typer.Option("--sbatch", help="Extra #SBATCH option as --key=value (repeatable).",
                                            rich_help_panel="Slurm")]
+Setup = Annotated[list[str], typer.Option("--setup", help="Shell line run before each task, e.g. 'module load cuda' "
+                                          "(repeatable).", rich_help_panel="Slurm")]
 MaxParallel = Annotated[int | None, typer.Option(
     help="Tasks at once: the array throttle %N / local workers (default: the grid's; 0: no limit / all CPUs).")]
 
 
 def slurm_overrides(partition=None, time=None, gpus=None, cpus=None, mem=None, account=None, qos=None,
-                    constraint=None, sbatch=()) -> dict:
+                    constraint=None, sbatch=(), setup=()) -> dict:
     """The Slurm options given on the command line, as :func:`comp.grid.launch.launch` takes them."""
     given = dict(partition=partition, time=time, gpus=gpus, cpus=cpus, mem=mem, account=account, qos=qos,
-                 constraint=constraint, extra=list(sbatch))
+                 constraint=constraint, extra=list(sbatch), setup=list(setup))
     return {k: v for k, v in given.items() if v not in (None, [])}
 
 
@@ -83,10 +85,11 @@ def run_cli(
     qos: Qos = None,
     constraint: Constraint = None,
     sbatch: Sbatch = [],  # noqa: B006 (typer reads it, never mutates it)
+    setup: Setup = [],  # noqa: B006
 ) -> None:
     """Expand GRID_FILE into runs and submit the ones not done yet (a Slurm array) or run them locally."""
     _run(grid_file, backend, dry_run, max_parallel, slurm_overrides(partition, time, gpus, cpus, mem, account, qos,
-                                                                     constraint, sbatch))
+                                                                     constraint, sbatch, setup))
 
 
 @user_errors

@@ -17,6 +17,7 @@ from comp.cli.grid import (
     Partition,
     Qos,
     Sbatch,
+    Setup,
     Time,
     slurm_overrides,
 )
@@ -53,11 +54,12 @@ def lengthgen_cli(
     qos: Qos = None,
     constraint: Constraint = None,
     sbatch: Sbatch = [],  # noqa: B006 (typer reads it, never mutates it)
+    setup: Setup = [],  # noqa: B006
     json_path: Path | None = typer.Option(None, "--json", help="Also write results.json here."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No training progress bars."),
 ) -> None:
     """Train (or reuse) one run per encoding and seed, evaluate by length, write a report directory."""
-    slurm = slurm_overrides(partition, time, gpus, cpus, mem, account, qos, constraint, sbatch)
+    slurm = slurm_overrides(partition, time, gpus, cpus, mem, account, qos, constraint, sbatch, setup)
     _lengthgen(task, pe, seeds, train_lengths, test_lengths, out, steps, set_, n, decode, backend, json_path, quiet,
                dict(max_parallel=max_parallel, pack=pack_seeds, slurm=slurm))
 

@@ -77,8 +77,8 @@ def launch(
     if parallel < 0:
         raise CompError(f"--max-parallel must be >= 0, got {parallel}")
     flags = dict(slurm or {})
-    extra = [*grid.slurm.get("extra", []), *flags.pop("extra", [])]  # --sbatch lines add to the file's
-    options = check_slurm_options({**grid.slurm, **flags, **({"extra": extra} if extra else {})})
+    lists = {k: [*grid.slurm.get(k, []), *flags.pop(k, [])] for k in ("extra", "setup")}  # --sbatch, --setup add
+    options = check_slurm_options({**grid.slurm, **flags, **{k: v for k, v in lists.items() if v}})
     lines = expand(grid)
     check_command_lines(lines)
 
