@@ -22,8 +22,9 @@ from comp.grid.launch import check_command_lines, launch
 from comp.grid.layout import GridDir
 from comp.grid.spec import expand, load_grid, open_grid
 from comp.grid.status import run_state
+from comp.run_files import STATE_FILE, clear_unstarted, run_status
 from comp.signals import EXIT_INTERRUPTED, stop_on_signals
-from comp.train.state import STATE_FILE
+from comp.train import train
 
 ROOT = Path(__file__).resolve().parents[1]
 runner = CliRunner()
@@ -109,11 +110,11 @@ def test_command_lines_are_parsed_before_anything_is_written(tmp_path):
 
 def test_dry_run_prints_manifest_and_script_and_writes_nothing(tmp_path):
     res = runner.invoke(app, ["grid", "run", str(grid_file(tmp_path, max_parallel=3)), "--dry-run", "--partition",
-                              "gpu", "--time", "10", "--sbatch", "--exclusive"])
+                              "gpu", "--time", "10", "--sbatch", "--exclusive", "--setup", "module load cuda"])
     assert res.exit_code == 0, res.output
     assert "pe=alibi_seed=1" in res.output and "#SBATCH --array=0-3%3" in res.output
     assert "#SBATCH --partition=gpu" in res.output and "#SBATCH --exclusive" in res.output
-    assert "#SBATCH --time=10" in res.output and "comp.grid.task" in res.output
+    assert "#SBATCH --time=10" in res.output and "comp.grid.task" in res.output and "\nmodule load cuda\n" in res.output
     assert not (tmp_path / "runs").exists()
 
 
@@ -125,8 +126,21 @@ def test_example_grid_expands_and_parses():
     assert launch(ROOT / "launchers" / "grids" / "parity-pe.yaml", dry_run=True).script.count("--array=0-29%8") == 1
 
 
-def test_train_base_state_file_matches_the_trainer():
-    assert TrainBase.STATE_FILE == STATE_FILE
+def test_run_status_follows_a_real_training(tiny, tmp_path):
+    """new -> stale (config only) -> cleared -> interrupted (checkpoint) -> finished, from the trainer's own files."""
+    run = tmp_path / "run"
+    assert run_status(run) == "new"
+    calls = []
+    result = train(tiny(steps=20), run, quiet=True, should_stop=lambda: calls.append(1) or len(calls) == 3)
+    assert result.interrupted and run_status(run) == "interrupted" and (run / STATE_FILE).exists()
+    assert train(tiny(steps=20), run, resume=True, quiet=True).state.step == 20 and run_status(run) == "finished"
+    stale = tmp_path / "stale"
+    stale.mkdir()
+    (stale / "config.json").write_text("{}")
+    (stale / "metrics.jsonl").write_text("{}\n")
+    assert run_status(stale) == "stale"
+    clear_unstarted(stale)
+    assert run_status(stale) == "new" and not list(stale.iterdir())
 
 
 def test_task_runner_starts_without_torch():
@@ -159,6 +173,8 @@ def test_run_states_from_records_queue_and_files(tmp_path):
     assert run_state(gdir, d, {}) == "interrupted"
     Path(d.run_dir).mkdir(parents=True)
     Path(d.run_dir, "eval.json").write_text("{}")
+    assert run_state(gdir, d, {}) == "interrupted"  # eval.json alone is not a finished run
+    Path(d.run_dir, "model.safetensors").write_bytes(b"x")
     assert run_state(gdir, d, {}) == "done"
 
 
@@ -168,10 +184,10 @@ def test_train_base_resumes_from_a_checkpoint_and_restarts_a_run_without_one(tmp
     run_dir.mkdir(parents=True)
     (run_dir / "config.json").write_text("{}")
     (run_dir / "metrics.jsonl").write_text('{"step": 10}\n')
-    assert TrainBase().command(line) == line.argv  # no checkpoint: start over, from a clean directory
+    assert TrainBase().commands([line]) == [line.argv]  # no checkpoint: start over, from a clean directory
     assert not (run_dir / "config.json").exists() and not (run_dir / "metrics.jsonl").exists()
     (run_dir / STATE_FILE).write_bytes(b"x")
-    assert TrainBase().command(line) == ["train", "--resume", str(run_dir), "--quiet"]
+    assert TrainBase().commands([line]) == [["train", "--resume", str(run_dir), "--quiet"]]
 
 
 def test_collect_flattens_results_by_length(tmp_path):
@@ -182,6 +198,7 @@ def test_collect_flattens_results_by_length(tmp_path):
     rows = [{"task": "parity", "length": L, "n": 8, "acc_cot": 1.0, "acc_answer": 1.0, "acc_generate": acc,
              "acc_generate_answer": 1.0, "loss": 0.1} for L, acc in [(1, 1.0), (2, 0.5)]]
     (done / "eval.json").write_text(json.dumps({"run": "x", "step": 5, "stop_reason": "steps", "rows": rows}))
+    (done / "model.safetensors").write_bytes(b"x")
     (done / "metrics.jsonl").write_text('{"step": 5, "loss": 0.25}\n{"step": 5, "eval_min": 0.5}\n')
     GridDir(grid.out / "g").write_manifest(lines)
     result = collect(grid.out / "g")

@@ -1,5 +1,6 @@
-"""A real Slurm cluster: arrays of tiny trainings, and runs that resume exactly after
-``scontrol requeue`` and after the preemption warning (``SIGUSR1`` to the batch shell).
+"""A real Slurm cluster: arrays of tiny trainings, runs that resume exactly after
+``scontrol requeue`` and after the preemption warning (``SIGUSR1`` to the batch shell),
+a pack of seeds in one task, and ``comp lengthgen --backend slurm``.
 
 Needs a running cluster (``launchers/local-slurm/start.sh``; ``.ci/run`` starts one);
 skipped when ``sinfo`` is absent. Requeued jobs are started early with ``scontrol
@@ -25,6 +26,7 @@ from comp.grid.layout import GridDir
 from comp.grid.status import grid_status
 from comp.io import load_tensors
 from comp.train import load_run_config, train
+from comp.train.multiseed import train_seeds
 
 
 def _slurm_down() -> str:
@@ -152,3 +154,62 @@ def test_requeue_and_preemption_warning_resume_exactly(tmp_path):
         assert same_weights_as_uninterrupted(run_dir, tmp_path)
     assert "requeued (exit 0)" in grid.log_path("seed=1").read_text()
     assert "interrupted (exit 75)" in grid.log_path("seed=0").read_text()
+
+
+def test_packed_seeds_share_a_task_and_resume_together_after_the_warning(tmp_path):
+    """pack: seed: one array task trains both seeds (comp train --seeds). The preemption
+    warning checkpoints every seed and requeues the task; the next attempt resumes both:
+    every logged step once, and the weights of an uninterrupted multi-seed run."""
+    path, grid, job = submit(tmp_path, name="packed", command=f"{TINY} --steps 200 --set ckpt_every=50",
+                             axes={"seed": [0, 1]}, pack="seed")
+    assert "#SBATCH --array=0\n" in grid.script.read_text()
+    runs = [grid.root / "seed=0", grid.root / "seed=1"]
+    hit: list[int] = []
+
+    def warn_mid_run() -> None:
+        if not hit and all(steps(r) and steps(r)[-1] >= 30 for r in runs):
+            assert not any((r / "eval.json").exists() for r in runs), "finished before it could be interrupted"
+            hit.append(steps(runs[0])[-1])
+            sh("scancel", "--signal=USR1", "--batch", f"{job}_0")
+
+    wait(job, 240, warn_mid_run)
+    assert hit
+    status = grid_status(path)
+    assert status["counts"] == {"done": 2} and {r["job"] for r in status["rows"]} == {f"{job}_0"}
+    log = grid.log_path("seed=1").read_text()
+    assert "--seeds 0,1" in log and "requeued (exit 0)" in log and f"--resume '{grid.root}/seed={{seed}}' --seeds 0,1" in log
+    reference = train_seeds(load_run_config(runs[0]), [0, 1], [tmp_path / "ref" / f"s{s}" for s in (0, 1)], quiet=True)
+    for run_dir, ref in zip(runs, reference):
+        assert json.loads(grid.record_path(run_dir.name).read_text())["attempt"] >= 1
+        assert steps(run_dir) == list(range(10, 201, 10)), log
+        ours, theirs = load_tensors(run_dir / "model.safetensors"), load_tensors(ref.run_dir / "model.safetensors")
+        for k in ours:
+            torch.testing.assert_close(ours[k], theirs[k], atol=1e-6, rtol=1e-6)
+
+
+def test_lengthgen_backend_slurm_submits_then_the_same_command_reports(tmp_path, monkeypatch):
+    """comp lengthgen --backend slurm submits the study's runs (seeds packed) and returns;
+    comp grid status works on the study's directory; the same command, once the job is
+    done, submits nothing and writes the report."""
+    monkeypatch.setattr("comp.lengthgen.report.write_png", lambda fig, path: None)  # Chromium: tested elsewhere
+    out = tmp_path / "study"
+    sets = ["model.d_model=16", "model.n_heads=2", "train.batch_size=16", "train.threads=1", "train.eval_every=0",
+            "train.final_eval_n=8", "train.warmup_steps=2"]
+    args = ["lengthgen", "--pe", "nope", "--seeds", "0,1", "--train-lengths", "1-2", "--test-lengths", "1-4",
+            "--steps", "10", "--n", "4", "--quiet", "--out", str(out), "--backend", "slurm", "--pack-seeds",
+            "--cpus", "1", "--time", "10", *(a for s in sets for a in ("--set", s))]
+    res = runner.invoke(app, args)
+    assert res.exit_code == 0, res.output
+    assert "submitted Slurm job" in res.output and "pending runs: parity-nope-s0, parity-nope-s1" in res.output
+    grid = GridDir(out)
+    (job,) = [j["job_id"] for j in grid.jobs()]
+    assert "#SBATCH --job-name=study" in grid.script.read_text()
+    wait(job, 120)
+    res = runner.invoke(app, ["grid", "status", str(out)])
+    assert res.exit_code == 0 and "2 done" in res.output, res.output
+    res = runner.invoke(app, args)
+    assert res.exit_code == 0 and "1x (L=2)" in res.output and "pending" not in res.output, res.output
+    assert len(grid.jobs()) == 1
+    results = json.loads((out / "results.json").read_text())
+    assert results["pending"] == [] and len(results["rows"]) == 2 * 4
+    assert json.loads((out / "runs" / "parity-nope-s1" / "config.json").read_text())["train"]["wandb_group"] == "study"

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -12,6 +14,9 @@ from typer.testing import CliRunner
 
 from comp.cli.main import app
 from comp.errors import CompError
+from comp.grid.collect import collect
+from comp.grid.layout import GridDir
+from comp.grid.status import grid_status
 from comp.io import load_tensors
 from comp.lengthgen import Study, run_study
 from comp.lengthgen.report import figure, markdown, multiples_rows, summarize
@@ -125,8 +130,76 @@ def test_cli_study_and_errors(tmp_path, no_png):
     assert len(json.loads((tmp_path / "r.json").read_text())["rows"]) == 4
     help_text = runner.invoke(app, ["lengthgen", "--help"]).output
     assert all(opt in help_text for opt in ["--test-lengths", "--decode", "--backend", "default: 0,1,2"])
-    for args, msg in [(["--seeds", "a"], "bad seed 'a'"), (["--backend", "slurm"], "unknown backend 'slurm'"),
+    for args, msg in [(["--seeds", "a"], "bad seed 'a'"), (["--backend", "k8s"], "unknown backend 'k8s'"),
+                      (["--partition", "gpu"], "Slurm options (--partition, --time, --sbatch ...) do not apply to "
+                                               "--backend local; use --backend slurm"),
+                      (["--backend", "grid-local", "--sbatch", "--exclusive"], "use --backend slurm"),
                       (["--pe", "rotary+abacus"], "does not combine"), (["--test-lengths", "9-1"], "inverted")]:
         res = runner.invoke(app, ["lengthgen", "--out", str(tmp_path / "x"), *args])
         assert res.exit_code == 2 and msg in res.output and "Traceback" not in res.output, res.output
         assert not (tmp_path / "x").exists()
+
+
+def test_grid_local_backend_trains_through_the_grid_and_local_reuses_its_runs(tmp_path, no_png):
+    """--backend grid-local: the study's directory is a grid (status works on it), its runs
+    are where the study looks, made with the study's settings (the local backend reuses them)."""
+    s, out = study(pes=["rotary"], seeds=[0]), tmp_path / "pilot"
+    results = run_study(s, out, backend="grid-local", quiet=True, max_parallel=1)
+    assert results["pending"] == [] and len(results["rows"]) == 6
+    status = grid_status(out)
+    assert status["grid"] == "pilot" and [(r["run"], r["state"]) for r in status["rows"]] == [("parity-rotary-s0", "done")]
+    run = out / "runs" / "parity-rotary-s0"
+    assert json.loads((run / "config.json").read_text())["train"]["wandb_group"] == "pilot"
+    stamp = (run / "model.safetensors").stat().st_mtime_ns
+    assert run_study(s, out, quiet=True)["rows"] == results["rows"]  # local backend: same settings, nothing trained
+    assert (run / "model.safetensors").stat().st_mtime_ns == stamp
+
+
+def fake_slurm(tmp_path: Path, monkeypatch) -> tuple[Path, Path]:
+    """``sbatch`` that records its script and answers job 4242; ``squeue`` that prints queue.txt."""
+    bin_dir, calls, queue = tmp_path / "bin", tmp_path / "sbatch.calls", tmp_path / "queue.txt"
+    bin_dir.mkdir()
+    (bin_dir / "sbatch").write_text(f'#!/bin/sh\ncat "$2" >> {calls}\necho 4242\n')
+    (bin_dir / "squeue").write_text(f"#!/bin/sh\ncat {queue}\n")
+    for tool in ("sbatch", "squeue"):
+        (bin_dir / tool).chmod(0o755)
+    queue.write_text("")
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    return calls, queue
+
+
+def test_slurm_backend_submits_once_and_the_rerun_evaluates(tmp_path, monkeypatch, no_png):
+    """--backend slurm (with a stand-in sbatch): the first call submits the runs as one array
+    (seeds packed), the second (still queued) submits nothing and trains nothing here, and
+    once the array task has run, the third evaluates and reports."""
+    calls, queue = fake_slurm(tmp_path, monkeypatch)
+    s, out = study(pes=["nope"], seeds=[0, 1]), tmp_path / "study"
+    first = run_study(s, out, backend="slurm", quiet=True, pack=True, slurm={"partition": "debug", "setup": ["echo set up"]})
+    assert first["rows"] == [] and first["pending"] == ["parity-nope-s0", "parity-nope-s1"]
+    script = calls.read_text()
+    assert "#SBATCH --array=0\n" in script and "#SBATCH --job-name=study" in script
+    assert "#SBATCH --partition=debug" in script and "\necho set up\n" in script
+    lines = GridDir(out).read_manifest()
+    assert [(x.run_dir, x.task) for x in lines] == [(str(out / "runs" / f"parity-nope-s{i}"), 0) for i in (0, 1)]
+
+    queue.write_text("4242 0 PENDING\n")
+    res = runner.invoke(app, ["grid", "status", str(out)])
+    assert res.exit_code == 0 and "2 pending" in res.output, res.output
+    assert run_study(s, out, backend="slurm", quiet=True, pack=True)["pending"] == first["pending"]
+    assert calls.read_text() == script  # nothing submitted again
+    with pytest.raises(CompError, match="2 runs of this study are queued or running under comp grid"):
+        run_study(s, out, quiet=True)  # the local backend would train the same runs twice
+
+    queue.write_text("")  # the array task runs (here, by hand) and leaves the queue
+    task = subprocess.run([sys.executable, "-m", "comp.grid.task", str(out), "0"], capture_output=True, text=True)
+    assert task.returncode == 0, task.stdout + task.stderr
+    third = run_study(s, out, backend="slurm", quiet=True, pack=True)
+    assert third["pending"] == [] and len(third["rows"]) == 2 * 6 and calls.read_text() == script
+    assert [r["state"] for r in collect(out)["rows"]] == ["done", "done"]
+
+
+def test_slurm_backend_needs_sbatch_before_writing_anything(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))  # no sbatch anywhere
+    with pytest.raises(CompError, match="sbatch not found"):
+        run_study(study(), tmp_path / "x", backend="slurm", quiet=True)
+    assert not (tmp_path / "x").exists()

@@ -17,9 +17,10 @@ from comp.config import RunConfig
 from comp.errors import CompError
 from comp.io import load_tensors
 from comp.model import CompTransformer, build_model, with_context
+from comp.run_files import MODEL_FILE
 from comp.tasks import Task
 from comp.train.loop import load_run_config, resolve_device
-from comp.train.state import MODEL_FILE, load_model_tensors
+from comp.train.state import load_model_tensors
 
 DEFAULT_RUNS_DIR = "runs"
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import shlex
 from pathlib import Path
+from typing import Annotated
 
 import typer
 from rich.panel import Panel
@@ -20,6 +21,7 @@ from typer.core import TyperGroup
 
 from comp.cli.common import check_output_path, console, print_table, stderr, user_errors, write_outputs
 from comp.grid.backends import grid_jobs
+from comp.grid.bases import seeds_text
 from comp.grid.collect import collect, write_csv
 from comp.grid.launch import launch
 from comp.grid.layout import GridDir
@@ -43,48 +45,75 @@ app = typer.Typer(
 )
 
 
+# Slurm options of `comp grid` and `comp lengthgen --backend slurm`: declared once, read by slurm_overrides
+Partition = Annotated[str | None, typer.Option(help="Slurm partition.", rich_help_panel="Slurm")]
+Time = Annotated[str | None, typer.Option(help="Slurm time limit per task, e.g. 01:00:00.", rich_help_panel="Slurm")]
+Gpus = Annotated[str | None, typer.Option(help="Slurm GPUs per task.", rich_help_panel="Slurm")]
+Cpus = Annotated[int | None, typer.Option(help="Slurm CPUs per task (--cpus-per-task).", rich_help_panel="Slurm")]
+Mem = Annotated[str | None, typer.Option(help="Slurm memory per task, e.g. 8G.", rich_help_panel="Slurm")]
+Account = Annotated[str | None, typer.Option(help="Slurm account.", rich_help_panel="Slurm")]
+Qos = Annotated[str | None, typer.Option(help="Slurm QOS.", rich_help_panel="Slurm")]
+Constraint = Annotated[str | None, typer.Option(help="Slurm node constraint.", rich_help_panel="Slurm")]
+Sbatch = Annotated[list[str], typer.Option("--sbatch", help="Extra #SBATCH option as --key=value (repeatable).",
+                                           rich_help_panel="Slurm")]
+Setup = Annotated[list[str], typer.Option("--setup", help="Shell line run before each task, e.g. 'module load cuda' "
+                                          "(repeatable).", rich_help_panel="Slurm")]
+MaxParallel = Annotated[int | None, typer.Option(
+    help="Tasks at once: the array throttle %N / local workers (default: the grid's; 0: no limit / all CPUs).")]
+
+
+def slurm_overrides(partition=None, time=None, gpus=None, cpus=None, mem=None, account=None, qos=None,
+                    constraint=None, sbatch=(), setup=()) -> dict:
+    """The Slurm options given on the command line, as :func:`comp.grid.launch.launch` takes them."""
+    given = dict(partition=partition, time=time, gpus=gpus, cpus=cpus, mem=mem, account=account, qos=qos,
+                 constraint=constraint, extra=list(sbatch), setup=list(setup))
+    return {k: v for k, v in given.items() if v not in (None, [])}
+
+
 @app.command("run")
 def run_cli(
     grid_file: Path = typer.Argument(..., help="Grid file (YAML or JSON): command, axes, slurm options."),
     backend: str | None = typer.Option(None, help="slurm or local (default: the file's backend, else slurm)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the manifest and job script; write and submit nothing."),
-    max_parallel: int | None = typer.Option(
-        None, help="Runs at once: the array throttle %N / local workers (default: the file's; 0: no limit / all CPUs)."
-    ),
-    partition: str | None = typer.Option(None, help="Slurm partition."),
-    time: str | None = typer.Option(None, help="Slurm time limit per run, e.g. 01:00:00."),
-    gpus: str | None = typer.Option(None, help="Slurm GPUs per run."),
-    cpus: int | None = typer.Option(None, help="Slurm CPUs per run (--cpus-per-task)."),
-    mem: str | None = typer.Option(None, help="Slurm memory per run, e.g. 8G."),
-    account: str | None = typer.Option(None, help="Slurm account."),
-    qos: str | None = typer.Option(None, help="Slurm QOS."),
-    constraint: str | None = typer.Option(None, help="Slurm node constraint."),
-    sbatch: list[str] = typer.Option([], "--sbatch", help="Extra #SBATCH option as --key=value (repeatable)."),
+    max_parallel: MaxParallel = None,
+    partition: Partition = None,
+    time: Time = None,
+    gpus: Gpus = None,
+    cpus: Cpus = None,
+    mem: Mem = None,
+    account: Account = None,
+    qos: Qos = None,
+    constraint: Constraint = None,
+    sbatch: Sbatch = [],  # noqa: B006 (typer reads it, never mutates it)
+    setup: Setup = [],  # noqa: B006
 ) -> None:
     """Expand GRID_FILE into runs and submit the ones not done yet (a Slurm array) or run them locally."""
-    _run(grid_file, backend, dry_run, max_parallel, partition=partition, time=time, gpus=gpus, cpus=cpus, mem=mem,
-         account=account, qos=qos, constraint=constraint, extra=sbatch)
+    _run(grid_file, backend, dry_run, max_parallel, slurm_overrides(partition, time, gpus, cpus, mem, account, qos,
+                                                                     constraint, sbatch, setup))
 
 
 @user_errors
-def _run(grid_file: Path, backend, dry_run: bool, max_parallel, **slurm) -> None:
-    overrides = {k: v for k, v in slurm.items() if v not in (None, [])}
-
-    def report(run: str, rc: int, seconds: float) -> None:
-        stderr(f"  {run}: {'done' if rc == 0 else f'exit {rc}'} ({seconds:.0f}s)")
+def _run(grid_file: Path, backend, dry_run: bool, max_parallel, overrides: dict) -> None:
+    def report(runs: str, rc: int, seconds: float) -> None:
+        stderr(f"  {runs}: {'done' if rc == 0 else f'exit {rc}'} ({seconds:.0f}s)")
 
     result = launch(grid_file, backend=backend, max_parallel=max_parallel, slurm=overrides, dry_run=dry_run,
                     on_exit=report)
     grid, todo = result.grid, set(result.todo)
     skipped = {s: sum(1 for i, st in result.states.items() if st == s and i not in todo) for s in ("done", "pending", "running")}
     skip_text = ", ".join(f"{n} {s}" for s, n in skipped.items() if n)
+    packed = any(x.pack for x in result.lines)
+    in_tasks = f" in {len(result.tasks)} tasks" if packed else ""
     if dry_run:
         print_table(
-            [{"index": x.index, "run": x.run, **x.axes,
+            [{"index": x.index, "task": x.task, "run": x.run, **x.axes,
               "action": "run" if x.index in todo else f"skip ({result.states[x.index]})"} for x in result.lines],
-            ["index", "run", *result.lines[0].axes, "action"], title=f"grid {grid.name}: {len(result.lines)} runs (dry run)",
+            ["index", *(["task"] if packed else []), "run", *result.lines[0].axes, "action"],
+            title=f"grid {grid.name}: {len(result.lines)} runs{in_tasks} (dry run)",
         )
-        print(f"run {result.lines[0].index}: comp {shlex.join(result.lines[0].argv)}")
+        first = [x for x in result.lines if x.task == result.lines[0].task]
+        shown = [*first[0].pack["argv"], "--seeds", seeds_text(first)] if packed else first[0].argv
+        print(f"task {first[0].task}: comp {shlex.join(shown)}")
         if result.script:
             print(f"\njob script ({grid.script}):\n{result.script}", end="")
         return
@@ -92,13 +121,13 @@ def _run(grid_file: Path, backend, dry_run: bool, max_parallel, **slurm) -> None
         print(f"grid {grid.name}: nothing to do ({skip_text}); see comp grid status {grid.root}")
         return
     if result.backend == "slurm":
-        print(f"grid {grid.name}: submitted Slurm job {result.job_id} with {len(todo)} runs"
+        print(f"grid {grid.name}: submitted Slurm job {result.job_id} with {len(todo)} runs{in_tasks}"
               + (f" (skipped {skip_text})" if skip_text else "") + f"; follow with: comp grid status {grid.root}")
         return
     _show_status(grid_status(grid.root))
     failed = sum(rc != 0 for rc in result.exit_codes.values())
     if failed:
-        stderr(f"{failed} of {len(todo)} runs did not finish; see the log tails above")
+        stderr(f"{failed} of {len(result.tasks)} {'tasks' if packed else 'runs'} did not finish; see the log tails above")
         raise typer.Exit(1)
 
 

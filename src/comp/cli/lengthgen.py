@@ -7,23 +7,25 @@ from pathlib import Path
 import typer
 
 from comp.cli.common import check_output_path, print_table, user_errors, write_outputs
-from comp.errors import CompError
+from comp.cli.grid import (
+    Account,
+    Constraint,
+    Cpus,
+    Gpus,
+    MaxParallel,
+    Mem,
+    Partition,
+    Qos,
+    Sbatch,
+    Setup,
+    Time,
+    slurm_overrides,
+)
 from comp.lengthgen import BACKENDS, Study, run_study
 from comp.lengthgen.report import multiples_rows
 from comp.lengthgen.study import DEFAULT_PES
 from comp.runs import runs_dir
-
-
-def parse_seeds(text: str) -> list[int]:
-    """``"0,1,2"`` or ``"0-2"`` -> ``[0, 1, 2]``."""
-    seeds: list[int] = []
-    for part in (p.strip() for p in text.split(",")):
-        try:
-            lo, _, hi = part.partition("-")
-            seeds += list(range(int(lo), int(hi or lo) + 1))
-        except ValueError:
-            raise CompError(f"bad seed {part!r} in {text!r}; write seeds like 0,1,2 or 0-2") from None
-    return seeds
+from comp.train.multiseed import parse_seeds
 
 
 def lengthgen_cli(
@@ -38,22 +40,38 @@ def lengthgen_cli(
     n: int = typer.Option(256, help="Evaluation sequences per length."),
     decode: bool = typer.Option(False, "--decode/--no-decode",
                                 help="Greedy-decode for acc_generate (slow) instead of the exact teacher-forced identity."),
-    backend: str = typer.Option("local", help=f"Where runs train: {', '.join(BACKENDS)}."),
+    backend: str = typer.Option("local", help=f"Where runs train: {', '.join(BACKENDS)} (slurm: one array job; "
+                                "run the command again once it is done)."),
+    max_parallel: MaxParallel = None,
+    pack_seeds: bool = typer.Option(False, "--pack-seeds", help="slurm, grid-local: train the seeds of an encoding "
+                                    "together in one task (comp train --seeds)."),
+    partition: Partition = None,
+    time: Time = None,
+    gpus: Gpus = None,
+    cpus: Cpus = None,
+    mem: Mem = None,
+    account: Account = None,
+    qos: Qos = None,
+    constraint: Constraint = None,
+    sbatch: Sbatch = [],  # noqa: B006 (typer reads it, never mutates it)
+    setup: Setup = [],  # noqa: B006
     json_path: Path | None = typer.Option(None, "--json", help="Also write results.json here."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No training progress bars."),
 ) -> None:
     """Train (or reuse) one run per encoding and seed, evaluate by length, write a report directory."""
-    _lengthgen(task, pe, seeds, train_lengths, test_lengths, out, steps, set_, n, decode, backend, json_path, quiet)
+    slurm = slurm_overrides(partition, time, gpus, cpus, mem, account, qos, constraint, sbatch, setup)
+    _lengthgen(task, pe, seeds, train_lengths, test_lengths, out, steps, set_, n, decode, backend, json_path, quiet,
+               dict(max_parallel=max_parallel, pack=pack_seeds, slurm=slurm))
 
 
 @user_errors
 def _lengthgen(task, pe, seeds, train_lengths, test_lengths, out, steps, set_, n, decode, backend, json_path,
-               quiet) -> None:
+               quiet, options: dict) -> None:
     check_output_path(json_path, (".json",))
     study = Study(task=task, pes=pe.split(","), seeds=parse_seeds(seeds), train_lengths=train_lengths,
                   test_lengths=test_lengths, steps=steps, sets=list(set_), n=n, decode=decode)
     out = out or runs_dir() / f"lengthgen-{task}"
-    results = run_study(study, out, backend=backend, quiet=quiet)
+    results = run_study(study, out, backend=backend, quiet=quiet, **options)
     if results["rows"]:
         print_table(multiples_rows(results), list(multiples_rows(results)[0]),
                     title=f"{task} trained on {train_lengths}: free generation, mean ± sd [worst seed]")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from dataclasses import fields
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from comp.runs import default_run_name, runs_dir
 from comp.signals import EXIT_INTERRUPTED, stop_on_signals
 from comp.tasks import TASKS
 from comp.train import resume_config, train
-from comp.train.multiseed import parse_seeds, resume_seeds, seed_run_dir, train_seeds
+from comp.train.multiseed import SEED, parse_seeds, resume_seeds, seed_run_dir, seed_run_name, train_seeds
 
 TASK_HELP = f"Task to learn: {', '.join([*TASKS, 'multi'])}."
 
@@ -116,10 +117,13 @@ def train_cli(
     n_ctx: int | None = typer.Option(None, help=_h("model", "n_ctx", "Longest sequence in tokens.")),
     slack: int | None = typer.Option(None, help=_h("task", "slack", "Filler tokens between EoI and the answer.")),
     tasks: str | None = typer.Option(None, help="Members of 'multi', e.g. parity,copy,polynomial."),
-    name: str | None = typer.Option(None, help="Run name (default: <task>-<pe>-s<seed>)"),
+    name: str | None = typer.Option(
+        None, help="Run name (default: <task>-<pe>-s<seed>); with --seeds, <name>-s<seed>, or {seed} marks the seed's place."
+    ),
     out: Path | None = typer.Option(None, help="Runs directory (default: $COMP_RUNS_DIR or runs)"),
     resume: Path | None = typer.Option(
-        None, help="Continue the run in this directory where it stopped (with --seeds: its <name>-s<seed> siblings)."
+        None, help="Continue the run in this directory where it stopped (with --seeds: its <name>-s<seed> siblings, "
+        "or the directories the path gives with {seed} filled in)."
     ),
     device: str | None = typer.Option(None, help=_h("train", "device", "auto, cpu, cuda, cuda:N.")),
     compile: bool | None = typer.Option(None, "--compile/--no-compile", help=_h("train", "compile", "torch.compile on CUDA.")),
@@ -165,19 +169,21 @@ def _train(task, pe, seed, seeds, steps, batch_size, lr, train_lengths, eval_len
         )
         base = out or runs_dir()
         if seed_list is not None:
-            run_dirs = [base / (f"{name}-s{s}" if name else default_run_name(task, cfg.model.encoding, s))
+            run_dirs = [base / (seed_run_name(name, s) if name else default_run_name(task, cfg.model.encoding, s))
                         for s in seed_list]
         else:
-            run_dirs = [base / (name or default_run_name(task, cfg.model.encoding, cfg.train.seed))]
+            seed = cfg.train.seed
+            run_dirs = [base / (name.replace(SEED, str(seed)) if name else default_run_name(task, cfg.model.encoding, seed))]
     with stop_on_signals() as stop:  # SIGUSR1/SIGTERM: checkpoint now, exit 75 (resumable)
         if seed_list is not None:
             results = train_seeds(cfg, seed_list, run_dirs, resume=resume is not None, quiet=quiet, should_stop=stop)
         else:
             results = [train(cfg, run_dirs[0], resume=resume is not None, quiet=quiet, should_stop=stop)]
     if any(r.interrupted for r in results):
+        where = resume or (base / name if seed_list is not None and name and SEED in name else run_dirs[0])
         again = f" --seeds {seeds}" if seed_list is not None else ""
         typer.echo(f"stopped by a signal at step {results[0].state.step}; checkpoint saved, continue with: "
-                   f"comp train --resume {run_dirs[0]}{again}", err=True)
+                   f"comp train --resume {shlex.quote(str(where))}{again}", err=True)
         raise typer.Exit(EXIT_INTERRUPTED)
     if len(results) == 1:
         r = results[0]

@@ -1,6 +1,7 @@
 """Where a grid's runs execute: a Slurm array (:func:`submit_slurm`) or local worker
-processes (:func:`run_local`); both run ``python -m comp.grid.task GRID_DIR i`` for each
-manifest line ``i``. :func:`queue_states` asks Slurm which array tasks are still queued.
+processes (:func:`run_local`); both run ``python -m comp.grid.task GRID_DIR t`` for each
+array task ``t`` (one manifest line, or a pack of seeds). :func:`queue_states` asks Slurm
+which array tasks are still queued.
 """
 
 from __future__ import annotations
@@ -23,23 +24,28 @@ def task_command(grid: GridDir) -> list[str]:
     return [sys.executable, "-m", "comp.grid.task", str(grid.root)]
 
 
-def job_script(grid: GridDir, indices: list[int], max_parallel: int, options: dict[str, Any]) -> str:
-    """The job script that runs manifest lines ``indices`` of ``grid`` as one array."""
+def job_script(grid: GridDir, tasks: list[int], max_parallel: int, options: dict[str, Any]) -> str:
+    """The job script that runs array tasks ``tasks`` of ``grid`` as one array."""
     return sbatch_script(
         task_command(grid),
         job_name=grid.name,
-        array=array_spec(indices, max_parallel),
+        array=array_spec(tasks, max_parallel),
         output=str(grid.logs / "slurm-%A_%a.out"),
         chdir=os.getcwd(),
         **options,
     )
 
 
-def submit_slurm(grid: GridDir, script: str, indices: list[int]) -> str:
-    """Write the job script, ``sbatch --parsable`` it, record the job; returns the job id."""
+def check_sbatch() -> None:
+    """A clear error where Slurm cannot take jobs."""
     if shutil.which("sbatch") is None:
         raise CompError("sbatch not found: run on a Slurm login node, start launchers/local-slurm/start.sh, "
                         "or use --backend local")
+
+
+def submit_slurm(grid: GridDir, script: str, tasks: list[int]) -> str:
+    """Write the job script, ``sbatch --parsable`` it, record the job; returns the job id."""
+    check_sbatch()
     grid.logs.mkdir(parents=True, exist_ok=True)
     from comp.io import write_text
 
@@ -48,7 +54,7 @@ def submit_slurm(grid: GridDir, script: str, indices: list[int]) -> str:
     if proc.returncode != 0:
         raise CompError(f"sbatch refused the job: {proc.stderr.strip() or proc.stdout.strip()}")
     job_id = proc.stdout.strip().split(";")[0]
-    grid.add_job({"backend": "slurm", "job_id": job_id, "indices": indices, "time": now()})
+    grid.add_job({"backend": "slurm", "job_id": job_id, "tasks": tasks, "time": now()})
     return job_id
 
 
@@ -71,37 +77,38 @@ def queue_states(job_ids: list[str]) -> "dict[int, str] | None":
     return states
 
 
-def run_local(grid: GridDir, indices: list[int], workers: int,
-              on_exit: Callable[[str, int, float], None] = lambda run, rc, seconds: None) -> dict[int, int]:
-    """Run manifest lines ``indices`` with up to ``workers`` processes at once; returns
-    index -> exit status and reports each finished run as ``on_exit(run, rc, seconds)``.
-    Ctrl-C stops the workers with SIGTERM: train runs checkpoint (state interrupted)."""
-    grid.add_job({"backend": "local", "job_id": f"local-{os.getpid()}", "indices": indices,
-                  "time": now()})
-    names = {x.index: x.run for x in grid.read_manifest()}
+def run_local(grid: GridDir, tasks: list[int], workers: int,
+              on_exit: Callable[[str, int, float], None] = lambda runs, rc, seconds: None) -> dict[int, int]:
+    """Run array tasks ``tasks`` with up to ``workers`` processes at once; returns task -> exit
+    status and reports each finished task as ``on_exit(runs, rc, seconds)`` (``runs``: its run
+    names, joined by ``+``). Ctrl-C stops the workers with SIGTERM: train runs checkpoint (state interrupted)."""
+    grid.add_job({"backend": "local", "job_id": f"local-{os.getpid()}", "tasks": tasks, "time": now()})
+    names: dict[int, list[str]] = {}
+    for x in grid.read_manifest():
+        names.setdefault(x.task, []).append(x.run)
     # not a Slurm task even inside an allocation: the runner must never requeue anything
     env = {k: v for k, v in os.environ.items() if k not in ("SLURM_JOB_ID", "SLURM_ARRAY_JOB_ID", "SLURM_ARRAY_TASK_ID",
                                                            "SLURM_RESTART_COUNT")}
     env.update(WANDB_MODE=os.environ.get("WANDB_MODE", "offline"), OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "1"))
-    todo, running, codes = list(indices), {}, {}
+    todo, running, codes = list(tasks), {}, {}
     try:
         while todo or running:
             while todo and len(running) < workers:
-                i = todo.pop(0)
+                t = todo.pop(0)
                 # a session of its own: a terminal's Ctrl-C reaches only us, and we stop the workers cleanly
-                running[i] = (subprocess.Popen([*task_command(grid), str(i)], env=env, start_new_session=True,
+                running[t] = (subprocess.Popen([*task_command(grid), str(t)], env=env, start_new_session=True,
                                                stdout=subprocess.DEVNULL), time.perf_counter())
-            for i, (proc, start) in list(running.items()):
+            for t, (proc, start) in list(running.items()):
                 if proc.poll() is not None:
-                    codes[i] = proc.returncode
-                    del running[i]
-                    on_exit(names[i], proc.returncode, time.perf_counter() - start)
+                    codes[t] = proc.returncode
+                    del running[t]
+                    on_exit("+".join(names[t]), proc.returncode, time.perf_counter() - start)
             time.sleep(0.05)
     except KeyboardInterrupt:
         for proc, _ in running.values():
             proc.terminate()
-        for i, (proc, _) in running.items():
-            codes[i] = proc.wait()
+        for t, (proc, _) in running.items():
+            codes[t] = proc.wait()
         raise
     return codes
 

@@ -3,7 +3,8 @@
 Nothing is written before every run's command line has been parsed by the comp CLI,
 so a typo in an axis fails at once, not in a hundred jobs. Resubmitting is idempotent:
 done, pending and running runs are skipped; failed and interrupted ones run again
-(interrupted train runs resume from their checkpoint).
+(interrupted train runs resume from their checkpoint). The array runs tasks, not lines:
+with ``pack: seed`` one task trains the unfinished seeds of a pack together.
 """
 
 from __future__ import annotations
@@ -15,10 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from comp.errors import CompError
-from comp.grid.backends import job_script, queue_of, run_local, submit_slurm
-from comp.grid.layout import GridDir, RunLine
+from comp.grid.backends import check_sbatch, job_script, queue_of, run_local, submit_slurm
+from comp.grid.layout import GridDir, RunLine, array_tasks
 from comp.grid.sbatch import check_slurm_options
-from comp.grid.spec import BACKENDS, expand, load_grid
+from comp.grid.spec import BACKENDS, Grid, expand, load_grid
 from comp.grid.status import ACTIVE, run_state
 
 
@@ -31,31 +32,33 @@ class Launch:
     lines: list[RunLine]
     states: dict[int, str]  # manifest index -> state before launching
     todo: list[int]  # indices run or submitted now
+    tasks: list[int] = field(default_factory=list)  # the array tasks that run them (a pack of seeds is one task)
     script: "str | None" = None  # the Slurm job script
     job_id: "str | None" = None  # the Slurm job id
-    exit_codes: dict[int, int] = field(default_factory=dict)  # local backend: index -> exit status
+    exit_codes: dict[int, int] = field(default_factory=dict)  # local backend: task -> exit status
 
 
 def check_command_lines(lines: list[RunLine]) -> None:
-    """Parse each run's command line with the comp CLI (without running it)."""
+    """Parse each run's command line (and each pack's, with its seeds) with the comp CLI, without running it."""
     import click
     from typer.main import get_command
 
     from comp.cli.main import app
 
     commands = get_command(app).commands
-    for line in lines:
-        name, *args = line.argv
+    packs = {x.task: [*x.pack["argv"], "--seeds", str(x.axes["seed"])] for x in lines if x.pack}
+    for run, argv in [*((x.run, x.argv) for x in lines), *((f"task {t}", a) for t, a in packs.items())]:
+        name, *args = argv
         if name not in commands or name == "grid":
             raise CompError(f"unknown base command {name!r}; choose one of: {', '.join(c for c in commands if c != 'grid')}")
         try:
             commands[name].make_context(f"comp {name}", list(args))
         except click.ClickException as e:
-            raise CompError(f"run {line.run}: comp {name} would reject its arguments: {e.format_message()}") from None
+            raise CompError(f"run {run}: comp {name} would reject its arguments: {e.format_message()}") from None
 
 
 def launch(
-    path: "str | Path",
+    grid: "Grid | str | Path",
     *,
     backend: "str | None" = None,
     max_parallel: "int | None" = None,
@@ -63,9 +66,10 @@ def launch(
     dry_run: bool = False,
     on_exit: Callable[[str, int, float], None] = lambda run, rc, seconds: None,
 ) -> Launch:
-    """Run the grid in ``path``. ``backend``, ``max_parallel`` and ``slurm`` options
-    override the file's; ``on_exit(run, rc, seconds)`` reports each finished local run."""
-    grid = load_grid(path)
+    """Run a grid (a :class:`~comp.grid.spec.Grid`, or the grid file at that path). ``backend``,
+    ``max_parallel`` and ``slurm`` options override the grid's; ``on_exit(runs, rc, seconds)``
+    reports each finished local task."""
+    grid = grid if isinstance(grid, Grid) else load_grid(grid)
     backend = backend or grid.backend
     if backend not in BACKENDS:
         raise CompError(f"unknown backend {backend!r}; choose {' or '.join(BACKENDS)}")
@@ -73,8 +77,8 @@ def launch(
     if parallel < 0:
         raise CompError(f"--max-parallel must be >= 0, got {parallel}")
     flags = dict(slurm or {})
-    extra = [*grid.slurm.get("extra", []), *flags.pop("extra", [])]  # --sbatch lines add to the file's
-    options = check_slurm_options({**grid.slurm, **flags, **({"extra": extra} if extra else {})})
+    lists = {k: [*grid.slurm.get(k, []), *flags.pop(k, [])] for k in ("extra", "setup")}  # --sbatch, --setup add
+    options = check_slurm_options({**grid.slurm, **flags, **{k: v for k, v in lists.items() if v}})
     lines = expand(grid)
     check_command_lines(lines)
 
@@ -85,14 +89,16 @@ def launch(
                         f"(tasks {sorted(queue)}); wait for them or scancel them, or give the grid a new name")
     states = {x.index: run_state(gdir, x, queue) for x in lines}
     todo = [i for i, s in states.items() if s != "done" and s not in ACTIVE]
-    result = Launch(gdir, backend, lines, states, todo)
+    result = Launch(gdir, backend, lines, states, todo, array_tasks([lines[i] for i in todo]))
     if backend == "slurm" and todo:
-        result.script = job_script(gdir, todo, parallel, options)
+        result.script = job_script(gdir, result.tasks, parallel, options)
     if dry_run or not todo:
         return result
+    if backend == "slurm":
+        check_sbatch()  # before anything is written
     gdir.write_manifest(lines)
     if backend == "slurm":
-        result.job_id = submit_slurm(gdir, result.script, todo)
+        result.job_id = submit_slurm(gdir, result.script, result.tasks)
     else:
-        result.exit_codes = run_local(gdir, todo, parallel or os.cpu_count() or 1, on_exit)
+        result.exit_codes = run_local(gdir, result.tasks, parallel or os.cpu_count() or 1, on_exit)
     return result

@@ -2,8 +2,9 @@
 
     <out>/<grid>/                 one run directory per manifest line, named after its axes
     <out>/<grid>/_grid/
-        manifest.jsonl            line i: {"index", "run", "run_dir", "axes", "argv"}; array task i runs it
-        jobs.jsonl                one line per submission: {"backend", "job_id", "indices", "time"}
+        manifest.jsonl            line i: {"index", "run", "run_dir", "axes", "argv", "task", "pack"};
+                                  array task t runs the lines whose "task" is t (one line, or a pack of seeds)
+        jobs.jsonl                one line per submission: {"backend", "job_id", "tasks", "time"}
         job.sbatch                the last job script submitted
         runs/<run>.json           what the task runner last saw: state, exit code, job, host, attempt
         logs/<run>.log            the run's output, appended across attempts (and slurm-<job>_<task>.out)
@@ -33,11 +34,27 @@ def now() -> str:
 class RunLine:
     """One line of the manifest: one run of the grid."""
 
-    index: int  # array task id
+    index: int  # position in the manifest
     run: str  # run name, from the axis values
     run_dir: str  # absolute path of the run's directory
     axes: dict  # axis name -> value
-    argv: list  # comp command line (without "comp") of a fresh start
+    argv: list  # comp command line (without "comp") of a fresh start of this run alone
+    task: int = -1  # the array task that runs it (-1: its index, one run per task)
+    pack: "dict | None" = None  # packed seeds: {"argv": the group's command without --seeds, "run_dir": with {seed}}
+
+    def __post_init__(self) -> None:
+        if self.task < 0:
+            object.__setattr__(self, "task", self.index)
+
+
+def manifest_text(lines: list[RunLine]) -> str:
+    """The manifest file's text: one JSON object per line."""
+    return "".join(json.dumps(asdict(x)) + "\n" for x in lines)
+
+
+def array_tasks(lines: list[RunLine]) -> list[int]:
+    """The distinct array task ids of ``lines``, sorted."""
+    return sorted({x.task for x in lines})
 
 
 class GridDir:
@@ -74,13 +91,16 @@ class GridDir:
             raise CompError(f"{self.manifest} is corrupt ({e}); resubmit the grid to rewrite it") from None
 
     def write_manifest(self, lines: list[RunLine]) -> None:
-        write_text(self.manifest, "".join(json.dumps(asdict(x)) + "\n" for x in lines))
+        write_text(self.manifest, manifest_text(lines))
 
-    def line(self, index: int) -> RunLine:
+    def task_lines(self, task: int) -> list[RunLine]:
+        """The manifest lines array task ``task`` runs."""
         lines = self.read_manifest()
-        if not 0 <= index < len(lines):
-            raise CompError(f"task {index} is outside the manifest of {self.root} (0-{len(lines) - 1})")
-        return lines[index]
+        mine = [x for x in lines if x.task == task]
+        if not mine:
+            raise CompError(f"task {task} is not in the manifest of {self.root} (tasks {array_tasks(lines)[0]}"
+                            f"-{array_tasks(lines)[-1]})")
+        return mine
 
     # ---- submissions and run records --------------------------------------------------
     def jobs(self) -> list[dict]:

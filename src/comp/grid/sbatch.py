@@ -106,7 +106,7 @@ def check_slurm_options(options: dict[str, Any]) -> dict[str, Any]:
 
 
 def array_spec(indices: Sequence[int], max_parallel: int = 0) -> str:
-    """``--array`` value for manifest lines ``indices``: ``0-9%4``, or ``0-2,5,7-8``."""
+    """``--array`` value for array tasks ``indices``: ``0-9%4``, or ``0-2,5,7-8``."""
     if not indices:
         raise CompError("no runs to submit")
     ranges: list[list[int]] = []

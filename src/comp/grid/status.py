@@ -45,8 +45,8 @@ def run_state(grid: GridDir, line: RunLine, queue: "dict[int, str] | None") -> s
     states (``None``: Slurm could not be asked)."""
     if is_done(grid, line):
         return "done"
-    if queue and line.index in queue:
-        return "running" if queue[line.index] in RUNNING_CODES else "pending"
+    if queue and line.task in queue:
+        return "running" if queue[line.task] in RUNNING_CODES else "pending"
     record = grid.record(line.run)
     state = record.get("state")
     if state is None:

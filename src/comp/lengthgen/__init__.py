@@ -7,7 +7,9 @@
 backend train what is missing (:mod:`comp.lengthgen.backends`: a run directory with
 ``eval.json`` is finished and reused, an interrupted one is resumed), evaluates every
 finished run by length (:func:`~comp.lengthgen.study.evaluate_job`) and writes the
-report directory (:mod:`comp.lengthgen.report`). Runs live in ``OUT/runs/``.
+report directory (:mod:`comp.lengthgen.report`). Runs live in ``OUT/runs/``. With
+``backend="slurm"`` the study's directory is also a :mod:`comp.grid` grid: the runs train
+as one Slurm array and a second call, once they are done, evaluates and reports.
 """
 
 from __future__ import annotations
@@ -21,12 +23,13 @@ from comp.lengthgen.report import write_report
 from comp.lengthgen.study import Study, evaluate_job, plan
 
 
-def run_study(study: Study, out: "str | Path", backend: str = "local", quiet: bool = False) -> dict:
-    """Train (through ``backend``), evaluate and report into ``out``. Returns the results.json content."""
+def run_study(study: Study, out: "str | Path", backend: str = "local", quiet: bool = False, **options) -> dict:
+    """Train (through ``backend``, with its ``options``: ``max_parallel``, ``slurm``, ``pack``),
+    evaluate the finished runs and report into ``out``. Returns the results.json content."""
     out = Path(out)
-    runner = get_backend(backend, quiet=quiet)
+    runner = get_backend(backend, quiet=quiet, **options)
     jobs = plan(study, out)
-    pending = {j.name for j in runner.run(jobs)}
+    pending = {j.name for j in runner.run(study, out, jobs)}
     rows = [row for job in jobs if job.name not in pending for row in evaluate_job(job, study)]
     pes = list(dict.fromkeys(j.pe for j in jobs))  # canonical names, in the order asked
     results = {"study": {**asdict(study), "pes": pes, "backend": backend, "meta": environment()},

@@ -14,6 +14,7 @@ per batch, affordable on a CPU at long lengths); ``decode=True`` decodes for rea
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,10 +25,10 @@ from comp.encodings import canonical_encoding
 from comp.errors import CompError
 from comp.io import read_json, write_json
 from comp.model import max_length
+from comp.run_files import RunStatus, run_status
 from comp.runs import default_run_name
 from comp.tasks import parse_lengths
 from comp.train.loop import load_run_config
-from comp.train.state import MODEL_FILE, STATE_FILE
 
 DEFAULT_PES = "standard,rotary,alibi,nope,t5,randomized,coupling"
 EVAL_CACHE = "lengthgen_eval.json"
@@ -65,13 +66,9 @@ class RunJob:
         return self.run_dir.name
 
     @property
-    def status(self) -> str:
-        """finished | interrupted (resumable) | stale (started, never checkpointed) | new"""
-        if (self.run_dir / "eval.json").exists() and (self.run_dir / MODEL_FILE).exists():
-            return "finished"
-        if (self.run_dir / STATE_FILE).exists():
-            return "interrupted"
-        return "stale" if (self.run_dir / "config.json").exists() else "new"
+    def status(self) -> RunStatus:
+        """finished | interrupted (resumable) | stale (started, never checkpointed) | new: :func:`comp.run_files.run_status`"""
+        return run_status(self.run_dir)
 
 
 def _comparable(cfg: RunConfig) -> dict:
@@ -108,11 +105,12 @@ def plan(study: Study, out: Path) -> list[RunJob]:
     if study.n < 1:
         raise CompError(f"--n must be at least 1, got {study.n}")
     longest = max(parse_lengths(study.test_lengths))
+    group = Path(os.path.abspath(out)).name  # wandb group (when --set train.wandb=true): the study's name
     jobs = []
     for pe in pes:
         for seed in study.seeds:
             cfg = build_config(study.task, None, study.sets, encoding=pe, seed=seed, steps=study.steps,
-                               train_lengths=study.train_lengths)
+                               train_lengths=study.train_lengths, wandb_group=group)
             task = cfg.validate()
             seq = max(m.seq_len(longest) for m in task.components())
             try:

@@ -29,10 +29,11 @@ from comp.errors import CompError
 from comp.evaluation import autocast, evaluate, evaluate_length, masked_loss
 from comp.io import read_json, save_tensors, write_json
 from comp.model import CompTransformer, build_model
+from comp.run_files import MODEL_FILE, STATE_FILE
 from comp.tasks import LengthRange, Task
 from comp.train.reporting import MetricsLog, ProgressBar, WandbLogger, Window
 from comp.train.schedule import lr_at
-from comp.train.state import MODEL_FILE, STATE_FILE, TrainState, load_state, model_tensors, save_state
+from comp.train.state import TrainState, load_state, model_tensors, save_state
 
 
 @dataclass

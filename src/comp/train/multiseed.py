@@ -69,12 +69,24 @@ def parse_seeds(spec: str) -> list[int]:
     return sorted(seeds)
 
 
+SEED = "{seed}"  # in a run name or path: where each seed's number goes
+
+
+def seed_run_name(name: str, seed: int) -> str:
+    """The run name of ``seed``: ``name`` with ``{seed}`` filled, else ``<name>-s<seed>``."""
+    return name.replace(SEED, str(seed)) if SEED in name else f"{name}-s{seed}"
+
+
 def seed_run_dir(run_dir: Path, seed: int) -> Path:
-    """The run directory of ``seed`` beside ``run_dir``: ``<prefix>-s<seed>``."""
+    """The run directory of ``seed``: ``run_dir`` with ``{seed}`` filled (``runs/pe=rotary_seed={seed}``),
+    else its sibling ``<prefix>-s<seed>`` (``runs/parity-rotary-s0`` -> ``runs/parity-rotary-s3``)."""
+    if SEED in str(run_dir):
+        return Path(str(run_dir).replace(SEED, str(seed)))
     prefix, sep, _ = run_dir.name.rpartition("-s")
     if not sep:
-        raise CompError(f"run {run_dir} is not named <name>-s<seed>; resume each seed with comp train --resume DIR")
-    return run_dir.parent / f"{prefix}-s{seed}"
+        raise CompError(f"run {run_dir} is not named <name>-s<seed>; give the seed's place as {{seed}} "
+                        f"(--resume 'runs/x_seed={{seed}}'), or resume each seed with comp train --resume DIR")
+    return run_dir.parent / seed_run_name(prefix, seed)
 
 
 def with_seed(cfg: RunConfig, seed: int) -> RunConfig:

@@ -16,9 +16,7 @@ import torch
 
 from comp.errors import CompError
 from comp.io import load_tensors, read_metadata, save_tensors
-
-STATE_FILE = "training_state.safetensors"
-MODEL_FILE = "model.safetensors"
+from comp.run_files import STATE_FILE
 
 
 @dataclass

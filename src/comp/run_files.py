@@ -1,0 +1,44 @@
+"""The files of a training run, and the state they put it in. No torch: the grid's task
+runner reads states without importing it.
+
+A run directory is, by its files:
+
+- ``finished``: ``eval.json`` and ``model.safetensors`` exist (written last, by the final evaluation);
+- ``interrupted``: ``training_state.safetensors`` exists: ``comp train --resume`` continues it exactly;
+- ``stale``: ``config.json`` exists but no checkpoint yet (killed before its first one): start over;
+- ``new``: none of these.
+
+``comp train`` (single or multi-seed), ``comp grid`` and ``comp lengthgen`` all decide
+what to do with a run from :func:`run_status`, and clear a stale run with
+:func:`clear_unstarted`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+CONFIG_FILE = "config.json"
+METRICS_FILE = "metrics.jsonl"
+STATE_FILE = "training_state.safetensors"
+MODEL_FILE = "model.safetensors"
+EVAL_FILE = "eval.json"
+
+RunStatus = Literal["finished", "interrupted", "stale", "new"]
+
+
+def run_status(run_dir: "str | Path") -> RunStatus:
+    """What the files of ``run_dir`` say about the run (see the module docstring)."""
+    run_dir = Path(run_dir)
+    if (run_dir / EVAL_FILE).exists() and (run_dir / MODEL_FILE).exists():
+        return "finished"
+    if (run_dir / STATE_FILE).exists():
+        return "interrupted"
+    return "stale" if (run_dir / CONFIG_FILE).exists() else "new"
+
+
+def clear_unstarted(run_dir: "str | Path") -> None:
+    """Remove what a run killed before its first checkpoint left (its config and first
+    metrics), so that it can start again from scratch."""
+    for name in (CONFIG_FILE, METRICS_FILE):
+        (Path(run_dir) / name).unlink(missing_ok=True)
