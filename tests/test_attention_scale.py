@@ -52,3 +52,70 @@ def test_a_fixed_margin_stays_sharp_as_keys_grow():
 def test_unknown_attn_scale():
     with pytest.raises(CompError, match="unknown attn_scale"):
         ModelConfig(attn_scale="log")
+
+
+def _copy(src, dst):
+    with torch.no_grad():
+        for name, p in src.named_parameters():
+            dict(dst.named_parameters())[name].copy_(p)
+
+
+@pytest.mark.parametrize("pe", ["rotary", "t5+coupling"])
+def test_jitter_multiplies_each_sequences_logits_in_training_only(pe):
+    plain = build_model(ModelConfig(encoding=pe, d_model=32, n_heads=2, n_ctx=64), seed=0)
+    jit = build_model(ModelConfig(encoding=pe, d_model=32, n_heads=2, n_ctx=64, attn_jitter=0.5), seed=0)
+    _copy(plain, jit)
+    toks = tokens()
+    name = "blocks.0.attn.hook_attn_scores"  # the first layer: its inputs are unchanged
+    _, a = plain.run_with_cache(toks, names_filter=lambda n: n == name)
+    gen = torch.Generator().manual_seed(3)
+    with jit.sampled_positions(toks, gen):
+        _, b = jit.run_with_cache(toks, names_filter=lambda n: n == name)
+    factor = 1 - 0.5 * torch.rand(toks.shape[0], generator=torch.Generator().manual_seed(3))  # [batch]
+    assert factor.min() < 0.9 and factor.max() <= 1.0 and factor.min() >= 0.5
+    q = toks.shape[1]
+    causal = torch.ones(q, q).tril().bool()
+    torch.testing.assert_close(b[name][..., causal], (a[name] * factor[:, None, None, None])[..., causal],
+                               atol=1e-5, rtol=1e-5)
+    # outside sampled_positions, and in eval mode even inside it, nothing is scaled
+    _, c = jit.run_with_cache(toks, names_filter=lambda n: n == name)
+    jit.eval()
+    with jit.sampled_positions(toks, gen):
+        _, d = jit.run_with_cache(toks, names_filter=lambda n: n == name)
+    torch.testing.assert_close(c[name], a[name])
+    torch.testing.assert_close(d[name], a[name])
+
+
+def test_jitter_training_is_deterministic_and_changes_the_weights():
+    from comp.cli.train import build_config
+    from comp.train.loop import train
+
+    def weights(jitter, out):
+        cfg = build_config("parity", None, [f"model.attn_jitter={jitter}", "model.d_model=16", "model.n_heads=2",
+                                            "train.batch_size=8", "train.eval_every=0"],
+                           encoding="rotary", seed=0, steps=3, train_lengths="1-4")
+        train(cfg, out, quiet=True)
+        from safetensors.torch import load_file
+        return load_file(str(out / "model.safetensors"))
+
+    import tempfile
+    from pathlib import Path
+    with tempfile.TemporaryDirectory() as d:
+        a, b, c = weights(0.5, Path(d, "a")), weights(0.5, Path(d, "b")), weights(0.0, Path(d, "c"))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert any(not torch.equal(a[k], c[k]) for k in a)
+
+
+def test_bad_jitter():
+    with pytest.raises(CompError, match="attn_jitter must lie in"):
+        ModelConfig(attn_jitter=1.0)
+
+
+def test_jitter_with_packed_seeds_is_a_clear_error(tmp_path):
+    from comp.cli.train import build_config
+    from comp.train.multiseed import train_seeds
+
+    cfg = build_config("parity", None, ["model.attn_jitter=0.5"], encoding="rotary", steps=2, train_lengths="1-4")
+    with pytest.raises(CompError, match="attn_jitter"):
+        train_seeds(cfg, [0, 1], [tmp_path / "r-s0", tmp_path / "r-s1"])
+    assert not list(tmp_path.iterdir())

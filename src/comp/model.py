@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, fields
 import torch
 from transformer_lens import HookedTransformer, HookedTransformerConfig
 
-from comp.attention_scale import ATTN_SCALES, install_logn_scale
+from comp.attention_scale import ATTN_SCALES, Jitter, draw_jitter, install_jitter, install_logn_scale
 from comp.encodings import canonical_encoding, get_encoding
 from comp.encodings.positions import PositionState
 from comp.errors import CompError
@@ -43,6 +43,7 @@ class ModelConfig:
     t5_buckets: int = 32  # t5: buckets of relative distance, each with a learned bias per head
     t5_max_distance: int = 128  # t5: distances from here on share the last bucket
     attn_scale: str = "none"  # attention temperature: none | logn (scalable softmax, see comp.attention_scale)
+    attn_jitter: float = 0.0  # training only: each sequence's attention logits times a factor from [1 - this, 1]
 
     def __post_init__(self) -> None:
         self.encoding = canonical_encoding(self.encoding)
@@ -60,6 +61,8 @@ class ModelConfig:
             raise CompError(f"unknown activation {self.act_fn!r}; choose one of: {', '.join(ACTIVATIONS)}")
         if self.attn_scale not in ATTN_SCALES:
             raise CompError(f"unknown attn_scale {self.attn_scale!r}; choose one of: {', '.join(ATTN_SCALES)}")
+        if not 0.0 <= self.attn_jitter < 1.0:
+            raise CompError(f"attn_jitter must lie in [0, 1) (0: off; 0.5: factors from 0.5 to 1), got {self.attn_jitter}")
         for name in ("n_layers", "n_heads", "d_model", "n_ctx", "max_position"):
             if getattr(self, name) < 1:
                 raise CompError(f"{name} must be at least 1, got {getattr(self, name)}")
@@ -130,6 +133,9 @@ class CompTransformer(HookedTransformer):
         self.encoding.install(self)
         if model_cfg.attn_scale == "logn":
             install_logn_scale(self)
+        self.jitter = Jitter()
+        if model_cfg.attn_jitter > 0:
+            install_jitter(self, self.jitter)
         self.setup()  # register hook points the encoding added
 
     def position_ids(self, tokens: torch.Tensor, gen: "torch.Generator | None" = None) -> torch.Tensor:
@@ -151,11 +157,17 @@ class CompTransformer(HookedTransformer):
 
     @contextlib.contextmanager
     def sampled_positions(self, tokens: torch.Tensor, gen: torch.Generator) -> Iterator[None]:
-        """Training: forwards on ``tokens`` inside use ids drawn from ``gen`` (random encodings only)."""
-        if not (self.training and self.encoding.random):
+        """Training: forwards on ``tokens`` inside use ids drawn from ``gen`` (random encodings
+        only), then attention temperature factors drawn from ``gen`` (``attn_jitter`` only)."""
+        if not self.training:
             yield
             return
-        with self.use_position_ids(self.position_ids(tokens, gen)):
+        with contextlib.ExitStack() as stack:
+            if self.encoding.random:
+                stack.enter_context(self.use_position_ids(self.position_ids(tokens, gen)))
+            if self.model_cfg.attn_jitter > 0:
+                self.jitter.factor = draw_jitter(tokens.shape[0], self.model_cfg.attn_jitter, gen, tokens.device)
+                stack.callback(setattr, self.jitter, "factor", None)
             yield
 
     def _forward_ids(self, tokens: torch.Tensor, past_kv_cache=None) -> torch.Tensor:

@@ -162,6 +162,9 @@ def train_seeds(
     if len(seeds) != len(run_dirs) or len(set(seeds)) != len(seeds):
         raise CompError("give one run directory per seed, and each seed once")
     task = cfg.validate()
+    if cfg.model.attn_jitter > 0:
+        raise CompError("model.attn_jitter (per-sequence attention temperature) is not supported when seeds train "
+                        "together; train each seed on its own (one --seed per run)")
     t = cfg.train
     device = resolve_device(t.device)
     if t.threads:
