@@ -252,3 +252,13 @@ def test_comp_train_checkpoints_and_exits_75_on_sigusr1(tmp_path):
     assert "checkpoint saved, continue with: comp train --resume" in res.output
     run = tmp_path / "parity-rotary-s0"
     assert (run / STATE_FILE).exists() and not (run / "model.safetensors").exists()
+
+
+def test_dilution_grid_expands_to_valid_train_commands():
+    """The fix's ablation grid (docs/results/lengthgen): every line parses as a comp train command."""
+    grid = load_grid(ROOT / "launchers" / "grids" / "parity-dilution.yaml")
+    lines = expand(grid)
+    assert len(lines) == 2 * 3 * 3
+    check_command_lines(lines)
+    argv = " ".join(lines[-1].argv)
+    assert lines[-1].run == "parity-t5c-logn-j0.75-s2" and "model.attn_scale=logn" in argv and "model.attn_jitter=0.75" in argv
