@@ -199,3 +199,15 @@ def test_packed_task_stopped_by_sigusr1_resumes_every_seed(tmp_path):
         ours, theirs = load_tensors(run / "model.safetensors"), load_tensors(ref.run_dir / "model.safetensors")
         for k in ours:
             torch.testing.assert_close(ours[k], theirs[k], atol=1e-6, rtol=1e-6)
+
+
+@pytest.mark.parametrize("kw", [
+    dict(command=["train", "parity", "--set", "model.attn_jitter=0.5"]),
+    dict(axes={"pe": ["rotary"], "model.attn_jitter": [0.5], "seed": [0, 1]}),
+])
+def test_a_pack_with_attention_jitter_is_refused_before_anything_is_written(tmp_path, kw):
+    """Stacked training has no per-sequence attention temperature: refused at launch, nothing written."""
+    with pytest.raises(CompError, match="attn_jitter .* not supported when seeds train together"):
+        launch(packed(tmp_path / "runs", **kw), backend="local", dry_run=True)
+    assert not (tmp_path / "runs").exists()
+    check_command_lines(expand(packed(tmp_path / "runs", **{**kw, "pack": ""})))  # one run per seed: fine

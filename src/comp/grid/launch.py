@@ -52,9 +52,26 @@ def check_command_lines(lines: list[RunLine]) -> None:
         if name not in commands or name == "grid":
             raise CompError(f"unknown base command {name!r}; choose one of: {', '.join(c for c in commands if c != 'grid')}")
         try:
-            commands[name].make_context(f"comp {name}", list(args))
+            ctx = commands[name].make_context(f"comp {name}", list(args))
         except click.ClickException as e:
             raise CompError(f"run {run}: comp {name} would reject its arguments: {e.format_message()}") from None
+        if run.startswith("task ") and name == "train":  # a pack: its seeds train stacked
+            _check_pack(ctx.params)
+
+
+def _check_pack(params: dict) -> None:
+    """Refuse a pack whose settings the stacked training cannot do (before anything is written)."""
+    from comp.cli.train import apply_sets
+    from comp.config import load_config_file
+    from comp.train.multiseed import check_packable
+
+    data = load_config_file(params["config"]) if params.get("config") else {}
+    apply_sets(data, list(params.get("set_") or []))
+    try:
+        jitter = float(data.get("model", {}).get("attn_jitter", 0) or 0)
+    except (TypeError, ValueError):
+        return  # an invalid value: comp train reports it
+    check_packable(jitter)
 
 
 def launch(

@@ -30,6 +30,7 @@ from comp.grid.status import ACTIVE, grid_status
 from comp.lengthgen.study import RunJob, Study
 from comp.run_files import clear_unstarted
 from comp.train import train
+from comp.train.multiseed import check_packable
 
 
 class Backend(Protocol):
@@ -94,6 +95,9 @@ class GridBackend:
         self.kind, self.quiet, self.max_parallel, self.slurm, self.pack = kind, quiet, max_parallel, slurm or {}, pack
 
     def run(self, study: Study, out: Path, jobs: list[RunJob]) -> list[RunJob]:
+        if self.pack:
+            for job in jobs:
+                check_packable(job.config.model.attn_jitter)
         grid = study_grid(study, out, jobs, self.pack)
 
         def report(runs: str, rc: int, seconds: float) -> None:

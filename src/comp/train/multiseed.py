@@ -148,6 +148,13 @@ def stacked_quick_eval(stack: SeedStack, task: Task, runs: Sequence[Run]) -> lis
     ]
 
 
+def check_packable(attn_jitter: float) -> None:
+    """Settings the stacked (vmapped) forward does not implement are refused before anything runs."""
+    if attn_jitter > 0:
+        raise CompError("model.attn_jitter (per-sequence attention temperature) is not supported when seeds train "
+                        "together (--seeds, --pack-seeds, pack: seed); train each seed as its own run")
+
+
 def train_seeds(
     cfg: RunConfig,
     seeds: Sequence[int],
@@ -162,9 +169,7 @@ def train_seeds(
     if len(seeds) != len(run_dirs) or len(set(seeds)) != len(seeds):
         raise CompError("give one run directory per seed, and each seed once")
     task = cfg.validate()
-    if cfg.model.attn_jitter > 0:
-        raise CompError("model.attn_jitter (per-sequence attention temperature) is not supported when seeds train "
-                        "together; train each seed on its own (one --seed per run)")
+    check_packable(cfg.model.attn_jitter)
     t = cfg.train
     device = resolve_device(t.device)
     if t.threads:
