@@ -107,12 +107,13 @@ def figure(results: dict, metric: str = "acc_generate") -> go.Figure:
     stats = summarize(results["rows"], metric)
     lengths = parse_lengths(study["test_lengths"])
     fig = go.Figure()
+    palette = qualitative.Plotly if len(study["pes"]) <= len(qualitative.Plotly) else qualitative.Dark24  # distinct lines
     for i, pe in enumerate(study["pes"]):
         pts = [(n, stats[(pe, n)]) for n in lengths if (pe, n) in stats]
         if not pts:
             continue
         x = [n for n, _ in pts]
-        color = qualitative.Plotly[i % len(qualitative.Plotly)]
+        color = palette[i % len(palette)]
         band = "rgba({}, {}, {}, 0.18)".format(*hex_to_rgb(color))
         fig.add_trace(go.Scatter(x=x, y=[s["max"] for _, s in pts], mode="lines", line=dict(width=0), legendgroup=pe,
                                  showlegend=False, hoverinfo="skip"))
