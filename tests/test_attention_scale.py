@@ -7,23 +7,33 @@ import math
 import pytest
 import torch
 
+from comp.cli.train import build_config
 from comp.errors import CompError
+from comp.io import load_tensors
 from comp.model import ModelConfig, build_model
 from comp.tasks import make_task
+from comp.train.loop import train
+from comp.train.multiseed import train_seeds
 
 
 def tokens(n=4):
     return make_task("parity").sample(torch.Generator().manual_seed(0), 6, n).tokens
 
 
+def _copy(src, dst):
+    """Give ``dst`` the weights of ``src`` (parameters of the same names)."""
+    with torch.no_grad():
+        for name, p in src.named_parameters():
+            dict(dst.named_parameters())[name].copy_(p)
+
+
 @pytest.mark.parametrize("pe", ["rotary", "t5+coupling", "alibi"])
 def test_logits_are_the_plain_ones_times_log_of_keys_seen(pe):
     plain = build_model(ModelConfig(encoding=pe, d_model=32, n_heads=2, n_ctx=64), seed=0).eval()
     scaled = build_model(ModelConfig(encoding=pe, d_model=32, n_heads=2, n_ctx=64, attn_scale="logn"), seed=0).eval()
+    _copy(plain, scaled)
     with torch.no_grad():
         scaled.blocks[0].attn.ssmax_scale.copy_(torch.tensor([1.0, 2.0]))
-        for name, p in plain.named_parameters():
-            dict(scaled.named_parameters())[name].copy_(p)
     toks = tokens()
     _, a = plain.run_with_cache(toks, names_filter=lambda n: n == "blocks.0.attn.hook_attn_scores")
     _, b = scaled.run_with_cache(toks, names_filter=lambda n: n == "blocks.0.attn.hook_attn_scores")
@@ -54,12 +64,6 @@ def test_unknown_attn_scale():
         ModelConfig(attn_scale="log")
 
 
-def _copy(src, dst):
-    with torch.no_grad():
-        for name, p in src.named_parameters():
-            dict(dst.named_parameters())[name].copy_(p)
-
-
 @pytest.mark.parametrize("pe", ["rotary", "t5+coupling"])
 def test_jitter_multiplies_each_sequences_logits_in_training_only(pe):
     plain = build_model(ModelConfig(encoding=pe, d_model=32, n_heads=2, n_ctx=64), seed=0)
@@ -86,22 +90,15 @@ def test_jitter_multiplies_each_sequences_logits_in_training_only(pe):
     torch.testing.assert_close(d[name], a[name])
 
 
-def test_jitter_training_is_deterministic_and_changes_the_weights():
-    from comp.cli.train import build_config
-    from comp.train.loop import train
-
-    def weights(jitter, out):
+def test_jitter_training_is_deterministic_and_changes_the_weights(tmp_path):
+    def weights(jitter, name):
         cfg = build_config("parity", None, [f"model.attn_jitter={jitter}", "model.d_model=16", "model.n_heads=2",
                                             "train.batch_size=8", "train.eval_every=0"],
                            encoding="rotary", seed=0, steps=3, train_lengths="1-4")
-        train(cfg, out, quiet=True)
-        from safetensors.torch import load_file
-        return load_file(str(out / "model.safetensors"))
+        train(cfg, tmp_path / name, quiet=True)
+        return load_tensors(tmp_path / name / "model.safetensors")
 
-    import tempfile
-    from pathlib import Path
-    with tempfile.TemporaryDirectory() as d:
-        a, b, c = weights(0.5, Path(d, "a")), weights(0.5, Path(d, "b")), weights(0.0, Path(d, "c"))
+    a, b, c = weights(0.5, "a"), weights(0.5, "b"), weights(0.0, "c")
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert any(not torch.equal(a[k], c[k]) for k in a)
 
@@ -112,9 +109,6 @@ def test_bad_jitter():
 
 
 def test_jitter_with_packed_seeds_is_a_clear_error(tmp_path):
-    from comp.cli.train import build_config
-    from comp.train.multiseed import train_seeds
-
     cfg = build_config("parity", None, ["model.attn_jitter=0.5"], encoding="rotary", steps=2, train_lengths="1-4")
     with pytest.raises(CompError, match="attn_jitter"):
         train_seeds(cfg, [0, 1], [tmp_path / "r-s0", tmp_path / "r-s1"])

@@ -24,9 +24,8 @@ FACTORS = (1.0, 1.5, 2.0, 3.0)
 LAYER_SETS = ((0,), (1,), (0, 1))
 
 
-def accuracy(model, task, length: int, n: int, c: float, layers: tuple[int, ...]) -> float:
-    """Teacher-forced whole-CoT accuracy with the logits of ``layers`` times ``c``."""
-    batch = eval_batch(task, length, n, 0)
+def accuracy(model, batch, c: float, layers: tuple[int, ...]) -> float:
+    """Teacher-forced whole-CoT accuracy on ``batch`` with the logits of ``layers`` times ``c``."""
     hooks = [(f"blocks.{layer}.attn.hook_attn_scores", lambda scores, hook: scores * c) for layer in layers]
     with torch.no_grad():
         logits = model.run_with_hooks(batch.tokens, fwd_hooks=hooks)  # [batch, pos, vocab]
@@ -44,11 +43,12 @@ def main() -> None:
     rows = []
     for path in args.runs:
         run = load_run(path, n_ctx=2 * max(LENGTHS) + 8)
+        batches = {L: eval_batch(run.task, L, args.n, 0) for L in LENGTHS}  # one fixed set per length
         for layers in LAYER_SETS:
             if max(layers) >= run.model.cfg.n_layers:
                 continue
             for c in FACTORS:
-                accs = [accuracy(run.model, run.task, L, args.n, c, layers) for L in LENGTHS]
+                accs = [accuracy(run.model, batches[L], c, layers) for L in LENGTHS]
                 rows.append({"run": run.name, "layers": list(layers), "c": c,
                              **{f"acc_{L}": a for L, a in zip(LENGTHS, accs)}})
                 print(f"{run.name:32s} layers {','.join(map(str, layers)):4s} c={c:<4} "

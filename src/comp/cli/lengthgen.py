@@ -73,7 +73,8 @@ def _lengthgen(task, pe, seeds, train_lengths, test_lengths, out, steps, set_, n
     out = out or runs_dir() / f"lengthgen-{task}"
     results = run_study(study, out, backend=backend, quiet=quiet, **options)
     if results["rows"]:
-        print_table(multiples_rows(results), list(multiples_rows(results)[0]),
+        rows = multiples_rows(results)
+        print_table(rows, list(rows[0]),
                     title=f"{task} trained on {train_lengths}: free generation, mean ± sd [worst seed]")
     if results["pending"]:
         print(f"pending runs: {', '.join(results['pending'])}")
