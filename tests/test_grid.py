@@ -22,7 +22,7 @@ from comp.grid.launch import check_command_lines, launch
 from comp.grid.layout import GridDir
 from comp.grid.spec import expand, load_grid, open_grid
 from comp.grid.status import run_state
-from comp.run_files import STATE_FILE, clear_unstarted, run_status
+from comp.runs.files import STATE_FILE, clear_unstarted, run_status
 from comp.signals import EXIT_INTERRUPTED, stop_on_signals
 from comp.train import train
 

@@ -25,10 +25,11 @@ from comp.grid.layout import manifest_text
 from comp.grid.spec import Grid, expand, load_grid
 from comp.grid.status import grid_status
 from comp.io import load_tensors
-from comp.run_files import STATE_FILE
+from comp.runs.files import STATE_FILE
+from comp.runs.load import load_run_config
+from comp.runs.names import seed_run_dir
 from comp.signals import EXIT_INTERRUPTED
-from comp.train import load_run_config
-from comp.train.multiseed import seed_run_dir, train_seeds
+from comp.train.multiseed import train_seeds
 
 GOLDEN = Path(__file__).parent / "golden"
 runner = CliRunner()

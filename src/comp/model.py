@@ -257,3 +257,15 @@ def with_context(cfg: ModelConfig, seq_len: int) -> ModelConfig:
 
 def n_params(model: torch.nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
+
+
+def resolve_device(name: str) -> torch.device:
+    """The torch device of a ``--device`` name (``auto``: CUDA when there is one)."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise CompError(f"device {name!r} asked for but CUDA is not available; use --device cpu or auto")
+    try:
+        return torch.device(name)
+    except RuntimeError:
+        raise CompError(f"unknown device {name!r}; use auto, cpu, cuda or cuda:N") from None

@@ -19,9 +19,9 @@ import torch
 
 from comp.errors import CompError
 from comp.evaluation import eval_batch
-from comp.runs import LoadedRun, load_run_for_lengths, resolve_run
+from comp.runs.load import LoadedRun, load_run_config, load_run_for_lengths
+from comp.runs.names import resolve_run
 from comp.tasks import Batch, Task, parse_lengths
-from comp.train.loop import load_run_config
 
 
 def load_for_analysis(ckpt: str, lengths: str = "", device: str = "cpu") -> tuple[LoadedRun, list[int]]:

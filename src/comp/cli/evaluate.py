@@ -8,7 +8,7 @@ import typer
 
 from comp.cli.common import check_output_path, print_table, user_errors, write_outputs
 from comp.evaluation import evaluate
-from comp.runs import load_run_for_lengths
+from comp.runs.load import load_run_for_lengths
 from comp.tasks import parse_lengths
 
 

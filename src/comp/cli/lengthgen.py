@@ -24,8 +24,7 @@ from comp.cli.grid import (
 from comp.lengthgen import BACKENDS, Study, run_study
 from comp.lengthgen.report import multiples_rows
 from comp.lengthgen.study import DEFAULT_PES
-from comp.runs import runs_dir
-from comp.train.multiseed import parse_seeds
+from comp.runs.names import parse_seeds, runs_dir
 
 
 def lengthgen_cli(

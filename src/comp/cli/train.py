@@ -13,11 +13,13 @@ from comp.config import RunConfig, TaskConfig, TrainConfig, load_config_file
 from comp.encodings import HELP as PE_HELP
 from comp.errors import CompError
 from comp.model import ModelConfig
-from comp.runs import default_run_name, runs_dir
+from comp.runs.load import resume_config
+from comp.runs.names import SEED, parse_seeds, runs_dir, seed_run_dir
+from comp.runs.names import run_dirs as named_run_dirs
 from comp.signals import EXIT_INTERRUPTED, stop_on_signals
 from comp.tasks import TASKS
-from comp.train import resume_config, train
-from comp.train.multiseed import SEED, parse_seeds, resume_seeds, seed_run_dir, seed_run_name, train_seeds
+from comp.train import train
+from comp.train.multiseed import resume_seeds, train_seeds
 
 TASK_HELP = f"Task to learn: {', '.join([*TASKS, 'multi'])}."
 
@@ -168,12 +170,8 @@ def _train(task, pe, seed, seeds, steps, batch_size, lr, train_lengths, eval_len
             wandb=wandb, wandb_group=wandb_group,
         )
         base = out or runs_dir()
-        if seed_list is not None:
-            run_dirs = [base / (seed_run_name(name, s) if name else default_run_name(task, cfg.model.encoding, s))
-                        for s in seed_list]
-        else:
-            seed = cfg.train.seed
-            run_dirs = [base / (name.replace(SEED, str(seed)) if name else default_run_name(task, cfg.model.encoding, seed))]
+        run_dirs = named_run_dirs(base, task, cfg.model.encoding, seed_list or [cfg.train.seed], name,
+                                  several=seed_list is not None)
     with stop_on_signals() as stop:  # SIGUSR1/SIGTERM: checkpoint now, exit 75 (resumable)
         if seed_list is not None:
             results = train_seeds(cfg, seed_list, run_dirs, resume=resume is not None, quiet=quiet, should_stop=stop)

@@ -8,8 +8,8 @@ import typer
 
 from comp.cli.common import check_output_path, user_errors
 from comp.io import write_text
-from comp.runs import load_run_for_lengths, resolve_run
-from comp.train.loop import load_run_config
+from comp.runs.load import load_run_config, load_run_for_lengths
+from comp.runs.names import resolve_run
 from comp.viz import attention_view, member_task, one_sequence, parse_input
 
 
