@@ -11,13 +11,15 @@ from comp.circuits.components import WHAT, Component
 from comp.circuits.heads import SCORES, score_heads
 from comp.circuits.hypotheses import ALL, HYPOTHESES, Thresholds, assess_run, hypothesis_names
 from comp.circuits.patching import CORRUPTIONS, check_corruption, patch_run
-from comp.circuits.plots import FORMATS, patch_heatmaps, write_figure
-from comp.cli.common import check_output_path, console, print_table, user_errors, write_outputs
+from comp.cli.common import check_output_path, user_errors, write_outputs
+from comp.config import EVAL_SEED
 from comp.errors import CompError
+from comp.views.patching import FORMATS, patch_heatmaps, write_figure
+from comp.views.tables import console, print_table
 
 CKPT = typer.Option(..., help="Run name under runs/ or a run directory.")
 LENGTHS = typer.Option("", help="Lengths to analyse, e.g. 1-16 (default: the run's training lengths).")
-SEED = typer.Option(12345, help="Seed of the evaluation sets (the reference set uses seed + 1).")
+SEED = typer.Option(EVAL_SEED, help="Seed of the evaluation sets (the reference set uses seed + 1).")
 DEVICE = typer.Option("cpu", help="cpu, cuda or cuda:N.")
 JSON = typer.Option(None, "--json", help="Write the results as JSON here.")
 

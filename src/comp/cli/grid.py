@@ -19,13 +19,15 @@ import typer
 from rich.panel import Panel
 from typer.core import TyperGroup
 
-from comp.cli.common import check_output_path, console, print_table, stderr, user_errors, write_outputs
+from comp.cli.argv import check_command_lines
+from comp.cli.common import check_output_path, stderr, user_errors, write_outputs
 from comp.grid.backends import grid_jobs
 from comp.grid.bases import seeds_text
 from comp.grid.collect import collect, write_csv
 from comp.grid.launch import launch
 from comp.grid.layout import GridDir
 from comp.grid.status import grid_status
+from comp.views.tables import console, print_table
 
 
 class RunByDefault(TyperGroup):
@@ -98,7 +100,7 @@ def _run(grid_file: Path, backend, dry_run: bool, max_parallel, overrides: dict)
         stderr(f"  {runs}: {'done' if rc == 0 else f'exit {rc}'} ({seconds:.0f}s)")
 
     result = launch(grid_file, backend=backend, max_parallel=max_parallel, slurm=overrides, dry_run=dry_run,
-                    on_exit=report)
+                    on_exit=report, check_lines=check_command_lines)
     grid, todo = result.grid, set(result.todo)
     skipped = {s: sum(1 for i, st in result.states.items() if st == s and i not in todo) for s in ("done", "pending", "running")}
     skip_text = ", ".join(f"{n} {s}" for s, n in skipped.items() if n)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from comp.cli.common import check_output_path, print_table, user_errors, write_outputs
+from comp.cli.common import check_output_path, user_errors, write_outputs
 from comp.cli.grid import (
     Account,
     Constraint,
@@ -25,6 +25,7 @@ from comp.lengthgen import BACKENDS, Study, run_study
 from comp.lengthgen.report import multiples_rows
 from comp.lengthgen.study import DEFAULT_PES
 from comp.runs.names import parse_seeds, runs_dir
+from comp.views.tables import print_table
 
 
 def lengthgen_cli(

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import typer
 
-from comp.cli.common import check_output_path, print_table, user_errors, write_outputs
+from comp.cli.common import check_output_path, user_errors, write_outputs
 from comp.probes import TARGETS, probe_run
+from comp.views.tables import print_table
 
 TARGET_HELP = "What to probe for: " + "; ".join(f"{k}: {v}" for k, v in TARGETS.items()) + "."
 
@@ -47,7 +48,7 @@ def _probe(ckpt, target, lengths, n_train, n_test, seed, steps, weight_decay, de
     )
     write_outputs(result, json_path)
     if plot is not None:
-        from comp.plots import write_html
-        from comp.probes import probe_heatmap
+        from comp.views.plots import write_html
+        from comp.views.probes import probe_heatmap
 
         write_html(probe_heatmap(result, title=f"{result['run']}: probe {target}"), plot)

@@ -8,23 +8,7 @@ import typer
 
 from comp.cli.common import check_output_path, user_errors
 from comp.io import write_text
-from comp.runs.load import load_run_config, load_run_for_lengths
-from comp.runs.names import resolve_run
-from comp.viz import attention_view, member_task, one_sequence, parse_input
-
-
-def attention_html(
-    ckpt: str, input_spec: str = "", length: int = 0, seed: int = 0, layer: "int | None" = None, task: str = "",
-    device: str = "cpu",
-) -> str:
-    """The attention page of a run on a given input, or on a random one of ``length`` (default:
-    the longest training length). ``task`` picks a member of a multi-task run."""
-    cfg = load_run_config(resolve_run(ckpt))
-    single = member_task(cfg.task.build(), task)
-    n = len(parse_input(input_spec, single)) if input_spec else (length or cfg.train.lengths.hi)
-    run = load_run_for_lengths(ckpt, [n], device=device)
-    batch = one_sequence(single, input_spec, n, seed)
-    return attention_view(run.model, single, batch, layer, title=f"{run.name}: attention on {single.name}, L={n}")
+from comp.views.attention import attention_html
 
 
 def viz_cli(

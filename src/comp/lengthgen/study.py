@@ -18,11 +18,10 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from comp.cli.evaluate import evaluate_run
-from comp.cli.train import build_config
-from comp.config import RunConfig
+from comp.config import EVAL_SEED, RunConfig, build_config
 from comp.encodings import canonical_encoding
 from comp.errors import CompError
+from comp.evaluation import evaluate_run
 from comp.io import read_json, write_json
 from comp.model import max_length
 from comp.runs.files import RunStatus, read_eval, run_status
@@ -48,7 +47,7 @@ class Study:
     steps: int | None = None  # training steps (None: comp train's default)
     sets: list[str] = field(default_factory=list)  # --set overrides applied to every run
     n: int = 256  # evaluation sequences per length
-    eval_seed: int = 12345  # seed of the evaluation sets
+    eval_seed: int = EVAL_SEED  # seed of the evaluation sets
     decode: bool = False  # greedy-decode for acc_generate instead of the teacher-forced identity
 
 
