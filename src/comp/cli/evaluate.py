@@ -7,19 +7,19 @@ from pathlib import Path
 import typer
 
 from comp.cli.common import check_output_path, user_errors, write_outputs
-from comp.config import EVAL_SEED
+from comp.cli.options import CKPT, DEVICE, EVAL_SEED_OPTION, JSON, sequences
 from comp.evaluation import evaluate_run
 from comp.views.tables import print_table
 
 
 def eval_cli(
-    ckpt: str = typer.Option(..., help="Run name under runs/ or a run directory."),
+    ckpt: str = CKPT,
     lengths: str = typer.Option("1-64", help="Lengths to evaluate, e.g. 1-64 or 1-16,32,64."),
-    n: int = typer.Option(512, help="Sequences per length."),
-    seed: int = typer.Option(EVAL_SEED, help="Seed of the evaluation sets."),
+    n: int = sequences("eval"),
+    seed: int = EVAL_SEED_OPTION,
     generate: bool = typer.Option(True, "--generate/--no-generate", help="Also decode greedily (free generation)."),
-    device: str = typer.Option("cpu", help="cpu, cuda or cuda:N."),
-    json_path: Path | None = typer.Option(None, "--json", help="Write the results as JSON here."),
+    device: str = DEVICE,
+    json_path: Path | None = JSON,
     plot: Path | None = typer.Option(None, help="Write an interactive accuracy-by-length chart (.html)."),
 ) -> None:
     """Accuracy by length: teacher-forced (whole CoT, final answer) and free generation."""

@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from comp.cli.common import user_errors
+from comp.cli.options import QUIET, SETS
 from comp.config import default_of
 from comp.encodings import HELP as PE_HELP
 from comp.signals import EXIT_INTERRUPTED, stop_on_signals
@@ -59,8 +60,8 @@ def train_cli(
     wandb: bool | None = typer.Option(None, "--wandb/--no-wandb", help=_h("train", "wandb", "Log to wandb (offline by default).")),
     wandb_group: str | None = typer.Option(None, help="wandb group name."),
     config: Path | None = typer.Option(None, help="JSON/YAML file with task/model/train sections."),
-    set_: list[str] = typer.Option([], "--set", help="Override any setting: --set train.weight_decay=0.1 (repeatable)."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar (batch jobs)."),
+    set_: list[str] = SETS,
+    quiet: bool = QUIET,
 ) -> None:
     """Train a model on a task; saves runs/<task>-<pe>-s<seed>/ and prints accuracy by length.
 

@@ -7,19 +7,20 @@ from pathlib import Path
 import typer
 
 from comp.cli.common import check_output_path, user_errors
+from comp.cli.options import CKPT, DEVICE
 from comp.io import write_text
 from comp.views.attention import attention_html
 
 
 def viz_cli(
-    ckpt: str = typer.Option(..., help="Run name under runs/ or a run directory."),
+    ckpt: str = CKPT,
     out: Path = typer.Option(..., help="Write the attention view here (.html, self-contained, works offline)."),
     input_spec: str = typer.Option("", "--input", help="Input to show, e.g. 0110 or 3,2,10 (default: a random one)."),
     length: int = typer.Option(0, help="Length of the random input (default: the longest training length)."),
     seed: int = typer.Option(0, help="Seed of the random input."),
     layer: int | None = typer.Option(None, help="Only this layer (default: every layer)."),
     task: str = typer.Option("", help="Member task of a multi-task run (default: its first)."),
-    device: str = typer.Option("cpu", help="cpu, cuda or cuda:N."),
+    device: str = DEVICE,
 ) -> None:
     """Attention patterns of every head (circuitsvis), labelled <task> x1 .. xL EoI s1 .. sL."""
     _viz(ckpt, out, input_spec, length, seed, layer, task, device)
