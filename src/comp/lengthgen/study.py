@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from comp.config import EVAL_SEED, RunConfig, build_config
-from comp.encodings import canonical_encoding
+from comp.encodings import COMPARED, canonical_encoding
 from comp.errors import CompError
 from comp.evaluation import evaluate_run
 from comp.io import read_json, write_json
@@ -29,7 +29,7 @@ from comp.runs.load import load_run_config
 from comp.runs.names import default_run_name
 from comp.tasks import parse_lengths
 
-DEFAULT_PES = "standard,rotary,alibi,nope,t5,randomized,coupling"
+DEFAULT_PES = ",".join(COMPARED)  # the encodings the registry marks as compared by default
 EVAL_CACHE = "lengthgen_eval.json"
 BOOKKEEPING = ("device", "threads", "wandb", "wandb_project", "wandb_group")  # may differ between reruns
 METRICS = ("acc_generate", "acc_cot", "acc_answer")
