@@ -29,8 +29,8 @@ class HeadScore:
 
 
 @dataclass
-class HeadScores:
-    """``comp heads``: every head's scores on a run's evaluation sets."""
+class Analysed:
+    """Which run an analysis looked at, on which evaluation sets (the first keys of its JSON)."""
 
     run: str
     task: str
@@ -38,6 +38,12 @@ class HeadScores:
     lengths: list[int]
     n: int
     seed: int
+
+
+@dataclass
+class HeadScores(Analysed):
+    """``comp heads``: every head's scores on a run's evaluation sets."""
+
     iteration_peak: float  # an iteration weight above this counts in iteration_frac
     rows: list[HeadScore]
 
@@ -145,15 +151,9 @@ class Evidence:
 
 
 @dataclass
-class Assessment:
+class Assessment(Analysed):
     """``comp patch --hypothesis``: the evidence for each hypothesis asked, on one run."""
 
-    run: str
-    task: str
-    encoding: str
-    lengths: list[int]
-    n: int
-    seed: int
     patch_length: int
     thresholds: dict[str, float]
     hypotheses: list[Evidence] = field(default_factory=list)
