@@ -77,11 +77,13 @@ def planted_model():
     return model.eval()
 
 
-def save_planted_run(run_dir: Path) -> Path:
-    """The planted model saved as a comp run trained on length L (for the CLI)."""
-    cfg = RunConfig(task=TaskConfig(name="parity"), model=ModelConfig(**CONFIG), train=TrainConfig(train_lengths=str(L)))
+def save_planted_run(run_dir: Path, discovery: bool = False, model=None) -> Path:
+    """The planted model (or :func:`discovery_model`, or ``model`` built from its config) saved
+    as a comp run trained on length L (for the CLI)."""
+    config = DISCOVERY_CONFIG if discovery else CONFIG
+    cfg = RunConfig(task=TaskConfig(name="parity"), model=ModelConfig(**config), train=TrainConfig(train_lengths=str(L)))
     prepare_run_dir(run_dir, cfg)
-    save_weights(run_dir, planted_model(), cfg, step=0)
+    save_weights(run_dir, model or (discovery_model() if discovery else planted_model()), cfg, step=0)
     return run_dir
 
 
