@@ -69,8 +69,10 @@ def test_edge_patching_equals_plain_path_patching(encoding):
     for k, pick in enumerate(picks):
         removed[k, index[pick]] = 1
     ours = run_edges(model, group.batch.tokens, ev.masks(0, removed), ev.ablated[0], lambda x: x)  # [K, B, pos, V]
+    _, clean = model.run_with_cache(group.batch.tokens)
+    _, reference = model.run_with_cache(group.reference.tokens)
     for k, (sender, receiver) in enumerate(picks):
-        plain = path_patch_plain(model, group.batch.tokens, group.reference.tokens, sender, receiver)
+        plain = path_patch_plain(model, group.batch.tokens, clean, reference, sender, receiver)
         torch.testing.assert_close(ours[k], plain, atol=1e-5, rtol=0)
         assert (plain - model(group.batch.tokens)).abs().max() > 1e-4  # the edge changed something
 
@@ -84,7 +86,8 @@ def test_path_patching_at_one_position_class():
     removed[0, i] = 1
     ours = run_edges(model, group.batch.tokens, ev.masks(0, removed), ev.ablated[0], lambda x: x)[0]
     at = torch.tensor([c == "input" for c in ["input"] * 4 + ["eoi"] + ["answer"] * 3])
-    plain = path_patch_plain(model, group.batch.tokens, group.reference.tokens, "L0H0", "L1H1.v", at)
+    caches = [model.run_with_cache(t)[1] for t in (group.batch.tokens, group.reference.tokens)]
+    plain = path_patch_plain(model, group.batch.tokens, *caches, "L0H0", "L1H1.v", at)
     torch.testing.assert_close(ours, plain, atol=1e-5, rtol=0)
 
 

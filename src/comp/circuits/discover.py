@@ -201,16 +201,17 @@ def attribution_ranking(model, graph: Graph, groups, ablation: str, method: str,
 
 
 def discover(model, groups, level: str = "nodes", method: str = "exact", ablation: str = "mean", target: float = 0.95,
-             split_positions: bool = True, max_rows: int = 4096) -> dict:
+             split_positions: bool = True, max_rows: int = 4096, require_solved: bool = True) -> dict:
     """Find a circuit on ``groups`` (:func:`comp.circuits.data.analysis_groups`): the fields
-    of :class:`CircuitResult` that depend on the model only."""
+    of :class:`CircuitResult` that depend on the model only. ``require_solved=False`` skips
+    the check that the model solves its task (benchmarks time random models)."""
     check_options(level, method, ablation, target)
     t0 = time.perf_counter()
     graph = Graph.of(model, split_positions)
     ev = (NodeEvaluator if level == "nodes" else EdgeEvaluator)(model, graph, groups, ablation, max_rows)
     pruner = Pruner(ev)
     full = pruner.scores(torch.zeros(pruner.n, dtype=torch.bool))
-    warning = _check_solves(full, groups)
+    warning = _check_solves(full, groups) if require_solved else ""
     attribution = None
     if method == "exact":
         removed = pruner.greedy(target)

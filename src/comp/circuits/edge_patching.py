@@ -142,13 +142,14 @@ def run_edges(model, tokens: torch.Tensor, masks: Masks, ablated: torch.Tensor,
 
 
 @torch.no_grad()
-def path_patch_plain(model, tokens: torch.Tensor, reference: torch.Tensor, sender: str, receiver: str,
+def path_patch_plain(model, tokens: torch.Tensor, clean, reference, sender: str, receiver: str,
                      positions: "torch.Tensor | None" = None) -> torch.Tensor:
     """The reference for :func:`run_edges`: path patching written the plain way, one forward
-    per edge. Caches the clean run and the reference run, takes the sender's clean and
-    mean-ablated outputs (``embed``: ``hook_resid_pre`` 0; a head: its ``z @ W_O``; an MLP:
-    ``hook_mlp_out``) and subtracts their difference from the receiver's input (at the bool
-    ``positions`` [pos], default all). Returns the logits ``[B, pos, d_vocab]``."""
+    per edge. From the caches of the clean run and of the reference run (``run_with_cache``),
+    takes the sender's clean and mean-ablated outputs (``embed``: ``hook_resid_pre`` 0; a
+    head: its ``z @ W_O``; an MLP: ``hook_mlp_out``) and subtracts their difference from the
+    receiver's input (at the bool ``positions`` [pos], default all). Returns the logits
+    ``[B, pos, d_vocab]``."""
     def out(cache) -> torch.Tensor:  # [B, pos, d_model]
         if sender == "embed":
             return cache["blocks.0.hook_resid_pre"]
@@ -157,9 +158,7 @@ def path_patch_plain(model, tokens: torch.Tensor, reference: torch.Tensor, sende
         layer, head = (int(x) for x in sender[1:].split("H"))
         return cache[utils.get_act_name("z", layer)][:, :, head] @ model.blocks[layer].attn.W_O[head]
 
-    _, clean = model.run_with_cache(tokens)
-    _, ref = model.run_with_cache(reference)
-    diff = out(clean) - out(ref).mean(0, keepdim=True)  # [B, pos, d_model]
+    diff = out(clean) - out(reference).mean(0, keepdim=True)  # [B, pos, d_model]
     if positions is not None:
         diff = diff * positions[None, :, None].to(diff.dtype)
     head = int(receiver.split(".")[0].split("H")[1]) if "." in receiver else None
