@@ -8,12 +8,14 @@ from pathlib import Path
 
 import typer
 
-from comp.browser import chromium
-from comp.circuits.circuit_views import check_circuit, circuit_figure, diff_circuits
+from comp.circuits.diff import check_circuit, diff_circuits
 from comp.circuits.discover import ABLATIONS, LEVELS, METHODS, check_options, discover_run
-from comp.circuits.plots import FORMATS, write_figure
-from comp.cli.common import check_output_path, console, print_table, user_errors, write_outputs
+from comp.cli.common import check_output_path, user_errors, write_outputs
 from comp.errors import CompError
+from comp.views.browser import chromium
+from comp.views.circuit import circuit_figure
+from comp.views.patching import FORMATS, write_figure
+from comp.views.tables import console, print_table
 
 app = typer.Typer(invoke_without_command=True, no_args_is_help=False, add_completion=False,
                   help="Find the circuit of a run (nodes or edges), or compare two circuits (diff).")
