@@ -9,8 +9,8 @@ import torch
 from planted import DISCOVERY_EDGES, DISCOVERY_NODES, discovery_model, save_planted_run
 from typer.testing import CliRunner
 
-from comp.browser import find_chromium, render
 from comp.cli.main import app
+from comp.views.browser import find_chromium, render
 
 runner = CliRunner()
 
