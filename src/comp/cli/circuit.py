@@ -8,10 +8,10 @@ from pathlib import Path
 
 import typer
 
-from comp.circuits.diff import check_circuit, diff_circuits
+from comp.circuits.circuit_diff import check_circuit, diff_circuits
 from comp.circuits.discover import ABLATIONS, LEVELS, METHODS, check_options, discover_run
 from comp.cli.common import check_output_path, user_errors, write_outputs
-from comp.cli.options import ANALYSIS_LENGTHS, ANALYSIS_SEED, DEVICE, sequences
+from comp.cli.options import ANALYSIS_LENGTHS, ANALYSIS_SEED, DEVICE, JSON, sequences
 from comp.errors import CompError
 from comp.views.browser import chromium
 from comp.views.circuit import circuit_figure
@@ -35,7 +35,7 @@ def circuit_cli(
     seed: int = ANALYSIS_SEED,
     split_positions: bool = typer.Option(True, help="Nodes and edges per position class (input, EoI, answer)."),
     device: str = DEVICE,
-    json_path: Path | None = typer.Option(None, "--json", help="Write the circuit as JSON here."),
+    json_path: Path | None = JSON,
     plot: Path | None = typer.Option(None, help="Draw the circuit: .html (interactive) or .png."),
 ) -> None:
     """Automatic circuit discovery: the smallest set of nodes or edges that keeps the model's answers."""
@@ -84,7 +84,7 @@ def print_circuit(r: dict) -> None:
 def diff_cli(
     a: Path = typer.Argument(..., help="A circuit JSON from comp circuit --json."),
     b: Path = typer.Argument(..., help="Another circuit JSON."),
-    json_path: Path | None = typer.Option(None, "--json", help="Write the comparison as JSON here."),
+    json_path: Path | None = JSON,
 ) -> None:
     """Shared and different nodes and edges of two circuits, Jaccard overlap, roles matched."""
     _diff(a, b, json_path)
