@@ -32,6 +32,7 @@
 
 # %%
 import os
+from dataclasses import asdict
 
 import torch
 from IPython.display import HTML, display
@@ -40,15 +41,16 @@ from comp.circuits.ablate import ablate_run
 from comp.circuits.heads import SCORES, score_heads
 from comp.circuits.hypotheses import assess_run
 from comp.circuits.patching import patch_run
-from comp.circuits.plots import patch_heatmaps
-from comp.cli.common import print_table
 from comp.config import RunConfig
 from comp.evaluation import evaluate
 from comp.io import write_text
-from comp.probes import probe_heatmap, probe_model
+from comp.probes import probe_model
 from comp.runs import load_run, resolve_run, runs_dir
 from comp.train import train
-from comp.viz import attention_view, one_sequence
+from comp.views.attention import attention_view, one_sequence
+from comp.views.patching import patch_heatmaps
+from comp.views.probes import probe_heatmap
+from comp.views.tables import print_table
 
 torch.set_num_threads(int(os.environ.get("COMP_NOTEBOOK_THREADS", "2")))
 FAST = os.environ.get("COMP_NOTEBOOK_FAST") == "1"
@@ -87,9 +89,9 @@ display(HTML(page))
 # %%
 ckpt, lengths = str(run.path), str(L)
 heads = score_heads(ckpt, lengths=lengths, n=n)
-print_table(heads["rows"], ["component", *SCORES], headers=["head", "prev", "iter", "iter>0.5", "eoi", "bos", "self"],
+print_table(heads.rows, ["component", *SCORES], headers=["head", "prev", "iter", "iter>0.5", "eoi", "bos", "self"],
             title="attention head scores")
-top = max(heads["rows"], key=lambda r: r["iteration"])["component"]
+top = max(heads.rows, key=lambda r: r.iteration).component
 print("iteration-head candidate:", top)
 
 # %% [markdown]
@@ -100,7 +102,7 @@ print("iteration-head candidate:", top)
 
 # %%
 ablation = ablate_run(ckpt, method="mean", what="both", lengths=lengths, n=n)
-print_table([{"component": "none (baseline)", **ablation["baseline"]}, *ablation["rows"]],
+print_table([{"component": "none (baseline)", **asdict(ablation.baseline)}, *ablation.rows],
             ["component", "acc_cot", "acc_answer", "loss"], title="mean ablation")
 
 # %% [markdown]
@@ -123,8 +125,8 @@ display(patch_heatmaps(patching))
 
 # %%
 verdicts = assess_run(ckpt, "all", lengths=lengths, n=n)
-print_table([{"hypothesis": r["hypothesis"], "components": ", ".join(r["components"]), "score": r["score"],
-              "verdict": r["verdict"]} for r in verdicts["hypotheses"]], ["hypothesis", "components", "score", "verdict"])
+print_table([{"hypothesis": r.hypothesis, "components": ", ".join(r.components), "score": r.score,
+              "verdict": r.verdict} for r in verdicts.hypotheses], ["hypothesis", "components", "score", "verdict"])
 
 # %% [markdown]
 # ## Probes: where does `x_t` arrive?

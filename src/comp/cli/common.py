@@ -1,21 +1,18 @@
-"""Shared CLI plumbing: user errors -> one line and exit 2, tables, JSON output."""
+"""Shared CLI plumbing: user errors -> one line and exit 2, JSON output, output paths."""
 
 from __future__ import annotations
 
 import functools
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
+from dataclasses import asdict, is_dataclass
 from pathlib import Path
 from typing import Any
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
 from comp.errors import CompError
 from comp.io import write_json
-
-console = Console()
 
 
 def user_errors(fn: Callable) -> Callable:
@@ -35,28 +32,10 @@ def user_errors(fn: Callable) -> Callable:
     return wrapper
 
 
-def fmt(value: Any) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.3f}"
-    return str(value)
-
-
-def print_table(rows: Sequence[dict], columns: Sequence[str], title: str = "", headers: "Sequence[str] | None" = None) -> None:
-    """Print rows as a rich table (to stdout)."""
-    table = Table(title=title or None)
-    for c, h in zip(columns, headers or columns):
-        table.add_column(h, justify="right" if rows and isinstance(rows[0].get(c), (int, float)) else "left")
-    for r in rows:
-        table.add_row(*(fmt(r.get(c)) for c in columns))
-    console.print(table)
-
-
 def write_outputs(data: Any, json_path: "Path | None") -> None:
-    """Write ``--json`` output (atomically) if asked."""
+    """Write ``--json`` output (atomically) if asked; a result dataclass as :func:`dataclasses.asdict` gives it."""
     if json_path is not None:
-        write_json(json_path, data)
+        write_json(json_path, asdict(data) if is_dataclass(data) else data)
         typer.echo(f"wrote {json_path}", err=True)
 
 
