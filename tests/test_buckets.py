@@ -8,10 +8,12 @@ import json
 import pytest
 import torch
 
+from comp.io import load_tensors
 from comp.model import ModelConfig, build_model
+from comp.runs.load import resume_config
 from comp.tasks import make_task
 from comp.tasks.vocab import PAD
-from comp.train import resume_config, train
+from comp.train import train
 from comp.train.buckets import forward_backward, groups, n_buckets
 
 
@@ -66,8 +68,6 @@ def test_bucketed_training_is_deterministic_and_resumes_exactly(tiny, tmp_path):
     part = train(tiny(**opts), tmp_path / "part", quiet=True, should_stop=stop_at_11)
     assert part.interrupted and part.state.step == 11
     train(resume_config(tmp_path / "part"), tmp_path / "part", resume=True, quiet=True)
-    from comp.io import load_tensors
-
     ref = load_tensors(full / "model.safetensors")
     for other in (again, tmp_path / "part"):
         got = load_tensors(other / "model.safetensors")
