@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-ROWS = ["throughput", "paper", "seeds", "solve", "memory", "patching"]
+ROWS = ["throughput", "paper", "kernels", "seeds", "solve", "memory", "patching"]
 
 
 @pytest.fixture(autouse=True)
@@ -51,7 +51,7 @@ def test_only_and_skip_select_benchmarks():
     from benchmarks.suite import select
 
     assert select(["seeds", "throughput"], []) == ["throughput", "seeds"]
-    assert select([], ["solve"]) == ["throughput", "paper", "seeds", "patching"]
+    assert select([], ["solve"]) == ["throughput", "paper", "kernels", "seeds", "patching"]
     with pytest.raises(SystemExit, match="unknown benchmark"):
         select(["nope"], [])
 
