@@ -3,7 +3,7 @@
 Both steps train ``comp train parity``'s default model (width 64, 4 heads, rotary, batch
 128, parity 1-16) on the same data stream, alternating, in one process: the *hook* step
 is TransformerLens's computation (einsum attention, its LayerNorm, one right-padded
-batch, for-loop AdamW), the *fused* step is what ``comp.train`` runs (``comp.fused``
+batch, for-loop AdamW), the *fused* step is what ``comp.train`` runs (``comp.model.fused``
 attention and LayerNorm, ``comp.train.buckets`` on a CPU, fused AdamW). The ratio is
 hook seconds per step over fused seconds per step; the time to solve scales with it.
 
@@ -15,8 +15,8 @@ from __future__ import annotations
 import torch
 
 from benchmarks.common import Options, Row, Timer
-from comp.fused import fused_training
 from comp.model import ModelConfig, build_model
+from comp.model.fused import fused_training
 from comp.tasks import make_task
 from comp.train.buckets import forward_backward, n_buckets
 

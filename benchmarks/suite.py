@@ -12,7 +12,7 @@ import importlib
 import traceback
 from collections.abc import Callable
 
-from benchmarks import kernels, paper, seeds, solve, throughput
+from benchmarks import discovery, kernels, paper, seeds, solve, throughput
 from benchmarks.common import Options, Row
 
 
@@ -35,6 +35,7 @@ BENCHMARKS: dict[str, Callable[[Options], list[Row]]] = {
     "seeds": seeds.bench,
     "solve": solve.bench,  # also the "memory" row: peak memory of the same run
     "patching": patching,
+    "discovery": discovery.bench,  # rows edge_patching, discovery_nodes, discovery_edges
 }
 
 

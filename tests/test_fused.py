@@ -1,4 +1,4 @@
-"""The fused training path (comp.fused): the hook path's logits and gradients for every
+"""The fused training path (comp.model.fused): the hook path's logits and gradients for every
 encoding and attention temperature, hooks honoured, evaluation untouched."""
 
 from __future__ import annotations
@@ -6,10 +6,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-import comp.fused
-from comp.encodings import BASES, ENCODINGS
-from comp.fused import fused_training
+import comp.model.fused
 from comp.model import ModelConfig, build_model
+from comp.model.encodings import BASES, ENCODINGS
+from comp.model.fused import fused_training
 from comp.tasks import make_task
 
 
@@ -41,17 +41,17 @@ def forward_backward(model, tokens, fused: bool):
 
 def assert_same(model, tokens):
     calls = []
-    original = comp.fused.fused_attention
+    original = comp.model.fused.fused_attention
 
     def counting(*args):
         calls.append(1)
         return original(*args)
 
-    comp.fused.fused_attention = counting
+    comp.model.fused.fused_attention = counting
     try:
         fused_logits, fused_grads = forward_backward(model, tokens, fused=True)
     finally:
-        comp.fused.fused_attention = original
+        comp.model.fused.fused_attention = original
     assert len(calls) == model.cfg.n_layers  # the fused kernel ran in every layer
     hook_logits, hook_grads = forward_backward(model, tokens, fused=False)
     torch.testing.assert_close(fused_logits, hook_logits, atol=1e-5, rtol=1e-5)

@@ -35,7 +35,7 @@ def dirs(base: Path, seeds) -> list[Path]:
 def assert_same_run(a: Path, b: Path, atol: float = 1e-4, resumed: bool = False) -> None:
     """Two run directories hold the same run: weights, optimizer and RNG state, metrics, evaluation.
 
-    To float tolerance: a single run computes attention with the fused kernel (comp.fused),
+    To float tolerance: a single run computes attention with the fused kernel (comp.model.fused),
     stacked seeds with the hook path under ``vmap``, and AdamW turns the rounding of tiny
     gradients (``b_K``) into steps of about ``lr``-size noise, so weights agree to ~1e-5.
 

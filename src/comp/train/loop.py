@@ -24,8 +24,8 @@ import torch
 
 from comp.config import RunConfig
 from comp.evaluation import evaluate, evaluate_length
-from comp.fused import fused_training
 from comp.model import CompTransformer, build_model, resolve_device
+from comp.model.fused import fused_training
 from comp.runs.files import METRICS_FILE
 from comp.runs.state import TrainState, load_state, prepare_run_dir, save_state, save_weights, write_eval
 from comp.tasks import LengthRange, Task

@@ -9,9 +9,9 @@ logits and gradients to 1e-5 for every encoding):
 
 - queries, keys and values come from TransformerLens's own ``calculate_qkv_matrices``
   and ``apply_rotary`` (so ``hook_q/k/v``, ``hook_rot_q/k`` fire), ALiBi and T5 biases
-  from :meth:`~comp.encodings.modules.PositionedAttention.position_bias` (``hook_t5_bias``
+  from :meth:`~comp.model.encodings.modules.PositionedAttention.position_bias` (``hook_t5_bias``
   fires), and ``hook_z`` sees the same ``z``;
-- the attention temperature of :mod:`comp.attention_scale` multiplies the whole logit
+- the attention temperature of :mod:`comp.model.attention_scale` multiplies the whole logit
   (content plus bias) by ``c[b, h, q] = s_h * log(q + 1) * jitter_b``: the fused path
   multiplies the queries by ``c`` and the bias by ``c``, which is the same logit.
 
