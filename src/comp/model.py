@@ -15,6 +15,7 @@ import torch
 from transformer_lens import HookedTransformer, HookedTransformerConfig
 
 from comp.attention_scale import ATTN_SCALES, Jitter, draw_jitter, install_jitter, install_logn_scale
+from comp.determinism import install_lookup_embed
 from comp.encodings import canonical_encoding, get_encoding
 from comp.encodings.positions import PositionState
 from comp.errors import CompError
@@ -130,6 +131,7 @@ class CompTransformer(HookedTransformer):
         self.encoding = get_encoding(model_cfg.encoding)
         self.positions = PositionState(natural_fallback=not self.encoding.coupling)
         self._pinned: torch.Tensor | None = None  # [batch, pos] ids set by use_position_ids
+        install_lookup_embed(self.embed)  # W_E[tokens] with a backward reproducible at any thread count
         self.encoding.install(self)
         if model_cfg.attn_scale == "logn":
             install_logn_scale(self)
