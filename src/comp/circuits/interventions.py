@@ -31,6 +31,7 @@ from transformer_lens.cache.key_value_cache import TransformerLensKeyValueCache
 from transformer_lens.cache.key_value_cache_entry import TransformerLensKeyValueCacheEntry
 
 from comp.model import pinned_positions
+from comp.resources import chunk_size
 
 Masks = dict[str, torch.Tensor]  # hook name -> [K, pos, ...] bool: where copy k takes the source
 Sources = dict[str, torch.Tensor]  # hook name -> [B, pos, ...]: the values edited in
@@ -136,7 +137,10 @@ def run_edited(
     pin (models that read ids; else they follow from the tokens). Returns ``[K, ...]``.
     """
     k_total, b = n_copies(masks), tokens.shape[0]
-    per_chunk = max(1, max_rows // b)
+    width = tokens.shape[1] + (prefix.keys[0].shape[1] if prefix is not None else 0)
+    fit = chunk_size(model.cfg, width, k_total * b, tokens.device, copies=b, what=f"{b} edited sequences",
+                     lower="lower --n or use a shorter length")  # rows that fit one pass
+    per_chunk = max(1, min(max_rows, fit) // b)
     outs = []
     for lo in range(0, k_total, per_chunk):
         chunk = {name: m[lo : lo + per_chunk].to(tokens.device) for name, m in masks.items()}
