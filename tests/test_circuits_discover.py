@@ -6,7 +6,7 @@ import pytest
 import torch
 from planted import DISCOVERY_EDGES, DISCOVERY_NODES, L, discovery_model
 
-from comp.circuits import edge_patching
+from comp.circuits import circuit_eval, edge_patching
 from comp.circuits.circuit_eval import EdgeEvaluator, NodeEvaluator
 from comp.circuits.data import analysis_groups
 from comp.circuits.discover import discover
@@ -94,6 +94,19 @@ def test_copies_forked_at_a_later_layer_equal_full_runs(monkeypatch):
     assert edge_patching.fork_layer(model, ev.masks(0, removed)) == 1
     forked = ev.evaluate(removed)
     monkeypatch.setattr(edge_patching, "fork_layer", lambda model, masks: 0)
+    torch.testing.assert_close(forked, ev.evaluate(removed), atol=1e-6, rtol=0)
+
+
+def test_node_copies_forked_at_a_later_layer_equal_full_runs(monkeypatch):
+    model = random_model("standard")
+    groups = analysis_groups(make_task("parity"), [3, 4], 6, seed=0)
+    ev = NodeEvaluator(model, Graph.of(model), groups)
+    gen = torch.Generator().manual_seed(1)
+    removed = (torch.rand(5, len(ev.units), generator=gen) < 0.3).double()
+    early = torch.tensor([n.name in ("embed", "MLP0") or n.name.startswith("L0") for n in ev.units])
+    removed[:, early] = removed[:1, early]
+    forked = ev.evaluate(removed)
+    monkeypatch.setattr(circuit_eval, "fork_layer", lambda model, masks: 0)
     torch.testing.assert_close(forked, ev.evaluate(removed), atol=1e-6, rtol=0)
 
 

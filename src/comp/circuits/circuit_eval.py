@@ -21,6 +21,8 @@ from comp.circuits.data import Group
 from comp.circuits.edge_patching import (
     ablated_outputs,
     edge_hooks,
+    fork_layer,
+    layer_of,
     receiver_hook,
     receiver_hooks,
     run_edges,
@@ -76,6 +78,18 @@ class Evaluator:
         totals = sum(self._group(g, i, removed.double()).cpu() for i, g in enumerate(self.groups))
         return totals / torch.tensor([self.n_tokens, self.n_rows, self.n_rows])
 
+    def each_alone(self) -> torch.Tensor:
+        """``[n_units, 3]``: every unit removed alone, one batch of copies per stage (copies
+        of one stage share the layers before it, which then run once)."""
+        stages = torch.tensor([self.stage(u) for u in self.units])
+        out = torch.zeros(len(self.units), len(METRICS), dtype=torch.float64)
+        for st in stages.unique().tolist():
+            idx = (stages == st).nonzero()[:, 0]
+            removed = torch.zeros(len(idx), len(self.units), dtype=torch.float64)
+            removed[torch.arange(len(idx)), idx] = 1
+            out[idx] = self.evaluate(removed).double()
+        return out
+
 
 class NodeEvaluator(Evaluator):
     """Units are :class:`Node` s: removing one ablates its output at its class's positions."""
@@ -115,8 +129,18 @@ class NodeEvaluator(Evaluator):
             else:
                 places[hook][u] = at
         masks = {h: (removed.to(p.dtype) @ p.flatten(1) > 0).view(len(removed), *p.shape[1:], 1) for h, p in places.items()}
-        return run_edited(self.model, group.batch.tokens, masks, self._sources[index],
-                          answer_scores(group, group.task.n_classes), self.max_rows)
+        sources, start = self._sources[index], None
+        fork = fork_layer(self.model, masks)
+        if fork:  # layers whose edits every copy shares run once, on B rows
+            def edit(act: torch.Tensor, hook) -> torch.Tensor:
+                return torch.where(masks[hook.name][0], sources[hook.name], act)
+
+            early = [(h, edit) for h in masks if layer_of(h) < fork]
+            with torch.no_grad():
+                start = fork, self.model.run_with_hooks(group.batch.tokens, fwd_hooks=early, stop_at_layer=fork)
+            masks = {h: m for h, m in masks.items() if layer_of(h) >= fork}
+        return run_edited(self.model, group.batch.tokens, masks, sources,
+                          answer_scores(group, group.task.n_classes), self.max_rows, start=start)
 
 
 class EdgeEvaluator(Evaluator):

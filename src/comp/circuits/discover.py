@@ -220,8 +220,8 @@ def discover(model, groups, level: str = "nodes", method: str = "exact", ablatio
         scores = attribution_ranking(model, graph, groups, ablation, method, ev.units)
         chosen, sizes = pruner.top_k(scores.abs(), target)
         removed = pruner.greedy(target, chosen)  # verification: exact pruning of the chosen set
-        alone = torch.eye(pruner.n, dtype=torch.bool)
-        exact_effects = pruner.recovered(alone) - 1.0  # [n] change in faithfulness, each unit removed alone
+        alone = (ev.each_alone()[:, 0] - pruner.empty[0]) / pruner.span
+        exact_effects = alone - 1.0  # [n] change in faithfulness, each unit removed alone
         attribution = Attribution(
             chosen=int((~chosen).sum()), dropped=[u.label for u, a, b in zip(ev.units, chosen, removed) if b and not a],
             predicted_recovered=float(1 + scores[removed].sum() / pruner.span),
