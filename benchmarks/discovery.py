@@ -53,7 +53,7 @@ def edge_patching(opts: "Options", length: int, n: int) -> "Row":
             idx = (stages == st).nonzero()[:, 0]
             removed = torch.zeros(len(idx), len(ev.units), dtype=torch.float64)
             removed[torch.arange(len(idx)), idx] = 1
-            ours[idx] = run_edges(model, group.batch.tokens, ev.masks(0, removed), ev.ablated[0], last)
+            ours[idx] = run_edges(model, group.batch.tokens, ev.masks(0, removed), ev.ablated[0], last, ev.max_rows)
     with Timer(opts.torch_device) as plain_t:
         _, clean = model.run_with_cache(group.batch.tokens)
         _, reference = model.run_with_cache(group.reference.tokens)

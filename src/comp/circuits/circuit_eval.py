@@ -32,6 +32,9 @@ from comp.circuits.graph import Edge, Graph, Node, class_masks, stage
 from comp.circuits.interventions import run_edited
 
 METRICS = ("logit_diff", "acc_answer", "acc_cot")
+# rows per stacked pass (copies x sequences): on CPU, small chunks stay in cache (a 2L4H model
+# patches edges about 3x faster at 128-256 rows than at 4096); a GPU wants large ones
+CPU_ROWS, GPU_ROWS = 256, 8192
 
 
 def answer_scores(group: Group, n_classes: int):
@@ -61,8 +64,10 @@ class Evaluator:
 
     units: list
 
-    def __init__(self, model, graph: Graph, groups: list[Group], method: str = "mean", max_rows: int = 4096):
-        self.model, self.graph, self.groups, self.max_rows = model, graph, groups, max_rows
+    def __init__(self, model, graph: Graph, groups: list[Group], method: str = "mean", max_rows: int = 0):
+        on_cpu = next(model.parameters()).device.type == "cpu"
+        self.model, self.graph, self.groups = model, graph, groups
+        self.max_rows = max_rows or (CPU_ROWS if on_cpu else GPU_ROWS)
         self.replace = check_method(method)
         self.n_tokens = sum(int(g.batch.loss_mask.sum()) for g in groups)
         self.n_rows = sum(len(g.batch.tokens) for g in groups)
@@ -94,7 +99,7 @@ class Evaluator:
 class NodeEvaluator(Evaluator):
     """Units are :class:`Node` s: removing one ablates its output at its class's positions."""
 
-    def __init__(self, model, graph: Graph, groups: list[Group], method: str = "mean", max_rows: int = 4096):
+    def __init__(self, model, graph: Graph, groups: list[Group], method: str = "mean", max_rows: int = 0):
         super().__init__(model, graph, groups, method, max_rows)
         self.units: list[Node] = graph.nodes
         self._sources = []  # per group: {hook: ablated activation [B, pos, ...]}
@@ -147,7 +152,7 @@ class EdgeEvaluator(Evaluator):
     """Units are :class:`Edge` s: removing one path-patches the sender's ablated output
     into the receiver's input at the edge's positions."""
 
-    def __init__(self, model, graph: Graph, groups: list[Group], method: str = "mean", max_rows: int = 4096):
+    def __init__(self, model, graph: Graph, groups: list[Group], method: str = "mean", max_rows: int = 0):
         super().__init__(model, graph, groups, method, max_rows)
         self.units: list[Edge] = graph.edges
         self.ablated = [ablated_outputs(model, graph, g.reference.tokens, self.replace) for g in groups]

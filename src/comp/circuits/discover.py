@@ -203,7 +203,7 @@ def attribution_ranking(model, graph: Graph, groups, ablation: str, method: str,
 
 
 def discover(model, groups, level: Level = "nodes", method: Method = "exact", ablation: Ablation = "mean", target: float = 0.95,
-             split_positions: bool = True, max_rows: int = 4096, require_solved: bool = True) -> dict:
+             split_positions: bool = True, max_rows: int = 0, require_solved: bool = True) -> dict:
     """Find a circuit on ``groups`` (:func:`comp.circuits.data.analysis_groups`): the fields
     of :class:`CircuitResult` that depend on the model only. ``require_solved=False`` skips
     the check that the model solves its task (benchmarks time random models)."""
