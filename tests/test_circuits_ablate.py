@@ -12,10 +12,10 @@ from transformer_lens import utils
 from comp.circuits.ablate import ABLATIONS, ablate_components, ablate_sets
 from comp.circuits.components import Component, component_outputs, components
 from comp.circuits.data import analysis_groups
-from comp.encodings import ENCODINGS
 from comp.errors import CompError
 from comp.evaluation import masked_loss, predictions
 from comp.model import ModelConfig, build_model
+from comp.model.encodings import ENCODINGS
 from comp.tasks import make_task, score
 
 

@@ -11,7 +11,7 @@ import typer
 from comp.circuits.circuit_diff import check_circuit, diff_circuits
 from comp.circuits.discover import ABLATIONS, LEVELS, METHODS, check_options, discover_run
 from comp.cli.common import check_output_path, user_errors, write_outputs
-from comp.cli.options import ANALYSIS_LENGTHS, DEVICE, EVAL_SEED_OPTION, JSON
+from comp.cli.options import ANALYSIS_LENGTHS, ANALYSIS_SEED, DEVICE, JSON, sequences
 from comp.errors import CompError
 from comp.views.browser import chromium
 from comp.views.circuit import circuit_figure
@@ -31,8 +31,8 @@ def circuit_cli(
     faithfulness: float = typer.Option(0.95, help="Share of the logit difference the circuit alone must recover, in (0, 1]."),
     ablation: str = typer.Option("mean", help=f"What replaces what is outside the circuit: {', '.join(ABLATIONS)}."),
     lengths: str = ANALYSIS_LENGTHS,
-    n: int = typer.Option(32, help="Sequences per length (and as many reference sequences)."),
-    seed: int = EVAL_SEED_OPTION,
+    n: int = sequences("circuit", "Sequences per length (and as many reference sequences)."),
+    seed: int = ANALYSIS_SEED,
     split_positions: bool = typer.Option(True, help="Nodes and edges per position class (input, EoI, answer)."),
     device: str = DEVICE,
     json_path: Path | None = JSON,

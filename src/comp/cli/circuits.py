@@ -14,14 +14,13 @@ from comp.circuits.hypotheses import ALL, HYPOTHESES, Thresholds, assess_run, hy
 from comp.circuits.patching import CORRUPTIONS, check_corruption, patch_run
 from comp.circuits.results import Evidence
 from comp.cli.common import check_output_path, user_errors, write_outputs
-from comp.cli.options import ANALYSIS_LENGTHS, CKPT, DEVICE, JSON, sequences
-from comp.config import EVAL_SEED
+from comp.cli.options import ANALYSIS_LENGTHS, ANALYSIS_SEED, CKPT, DEVICE, JSON, sequences
 from comp.errors import CompError
 from comp.views.patching import FORMATS, patch_heatmaps, write_figure
 from comp.views.tables import console, print_table
 
 LENGTHS = ANALYSIS_LENGTHS
-SEED = typer.Option(EVAL_SEED, help="Seed of the evaluation sets (the reference set uses seed + 1).")
+SEED = ANALYSIS_SEED
 
 
 def heads_cli(
