@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-ROWS = ["throughput", "seeds", "solve", "memory", "patching"]
+ROWS = ["throughput", "seeds", "solve", "memory", "patching", "startup", "startup-error"]
 
 
 @pytest.fixture(autouse=True)
@@ -51,6 +51,6 @@ def test_only_and_skip_select_benchmarks():
     from benchmarks.suite import select
 
     assert select(["seeds", "throughput"], []) == ["throughput", "seeds"]
-    assert select([], ["solve"]) == ["throughput", "seeds", "patching"]
+    assert select([], ["solve"]) == ["throughput", "seeds", "patching", "startup"]
     with pytest.raises(SystemExit, match="unknown benchmark"):
         select(["nope"], [])

@@ -15,12 +15,12 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from comp.catalog import EVAL_SEED  # seed of the evaluation sets, in training and in every analysis
 from comp.errors import CompError
 from comp.model import ModelConfig
 from comp.tasks import LengthRange, Task, make_task, parse_lengths
 
 FORMAT = "comp-run/1"  # marks config.json files written by comp
-EVAL_SEED = 12345  # seed of the evaluation sets, in training and in every analysis (the default of --seed)
 
 
 @dataclass

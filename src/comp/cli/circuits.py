@@ -6,16 +6,11 @@ from pathlib import Path
 
 import typer
 
-from comp.circuits.ablate import ABLATIONS, ablate_run, check_method
-from comp.circuits.components import WHAT, Component
-from comp.circuits.heads import SCORES, score_heads
-from comp.circuits.hypotheses import ALL, HYPOTHESES, Thresholds, assess_run, hypothesis_names
-from comp.circuits.patching import CORRUPTIONS, check_corruption, patch_run
+from comp.catalog import ABLATIONS, CORRUPTIONS, EVAL_SEED, HYPOTHESES, MIN_SCORE, WHAT
+from comp.catalog import ALL_HYPOTHESES as ALL
 from comp.cli.common import check_output_path, user_errors, write_outputs
 from comp.cli.options import ANALYSIS_LENGTHS, CKPT, DEVICE, JSON, sequences
-from comp.config import EVAL_SEED
 from comp.errors import CompError
-from comp.views.patching import FORMATS, patch_heatmaps, write_figure
 from comp.views.tables import console, print_table
 
 LENGTHS = ANALYSIS_LENGTHS
@@ -37,6 +32,8 @@ def heads_cli(
 @user_errors
 def _heads(ckpt, lengths, n, seed, device, json_path) -> None:
     check_output_path(json_path, (".json",))
+    from comp.circuits.heads import SCORES, score_heads
+
     result = score_heads(ckpt, lengths, n, seed, device)
     print_table(result["rows"], ["component", *SCORES], headers=["head", "prev", "iter", "iter>0.5", "eoi", "bos", "self"],
                 title=f"{result['run']}: head scores, lengths {_span(result['lengths'])}, {n} sequences each")
@@ -60,6 +57,8 @@ def ablate_cli(
 @user_errors
 def _ablate(ckpt, method, what, lengths, n, seed, device, json_path) -> None:
     check_output_path(json_path, (".json",))
+    from comp.circuits.ablate import ablate_run, check_method
+
     check_method(method)
     if what not in WHAT:
         raise CompError(f"unknown --what {what!r}; choose one of: {', '.join(WHAT)}")
@@ -81,7 +80,7 @@ def patch_cli(
     member: str = typer.Option("", help="Task of a multi-task run to patch (default: its first)."),
     hypothesis: str = typer.Option("", help=f"Test a circuit hypothesis instead: {', '.join([*HYPOTHESES, ALL])}."),
     lengths: str = typer.Option("", help="With --hypothesis: lengths of head scores and ablations (default: trained)."),
-    min_score: float = typer.Option(Thresholds.score, help="With --hypothesis: the score a component needs to play the role."),
+    min_score: float = typer.Option(MIN_SCORE, help="With --hypothesis: the score a component needs to play the role."),
     device: str = DEVICE,
     json_path: Path | None = JSON,
     plot: Path | None = typer.Option(None, help="Write heatmaps of the sweeps: .html (interactive) or .png."),
@@ -92,8 +91,13 @@ def patch_cli(
 
 @user_errors
 def _patch(ckpt, corruption, length, at, n, seed, member, hypothesis, lengths, min_score, device, json_path, plot) -> None:
+    from comp.views.patching import FORMATS, patch_heatmaps, write_figure
+
     check_output_path(json_path, (".json",))
     check_output_path(plot, FORMATS)
+    from comp.circuits.hypotheses import Thresholds, assess_run, hypothesis_names
+    from comp.circuits.patching import check_corruption, patch_run
+
     check_corruption(corruption)
     if hypothesis:
         hypothesis_names(hypothesis)
@@ -121,6 +125,8 @@ SHOWN = 0.05  # the patch table lists sites restoring at least this much (in abs
 
 
 def _print_top_sites(result: dict, top: int = 12) -> None:
+    from comp.circuits.components import Component
+
     labels = result["positions"]
     sites = [("resid_pre", f"layer {layer}", p, v) for layer, row in enumerate(result["resid_pre"]) for p, v in enumerate(row)]
     sites += [("head_out", Component(layer, h).label, p, v) for layer, rows in enumerate(result["head_out"])

@@ -9,9 +9,13 @@ from pathlib import Path
 from typing import Any
 
 import typer
+import typer.core
 
 from comp.errors import CompError
 from comp.io import write_json
+
+# the click typer runs on: typer >= 0.29 vendors its own (typer._click), whose exceptions are not click's
+click = getattr(typer.core, "_click", None) or __import__("click")
 
 
 def user_errors(fn: Callable) -> Callable:

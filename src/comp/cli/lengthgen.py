@@ -6,11 +6,10 @@ from pathlib import Path
 
 import typer
 
+from comp.catalog import DEFAULT_PES
+from comp.catalog import LENGTHGEN_BACKENDS as BACKENDS
 from comp.cli.common import check_output_path, user_errors, write_outputs
 from comp.cli.options import JSON, QUIET, SETS, MaxParallel, sequences, slurm_options
-from comp.lengthgen import BACKENDS, Study, run_study
-from comp.lengthgen.report import multiples_rows
-from comp.lengthgen.study import DEFAULT_PES
 from comp.runs.names import parse_seeds, runs_dir
 from comp.views.tables import print_table
 
@@ -46,6 +45,9 @@ def lengthgen_cli(
 def _lengthgen(task, pe, seeds, train_lengths, test_lengths, out, steps, set_, n, decode, backend, json_path,
                quiet, options: dict) -> None:
     check_output_path(json_path, (".json",))
+    from comp.lengthgen import Study, run_study
+    from comp.lengthgen.report import multiples_rows
+
     study = Study(task=task, pes=pe.split(","), seeds=parse_seeds(seeds), train_lengths=train_lengths,
                   test_lengths=test_lengths, steps=steps, sets=list(set_), n=n, decode=decode)
     out = out or runs_dir() / f"lengthgen-{task}"

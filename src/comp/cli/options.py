@@ -2,7 +2,7 @@
 
 Analyses (``eval``, ``heads``, ``ablate``, ``patch``, ``probe``, ``viz``) take ``--ckpt``,
 ``--device`` and ``--json`` from here; the evaluation-set ``--seed`` defaults to
-:data:`comp.config.EVAL_SEED` everywhere it means the evaluation sets. ``--n`` has one
+:data:`comp.catalog.EVAL_SEED` everywhere it means the evaluation sets. ``--n`` has one
 help text but, today, a default per command (:data:`N_DEFAULTS`, one table to change).
 ``comp grid`` and ``comp lengthgen`` get the Slurm options by :func:`slurm_options`.
 """
@@ -16,7 +16,7 @@ from typing import Annotated, Any
 
 import typer
 
-from comp.config import EVAL_SEED
+from comp.catalog import EVAL_SEED
 
 CKPT = typer.Option(..., help="Run name under runs/ or a run directory.")
 DEVICE = typer.Option("cpu", help="cpu, cuda or cuda:N.")

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import typer
 
+from comp.catalog import PROBE_TARGETS as TARGETS
 from comp.cli.common import check_output_path, user_errors, write_outputs
 from comp.cli.options import CKPT, DEVICE, JSON
-from comp.probes import TARGETS, probe_run
 from comp.views.tables import print_table
 
 TARGET_HELP = "What to probe for: " + "; ".join(f"{k}: {v}" for k, v in TARGETS.items()) + "."
@@ -39,6 +39,8 @@ def probe_cli(
 def _probe(ckpt, target, lengths, n_train, n_test, seed, steps, weight_decay, device, json_path, plot) -> None:
     check_output_path(json_path, (".json",))
     check_output_path(plot, (".html",))
+    from comp.probes import probe_run
+
     result = probe_run(ckpt, target, lengths, device, n_train=n_train, n_test=n_test, seed=seed, steps=steps,
                        weight_decay=weight_decay)
     print_table(

@@ -9,7 +9,6 @@ import typer
 from comp.cli.common import check_output_path, user_errors
 from comp.cli.options import CKPT, DEVICE
 from comp.io import write_text
-from comp.views.attention import attention_html
 
 
 def viz_cli(
@@ -29,5 +28,7 @@ def viz_cli(
 @user_errors
 def _viz(ckpt, out, input_spec, length, seed, layer, task, device) -> None:
     check_output_path(out, (".html",))
+    from comp.views.attention import attention_html
+
     write_text(out, attention_html(ckpt, input_spec, length, seed, layer, task, device))
     typer.echo(f"wrote {out}", err=True)
