@@ -45,7 +45,7 @@ def train_cli(
     n_heads: int | None = typer.Option(None, help=_h("model", "n_heads", "Heads per layer.")),
     d_model: int | None = typer.Option(None, help=_h("model", "d_model", "Residual width.")),
     d_mlp: int | None = typer.Option(None, help=_h("model", "d_mlp", "MLP width (0: 4*d_model).")),
-    attn_only: bool | None = typer.Option(None, "--attn-only/--with-mlp", help=_h("model", "attn_only", "Drop MLPs.")),
+    attn_only: bool | None = typer.Option(None, "--attn-only/--no-attn-only", " /--with-mlp", help=_h("model", "attn_only", "Drop MLPs.")),
     n_ctx: int | None = typer.Option(None, help=_h("model", "n_ctx", "Longest sequence in tokens.")),
     slack: int | None = typer.Option(None, help=_h("task", "slack", "Filler tokens between EoI and the answer.")),
     tasks: str | None = typer.Option(None, help="Members of 'multi', e.g. parity,copy,polynomial."),
