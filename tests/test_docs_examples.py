@@ -83,7 +83,7 @@ def test_the_documented_grid_file_dry_runs(tmp_path):
     done = subprocess.run([comp, "grid", str(tmp_path / "grid.yaml"), "--dry-run"], capture_output=True, text=True,
                           env={**os.environ, "PYTHONPATH": str(REPO / "src")}, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
-    assert "24 runs" in done.stdout and "--attn-only" in done.stdout, done.stdout
+    assert "72 runs in 24 tasks" in done.stdout and "--attn-only" in done.stdout, done.stdout
     assert not (tmp_path / "runs").exists()  # a dry run writes nothing
 
 
