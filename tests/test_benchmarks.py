@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-ROWS = ["throughput", "seeds", "solve", "memory", "patching", "startup", "startup-error"]
+ROWS = ["throughput", "seeds", "solve", "memory", "patching", "edge_patching", "discovery_nodes", "discovery_edges", "startup", "startup-error"]
 
 
 @pytest.fixture(autouse=True)
@@ -29,8 +29,10 @@ def test_quick_suite_prints_every_row_and_writes_json(tmp_path, capsys):
     assert [r["bench"] for r in data["rows"]] == ROWS
     for row in data["rows"]:
         assert row["bench"] in table
-        if row["bench"] not in ("solve", "memory"):
+        if row["bench"] not in ("solve", "memory", "discovery_nodes", "discovery_edges"):
             assert row["comp"] > 0 and row["baseline"] > 0 and row["ratio"] > 0
+        if row["bench"].startswith("discovery"):
+            assert row["comp"] > 0 and row["extra"]["kept"] <= row["extra"]["total"]
     assert data["machine"]["torch"] and data["command"].startswith("python -m benchmarks")
 
 
@@ -51,6 +53,6 @@ def test_only_and_skip_select_benchmarks():
     from benchmarks.suite import select
 
     assert select(["seeds", "throughput"], []) == ["throughput", "seeds"]
-    assert select([], ["solve"]) == ["throughput", "seeds", "patching", "startup"]
+    assert select([], ["solve"]) == ["throughput", "seeds", "patching", "discovery", "startup"]
     with pytest.raises(SystemExit, match="unknown benchmark"):
         select(["nope"], [])

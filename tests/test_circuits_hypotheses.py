@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 from comp.circuits.data import analysis_groups
 from comp.circuits.hypotheses import HYPOTHESES, Thresholds, assess_hypothesis, component_scores
 from comp.circuits.patching import make_pair
+from comp.circuits.results import Evidence
 from comp.cli.main import app
 from comp.tasks import make_task
 
@@ -29,7 +30,7 @@ def invoke(*args):
     return runner.invoke(app, list(args))
 
 
-def assess(model, name: str) -> dict:
+def assess(model, name: str) -> Evidence:
     task = make_task("parity")
     groups = analysis_groups(task, [L], 64, seed=0)
     return assess_hypothesis(model, name, groups, component_scores(model, groups, make_pair(task, L, 64, seed=0)))
@@ -43,18 +44,18 @@ def assess(model, name: str) -> dict:
 ])
 def test_planted_verdicts(name, components, verdict, necessity):
     r = assess(planted_model(), name)
-    assert r["components"] == components and r["score"] > 0.99
-    assert r["verdict"] == verdict and r["necessity"]["result"] == necessity
-    assert r["sufficiency"]["circuit"] == ["L0H0", "L0H1", "L1H0", "MLP1"]
-    assert r["sufficiency"]["ablated"] == ["MLP0", "L1H1"] and r["sufficiency"]["result"] == "yes"
-    assert r["thresholds"] == Thresholds().__dict__
+    assert r.components == components and r.score > 0.99
+    assert r.verdict == verdict and r.necessity.result == necessity
+    assert r.sufficiency.circuit == ["L0H0", "L0H1", "L1H0", "MLP1"]
+    assert r.sufficiency.ablated == ["MLP0", "L1H1"] and r.sufficiency.result == "yes"
+    assert r.thresholds == Thresholds().__dict__
 
 
 def test_a_model_that_fails_the_task_gets_no_verdict():
     model = planted_model()
     model.unembed.W_U.data.neg_()  # always the wrong bit
     r = assess(model, "iteration_head")
-    assert r["verdict"] == "inconclusive" and "accuracy" in r["reason"]
+    assert r.verdict == "inconclusive" and "accuracy" in r.reason
 
 
 def test_heads_ablate_patch_commands(planted_run, tmp_path):

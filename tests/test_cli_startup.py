@@ -34,12 +34,14 @@ def test_importing_the_cli_imports_no_heavy_module():
 
 def test_catalog_matches_the_registries_it_mirrors():
     from comp.circuits.ablate import ABLATIONS
+    from comp.circuits.discover import ABLATIONS as CIRCUIT_ABLATIONS
+    from comp.circuits.discover import LEVELS, METHODS
     from comp.circuits.hypotheses import ALL, HYPOTHESES, Thresholds
     from comp.circuits.patching import CORRUPTIONS
     from comp.config import default_of
-    from comp.encodings import HELP
     from comp.lengthgen import BACKENDS
     from comp.lengthgen.study import DEFAULT_PES
+    from comp.model.encodings import HELP
     from comp.tasks import TASKS
 
     assert catalog.TASK_NAMES == tuple(TASKS)
@@ -50,6 +52,7 @@ def test_catalog_matches_the_registries_it_mirrors():
     assert catalog.HYPOTHESES == tuple(HYPOTHESES) and catalog.ALL_HYPOTHESES == ALL
     assert catalog.MIN_SCORE == Thresholds.score
     assert catalog.LENGTHGEN_BACKENDS == tuple(BACKENDS)
+    assert (catalog.CIRCUIT_LEVELS, catalog.CIRCUIT_METHODS, catalog.CIRCUIT_ABLATIONS) == (LEVELS, METHODS, CIRCUIT_ABLATIONS)
     for (section, name), value in catalog.TRAIN_DEFAULTS.items():
         assert value == default_of(section, name), (section, name)
 

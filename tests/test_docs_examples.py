@@ -103,4 +103,4 @@ def test_the_circuits_python_block_runs(trained_run, monkeypatch):
     scope: dict = {}
     exec(compile(body.replace('"parity-rotary-s0"', repr(str(trained_run))), "circuits.md", "exec"), scope)
     assert scope["grid"].shape[0] == 2 and len(scope["rows"]) == 4  # [layer, pos, head]; 2 layers x 2 heads
-    assert set(scope["ablations"]) >= {"baseline", "rows"}
+    assert scope["rows"][0].component == "L0H0" and len(scope["ablations"].rows) == 4 + 2  # 4 heads, 2 MLPs

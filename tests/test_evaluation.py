@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from comp.encodings import ENCODINGS
 from comp.evaluation import eval_batch, evaluate, evaluate_length, greedy_decode
 from comp.model import ModelConfig, build_model
+from comp.model.encodings import ENCODINGS
 from comp.tasks import make_task
 
 COMBINATIONS = ["rotary+coupling+randomized", "t5+coupling", "alibi+coupling", "prevpos+coupling",

@@ -15,7 +15,7 @@ EVAL_SEED = 12345  # seed of the evaluation sets, in training and in every analy
 # comp.tasks.TASKS (plus "multi", the mixture)
 TASK_NAMES = ("parity", "parity_nocot", "copy", "polynomial")
 
-# comp.encodings.HELP
+# comp.model.encodings.HELP
 ENCODING_HELP = (
     "Positional encoding: a base (standard, sinusoidal, shortformer, rotary, alibi, t5, nope, prevpos), "
     "optionally + id modifiers (coupling, randomized, abacus), e.g. rotary+coupling; a bare modifier means "
@@ -32,6 +32,9 @@ HYPOTHESES = ("prev_token", "iteration_head", "eoi_anchor", "parity_accumulator"
 ALL_HYPOTHESES = "all"  # comp.circuits.hypotheses.ALL
 MIN_SCORE = 0.5  # comp.circuits.hypotheses.Thresholds.score
 LENGTHGEN_BACKENDS = ("local", "slurm", "grid-local")  # comp.lengthgen.BACKENDS
+CIRCUIT_LEVELS = ("nodes", "edges")  # comp.circuits.discover.LEVELS
+CIRCUIT_METHODS = ("exact", "eap", "eap-ig")  # comp.circuits.discover.METHODS
+CIRCUIT_ABLATIONS = ("mean", "resample")  # comp.circuits.discover.ABLATIONS
 
 # comp.probes.TARGETS: what a probe can read, and what that means
 PROBE_TARGETS: dict[str, str] = {

@@ -12,7 +12,7 @@ import sys
 import typer
 from typer.core import TyperGroup, TyperOption
 
-from comp.cli import circuits, evaluate, grid, lengthgen, probe, train, viz
+from comp.cli import circuit, circuits, evaluate, grid, lengthgen, probe, train, viz
 from comp.cli.common import click
 
 
@@ -98,6 +98,7 @@ app.command("collect")(grid.collect_cli)
 app.command("heads")(circuits.heads_cli)
 app.command("ablate")(circuits.ablate_cli)
 app.command("patch")(circuits.patch_cli)
+app.add_typer(circuit.app, name="circuit")
 
 
 def main() -> None:

@@ -12,7 +12,7 @@ Each replaces one TransformerLens part and keeps its hook names:
   ``hook_attn_scores`` and ``hook_pattern`` include it as they do for TransformerLens's
   own ALiBi. A built ``Attention`` becomes one by :meth:`PositionedAttention.adopt`.
 
-Every module reads ids from the model's shared :class:`~comp.encodings.positions.PositionState`.
+Every module reads ids from the model's shared :class:`~comp.model.encodings.positions.PositionState`.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from transformer_lens.components.abstract_attention import AbstractAttention
 from transformer_lens.components.t5_attention import T5Attention
 from transformer_lens.hook_points import HookPoint
 
-from comp.encodings.positions import PositionState
+from comp.model.encodings.positions import PositionState
 
 
 class ZeroPosEmbed(nn.Module):
