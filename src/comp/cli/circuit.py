@@ -56,7 +56,7 @@ def _discover(ckpt, level, method, faithfulness, ablation, lengths, n, seed, spl
         chromium()  # PNGs are drawn in Chromium: fail before the work when there is none
     result = discover_run(ckpt, level, method, ablation, faithfulness, lengths, n, seed, split_positions, device).to_dict()
     print_circuit(result)
-    write_outputs(result, json_path)
+    write_outputs(result, json_path, run=ckpt)
     if plot is not None:
         write_figure(circuit_figure(result), plot)
         typer.echo(f"wrote {plot}", err=True)

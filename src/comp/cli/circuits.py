@@ -42,7 +42,7 @@ def _heads(ckpt, lengths, n, seed, device, json_path) -> None:
     result = score_heads(ckpt, lengths, n, seed, device)
     print_table(result.rows, ["component", *SCORES], headers=["head", "prev", "iter", "iter>0.5", "eoi", "bos", "self"],
                 title=f"{result.run}: head scores, lengths {_span(result.lengths)}, {n} sequences each")
-    write_outputs(result, json_path)
+    write_outputs(result, json_path, run=ckpt)
 
 
 def ablate_cli(
@@ -72,7 +72,7 @@ def _ablate(ckpt, method, what, lengths, n, seed, device, json_path) -> None:
     print_table(rows, ["component", "acc_cot", "acc_answer", "loss", "d_acc_answer"],
                 title=f"{result.run}: {method} ablation, lengths {_span(result.lengths)} "
                       f"(chance final answer {result.chance_answer:.3f})")
-    write_outputs(result, json_path)
+    write_outputs(result, json_path, run=ckpt)
 
 
 def patch_cli(
@@ -112,11 +112,11 @@ def _patch(ckpt, corruption, length, at, n, seed, member, hypothesis, lengths, m
         for evidence in result.hypotheses:
             _print_evidence(result.run, evidence)
         _print_thresholds(result.thresholds)
-        write_outputs(result, json_path)
+        write_outputs(result, json_path, run=ckpt)
         return
     result = patch_run(ckpt, corruption, length, at, n, seed, member, device)
     _print_top_sites(result)
-    write_outputs(result, json_path)
+    write_outputs(result, json_path, run=ckpt)
     if plot is not None:
         write_figure(patch_heatmaps(result), plot)
         typer.echo(f"wrote {plot}", err=True)

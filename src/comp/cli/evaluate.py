@@ -37,7 +37,7 @@ def _eval(ckpt, lengths, n, seed, generate, device, json_path, plot) -> None:
         ["task", "length", "acc_generate", "acc_generate_answer", "acc_cot", "acc_answer", "loss"],
         title=f"{result['run']} ({result['encoding']}, trained on {result['train_lengths']})",
     )
-    write_outputs(result, json_path)
+    write_outputs(result, json_path, run=ckpt)
     if plot is not None:
         from comp.views.plots import accuracy_by_length, write_html
 

@@ -58,5 +58,5 @@ def _lengthgen(task, pe, seeds, train_lengths, test_lengths, out, steps, set_, n
                     title=f"{task} trained on {train_lengths}: free generation, mean ± sd [worst seed]")
     if results["pending"]:
         print(f"pending runs: {', '.join(results['pending'])}")
-    write_outputs(results, json_path)
+    write_outputs(results, json_path, config=results["study"])  # the study's settings (its meta left out)
     print(f"report in {out}: {', '.join(sorted(p.name for p in Path(out).iterdir() if p.is_file()))}")

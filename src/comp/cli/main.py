@@ -13,7 +13,7 @@ import typer
 from typer.core import TyperGroup, TyperOption
 
 from comp.cli import circuit, circuits, evaluate, grid, lengthgen, probe, train, viz
-from comp.cli.common import click
+from comp.cli.common import COMMAND_LINE, click
 
 
 class CompGroup(TyperGroup):
@@ -26,6 +26,7 @@ class CompGroup(TyperGroup):
         one_default_style(self)
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        COMMAND_LINE[:] = list(sys.argv[1:] if args is None else args)  # recorded in every result file
         try:
             code = super().main(args, prog_name or "comp", complete_var, standalone_mode=False, **extra)
         except click.exceptions.NoArgsIsHelpError as e:  # bare `comp` or `comp grid`: the help, exit 0

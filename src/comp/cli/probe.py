@@ -49,7 +49,7 @@ def _probe(ckpt, target, lengths, n_train, n_test, seed, steps, weight_decay, de
         title=f"{result['run']}: probe {target} on lengths {result['lengths']}",
         headers=["layer", "pos", "acc", "ctrl", "select", "chance", "K", "n"],
     )
-    write_outputs(result, json_path)
+    write_outputs(result, json_path, run=ckpt)
     if plot is not None:
         from comp.views.plots import write_html
         from comp.views.probes import probe_heatmap
