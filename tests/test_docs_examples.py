@@ -104,3 +104,23 @@ def test_the_circuits_python_block_runs(trained_run, monkeypatch):
     exec(compile(body.replace('"parity-rotary-s0"', repr(str(trained_run))), "circuits.md", "exec"), scope)
     assert scope["grid"].shape[0] == 2 and len(scope["rows"]) == 4  # [layer, pos, head]; 2 layers x 2 heads
     assert scope["rows"][0].component == "L0H0" and len(scope["ablations"].rows) == 4 + 2  # 4 heads, 2 MLPs
+
+
+def test_the_vocabulary_table_matches_the_commands():
+    """Each option of docs/cli.md's table exists in every command its row names."""
+    root = get_command(app)
+    names = {n for n in root.commands if n != "grid"} | {"grid"}
+    rows = [line.split("|")[1:-1] for line in (REPO / "docs" / "cli.md").read_text().splitlines()
+            if line.startswith("| `--")]
+    assert len(rows) > 10
+    checked = 0
+    for option_cell, _, where, _ in rows:
+        options = re.findall(r"`(--[a-z-]+)", option_cell)
+        for command in (w for w in re.findall(r"[a-z]+", re.sub(r"\(.*?\)|`.*?`", "", where)) if w in names):
+            cmd = root.commands[command]
+            cmd = cmd.commands["run"] if command == "grid" else cmd
+            opts = {o for p in cmd.params for o in [*p.opts, *getattr(p, "secondary_opts", [])]}
+            for option in options:
+                assert option in opts, (option, command)
+                checked += 1
+    assert checked > 30

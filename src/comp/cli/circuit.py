@@ -11,6 +11,7 @@ import typer
 from comp.catalog import CIRCUIT_ABLATIONS as ABLATIONS
 from comp.catalog import CIRCUIT_LEVELS as LEVELS
 from comp.catalog import CIRCUIT_METHODS as METHODS
+from comp.catalog import EVAL_SEED
 from comp.cli.common import check_output_path, user_errors, write_outputs
 from comp.errors import CompError
 from comp.views.tables import console, print_table
@@ -29,7 +30,7 @@ def circuit_cli(
     ablation: str = typer.Option("mean", help=f"What replaces what is outside the circuit: {', '.join(ABLATIONS)}."),
     lengths: str = typer.Option("", help="Lengths to analyse, e.g. 8 or 1-16 (default: the run's training lengths)."),
     n: int = typer.Option(32, help="Sequences per length (and as many reference sequences)."),
-    seed: int = typer.Option(12345, help="Seed of the evaluation sets (the reference set uses seed + 1)."),
+    seed: int = typer.Option(EVAL_SEED, "--data-seed", "--seed", help="Seed of the evaluation sets (the reference set uses seed + 1)."),
     split_positions: bool = typer.Option(True, help="Nodes and edges per position class (input, EoI, answer)."),
     device: str = typer.Option("cpu", help="cpu, cuda or cuda:N."),
     json_path: Path | None = typer.Option(None, "--json", help="Write the circuit as JSON here."),

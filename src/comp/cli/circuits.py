@@ -19,7 +19,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from comp.circuits.results import Evidence
 
 LENGTHS = ANALYSIS_LENGTHS
-SEED = typer.Option(EVAL_SEED, help="Seed of the evaluation sets (the reference set uses seed + 1).")
+SEED = typer.Option(EVAL_SEED, "--data-seed", "--seed", help="Seed of the evaluation sets (the reference set uses seed + 1).")
 
 
 def heads_cli(

@@ -20,7 +20,7 @@ def lengthgen_cli(
     pe: str = typer.Option(DEFAULT_PES, "--pe", help="Encodings to compare, comma-separated (see comp train --help)."),
     seeds: str = typer.Option("0,1,2", help="Seeds, e.g. 0,1,2 or 0-4: one run per encoding and seed."),
     train_lengths: str = typer.Option("1-16", help="Training lengths of every run."),
-    test_lengths: str = typer.Option("1-128", help="Evaluation lengths, e.g. 1-128 or 1-16,32,64,128."),
+    test_lengths: str = typer.Option("1-128", "--lengths", "--test-lengths", help="Evaluation lengths, e.g. 1-128 or 1-16,32,64,128."),
     out: Path | None = typer.Option(None, help="Report directory; runs go to OUT/runs (default: $COMP_RUNS_DIR/lengthgen-TASK)."),
     steps: int | None = typer.Option(None, help="Training steps per run (default: comp train's)."),
     set_: list[str] = SETS,

@@ -13,12 +13,12 @@ from comp.io import write_text
 
 def viz_cli(
     ckpt: str = CKPT,
-    out: Path = typer.Option(..., help="Write the attention view here (.html, self-contained, works offline)."),
+    out: Path = typer.Option(..., "--html", "--out", help="Write the attention view here (.html, self-contained, works offline)."),
     input_spec: str = typer.Option("", "--input", help="Input to show, e.g. 0110 or 3,2,10 (default: a random one)."),
     length: int = typer.Option(0, help="Length of the random input (default: the longest training length)."),
-    seed: int = typer.Option(0, help="Seed of the random input."),
+    seed: int = typer.Option(0, "--data-seed", "--seed", help="Seed of the random input."),
     layer: int | None = typer.Option(None, help="Only this layer (default: every layer)."),
-    task: str = typer.Option("", help="Member task of a multi-task run (default: its first)."),
+    task: str = typer.Option("", "--member", "--task", help="Member task of a multi-task run (default: its first)."),
     device: str = DEVICE,
 ) -> None:
     """Attention patterns of every head (circuitsvis), labelled <task> x1 .. xL EoI s1 .. sL."""
