@@ -124,3 +124,15 @@ def test_the_vocabulary_table_matches_the_commands():
                 assert option in opts, (option, command)
                 checked += 1
     assert checked > 30
+
+
+def test_the_readme_python_quickstart_runs(tmp_path, monkeypatch):
+    """README's Python quickstart, with 20 training steps instead of 300 (run in a scratch directory)."""
+    body = blocks(REPO / "README.md", ("python",))[0]
+    assert "steps=300" in body
+    monkeypatch.chdir(tmp_path)
+    scope: dict = {}
+    exec(compile(body.replace("steps=300", "steps=20"), "README.md", "exec"), scope)
+    assert scope["restored"].shape == (scope["run"].model.cfg.n_layers, scope["pair"].clean.tokens.shape[1])
+    assert scope["pattern"].shape[1] == scope["run"].model.cfg.n_heads
+    assert scope["best"].component in {r.component for r in scope["heads"].rows}
