@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-ROWS = ["throughput", "seeds", "solve", "memory", "patching", "edge_patching", "discovery_nodes", "discovery_edges", "startup", "startup-error"]
+ROWS = ["throughput", "paper", "kernels", "seeds", "solve", "memory", "patching", "edge_patching", "discovery_nodes",
+        "discovery_edges", "startup", "startup-error"]
 
 
 @pytest.fixture(autouse=True)
@@ -53,6 +54,28 @@ def test_only_and_skip_select_benchmarks():
     from benchmarks.suite import select
 
     assert select(["seeds", "throughput"], []) == ["throughput", "seeds"]
-    assert select([], ["solve"]) == ["throughput", "seeds", "patching", "discovery", "startup"]
+    assert select([], ["solve"]) == ["throughput", "paper", "kernels", "seeds", "patching", "discovery", "startup"]
     with pytest.raises(SystemExit, match="unknown benchmark"):
         select(["nope"], [])
+
+
+def test_plain_transformer_is_the_paper_shape_and_learns():
+    """The baseline is what it says: 2 pre-LN blocks, 1 head, width 128, causal, and it trains."""
+    import torch
+
+    from benchmarks.paper import PlainTransformer
+    from comp.tasks import make_task, vocab
+
+    torch.manual_seed(0)
+    model = PlainTransformer(vocab.D_VOCAB, 64)
+    assert len(model.blocks) == 2 and model.blocks[0].n_heads == 1 and model.embed.embedding_dim == 128
+    tokens = make_task("parity").sample(torch.Generator().manual_seed(0), "1-3", 16).tokens
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    for _ in range(30):
+        loss = torch.nn.functional.cross_entropy(model(tokens[:, :-1]).flatten(0, 1), tokens[:, 1:].flatten())
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert loss.item() < 0.5  # memorises a fixed batch
+    with torch.no_grad():
+        torch.testing.assert_close(model(tokens)[:, :3], model(tokens[:, :3]))  # causal: later tokens change nothing

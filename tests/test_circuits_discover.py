@@ -6,6 +6,7 @@ import pytest
 import torch
 from planted import DISCOVERY_EDGES, DISCOVERY_NODES, L, discovery_model
 
+from comp.circuits import edge_patching
 from comp.circuits.circuit_eval import EdgeEvaluator, NodeEvaluator
 from comp.circuits.data import analysis_groups
 from comp.circuits.discover import discover
@@ -56,14 +57,19 @@ def test_the_split_role_needs_both_heads_and_decoys_do_nothing(planted):
     assert diff[3] == pytest.approx(float(diff[0]), abs=1e-6)  # sharp attention, nothing written
 
 
-@pytest.mark.parametrize("encoding", ["rotary", "standard", "t5"])
-def test_edge_patching_equals_plain_path_patching(encoding):
+EARLY = [("embed", "L0H1.q"), ("L0H1", "MLP0")]
+LATE = [("L0H0", "L1H1.k"), ("L0H1", "L1H0.v"), ("MLP0", "L1H1.v"), ("L1H0", "MLP1"), ("MLP0", "logits"), ("L1H1", "logits")]
+
+
+@pytest.mark.parametrize("encoding, picks", [
+    ("rotary", EARLY + LATE), ("standard", EARLY + LATE), ("t5", EARLY + LATE),
+    ("rotary", LATE), ("standard", LATE), ("t5", LATE), ("t5+coupling", LATE),  # copies fork at layer 1
+])
+def test_edge_patching_equals_plain_path_patching(encoding, picks):
     model = random_model(encoding)
     group = analysis_groups(make_task("parity"), [3], 6, seed=0)[0]
     graph = Graph.of(model, split_positions=False)
     ev = EdgeEvaluator(model, graph, [group])
-    picks = [("embed", "L0H1.q"), ("L0H0", "L1H1.k"), ("L0H1", "L1H0.v"), ("MLP0", "L1H1.v"), ("L0H1", "MLP0"),
-             ("L1H0", "MLP1"), ("MLP0", "logits"), ("L1H1", "logits")]
     index = {(e.sender, e.receiver): i for i, e in enumerate(ev.units)}
     removed = torch.zeros(len(picks), len(ev.units))
     for k, pick in enumerate(picks):
@@ -75,6 +81,20 @@ def test_edge_patching_equals_plain_path_patching(encoding):
         plain = path_patch_plain(model, group.batch.tokens, clean, reference, sender, receiver)
         torch.testing.assert_close(ours[k], plain, atol=1e-5, rtol=0)
         assert (plain - model(group.batch.tokens)).abs().max() > 1e-4  # the edge changed something
+
+
+def test_copies_forked_at_a_later_layer_equal_full_runs(monkeypatch):
+    model = random_model("rotary")
+    groups = analysis_groups(make_task("parity"), [3, 4], 6, seed=0)
+    ev = EdgeEvaluator(model, Graph.of(model), groups)
+    gen = torch.Generator().manual_seed(0)
+    removed = (torch.rand(5, len(ev.units), generator=gen) < 0.3).double()
+    early = torch.tensor([e.receiver.startswith("L0") or e.receiver == "MLP0" for e in ev.units])
+    removed[:, early] = removed[:1, early]  # the same layer-0 edits in every copy: they run once
+    assert edge_patching.fork_layer(model, ev.masks(0, removed)) == 1
+    forked = ev.evaluate(removed)
+    monkeypatch.setattr(edge_patching, "fork_layer", lambda model, masks: 0)
+    torch.testing.assert_close(forked, ev.evaluate(removed), atol=1e-6, rtol=0)
 
 
 def test_path_patching_at_one_position_class():

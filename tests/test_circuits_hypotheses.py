@@ -11,6 +11,7 @@ from planted import L, planted_model, save_planted_run
 from typer.testing import CliRunner
 
 from comp.circuits.data import analysis_groups
+from comp.circuits.heads import SCORES
 from comp.circuits.hypotheses import HYPOTHESES, Thresholds, assess_hypothesis, component_scores
 from comp.circuits.patching import make_pair
 from comp.circuits.results import Evidence
@@ -63,6 +64,8 @@ def test_heads_ablate_patch_commands(planted_run, tmp_path):
     assert res.exit_code == 0, res.output
     rows = json.loads((tmp_path / "h.json").read_text())["rows"]
     assert max(rows, key=lambda r: r["iteration"])["component"] == "L1H0"
+    printed = [[c.strip() for c in line.strip().strip("│").split("│")] for line in res.output.splitlines() if "│ L" in line]
+    assert printed == [[r["component"], *(f"{r[s]:.3f}" for s in SCORES)] for r in rows]  # the table is the JSON
     res = invoke("ablate", "--ckpt", planted_run, "--method", "resample", "--what", "heads", "--n", "32",
                  "--json", str(tmp_path / "a.json"))
     assert res.exit_code == 0, res.output

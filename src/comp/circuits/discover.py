@@ -29,6 +29,7 @@ from comp.circuits.ablate import chance
 from comp.circuits.circuit_eval import METRICS, EdgeEvaluator, Evaluator, NodeEvaluator
 from comp.circuits.data import analysis_groups, load_for_analysis
 from comp.circuits.graph import Graph, Node
+from comp.config import EVAL_SEED
 from comp.errors import CompError
 
 Level = Literal["nodes", "edges"]
@@ -269,7 +270,7 @@ def _check_solves(full: Scores, groups) -> str:
 
 
 def discover_run(ckpt: str, level: str = "nodes", method: str = "exact", ablation: str = "mean", target: float = 0.95,
-                 lengths: str = "", n: int = 32, seed: int = 12345, split_positions: bool = True,
+                 lengths: str = "", n: int = 32, seed: int = EVAL_SEED, split_positions: bool = True,
                  device: str = "cpu") -> CircuitResult:
     """:func:`discover` on a run's evaluation sets (``n`` sequences per length)."""
     check_options(level, method, ablation, target)

@@ -83,12 +83,15 @@ def split_inputs(model) -> Iterator[None]:
         model.cfg.use_split_qkv_input, model.cfg.use_hook_mlp_in = old
 
 
-def edge_hooks(model, masks: Masks, ablated: torch.Tensor, k: int, store: "dict | None" = None) -> list:
+def edge_hooks(model, masks: Masks, ablated: torch.Tensor, k: int, store: "dict | None" = None,
+               diffs: "list[torch.Tensor] | None" = None) -> list:
     """Forward hooks that read every sender and edit every receiver of ``masks``
     (``ablated``: ``[B, pos, sender, d_model]``). With ``store``, each edited receiver
-    input is kept there (``retain_grad``) for attribution."""
-    diffs: list[torch.Tensor] = []  # each [k, pos, n, B, d_model]
-    seen = [0]
+    input is kept there (``retain_grad``) for attribution. ``diffs`` collects each sender's
+    ``[k, pos, n, B, d_model]`` difference from its ablated output; given already filled (a
+    run that starts at a later layer), those senders count as read."""
+    diffs = [] if diffs is None else diffs
+    seen = [sum(d.shape[2] for d in diffs)]
     stacked: dict[int, torch.Tensor] = {}  # senders so far -> [k, pos, S, B * d_model]
 
     def read(act: torch.Tensor, hook) -> None:
@@ -125,18 +128,46 @@ def edge_hooks(model, masks: Masks, ablated: torch.Tensor, k: int, store: "dict 
     return hooks + [(h, edit) for h in receivers if h in masks or store is not None]
 
 
+def _layer(hook: str) -> int:
+    return int(hook.split(".")[1])
+
+
+def fork_layer(model, masks: Masks) -> int:
+    """The first layer whose receivers are edited differently in different copies: every
+    layer before it is the same in all copies and runs once. 0 for encodings whose
+    positions a run from a later layer would not see (position ids, shortformer)."""
+    if getattr(getattr(model, "encoding", None), "uses_ids", False) or model.cfg.positional_embedding_type == "shortformer":
+        return 0
+    varying = [_layer(h) for h, m in masks.items() if not bool((m == m[:1]).all())]
+    return min(varying, default=model.cfg.n_layers - 1)
+
+
 def run_edges(model, tokens: torch.Tensor, masks: Masks, ablated: torch.Tensor,
               reduce: Callable[[torch.Tensor], torch.Tensor], max_rows: int = 4096) -> torch.Tensor:
     """Run ``K`` copies of ``tokens`` [B, pos], copy ``k`` with the edges of ``masks[...][k]``
-    removed, and reduce each copy's logits ``[k, B, pos, d_vocab]`` to ``[k, ...]``."""
+    removed, and reduce each copy's logits ``[k, B, pos, d_vocab]`` to ``[k, ...]``.
+
+    The layers before :func:`fork_layer` run once on ``B`` rows (their edits are the same in
+    every copy); the copies start from its residual stream (``start_at_layer``)."""
     k_total, b = next(iter(masks.values())).shape[0], tokens.shape[0]
     per_chunk = max(1, max_rows // b)
+    fork = fork_layer(model, masks)
     outs = []
     with torch.no_grad(), split_inputs(model):
+        shared: list[torch.Tensor] = []  # senders before the fork, [1, pos, n, B, d_model] each
+        if fork:
+            early = {h: m[:1] for h, m in masks.items() if _layer(h) < fork}
+            resid = model.run_with_hooks(tokens, stop_at_layer=fork,
+                                         fwd_hooks=edge_hooks(model, early, ablated, 1, diffs=shared))  # [B, pos, d_model]
+        late = {h: m for h, m in masks.items() if _layer(h) >= fork}
         for lo in range(0, k_total, per_chunk):
-            chunk = {h: m[lo : lo + per_chunk] for h, m in masks.items()}
-            k = next(iter(chunk.values())).shape[0]
-            logits = model.run_with_hooks(tokens.repeat(k, 1), fwd_hooks=edge_hooks(model, chunk, ablated, k))
+            chunk = {h: m[lo : lo + per_chunk] for h, m in late.items()}
+            k = min(per_chunk, k_total - lo)
+            hooks = edge_hooks(model, chunk, ablated, k, diffs=[d.expand(k, *d.shape[1:]) for d in shared])
+            if fork:
+                logits = model.run_with_hooks(resid.repeat(k, 1, 1), start_at_layer=fork, fwd_hooks=hooks)
+            else:
+                logits = model.run_with_hooks(tokens.repeat(k, 1), fwd_hooks=hooks)
             outs.append(reduce(logits.view(k, b, *logits.shape[1:])))
     return torch.cat(outs)
 

@@ -11,8 +11,8 @@ import typer
 from comp.catalog import CIRCUIT_ABLATIONS as ABLATIONS
 from comp.catalog import CIRCUIT_LEVELS as LEVELS
 from comp.catalog import CIRCUIT_METHODS as METHODS
-from comp.catalog import EVAL_SEED
 from comp.cli.common import check_output_path, user_errors, write_outputs
+from comp.cli.options import ANALYSIS_LENGTHS, ANALYSIS_SEED, DEVICE, JSON, sequences
 from comp.errors import CompError
 from comp.views.tables import console, print_table
 
@@ -28,12 +28,12 @@ def circuit_cli(
     method: str = typer.Option("exact", help=f"How: {', '.join(METHODS)} (eap/eap-ig: attribution, verified exactly)."),
     faithfulness: float = typer.Option(0.95, help="Share of the logit difference the circuit alone must recover, in (0, 1]."),
     ablation: str = typer.Option("mean", help=f"What replaces what is outside the circuit: {', '.join(ABLATIONS)}."),
-    lengths: str = typer.Option("", help="Lengths to analyse, e.g. 8 or 1-16 (default: the run's training lengths)."),
-    n: int = typer.Option(32, help="Sequences per length (and as many reference sequences)."),
-    seed: int = typer.Option(EVAL_SEED, "--data-seed", "--seed", help="Seed of the evaluation sets (the reference set uses seed + 1)."),
+    lengths: str = ANALYSIS_LENGTHS,
+    n: int = sequences("circuit", "Sequences per length (and as many reference sequences)."),
+    seed: int = ANALYSIS_SEED,
     split_positions: bool = typer.Option(True, help="Nodes and edges per position class (input, EoI, answer)."),
-    device: str = typer.Option("cpu", help="cpu, cuda or cuda:N."),
-    json_path: Path | None = typer.Option(None, "--json", help="Write the circuit as JSON here."),
+    device: str = DEVICE,
+    json_path: Path | None = JSON,
     plot: Path | None = typer.Option(None, help="Draw the circuit: .html (interactive) or .png."),
 ) -> None:
     """Automatic circuit discovery: the smallest set of nodes or edges that keeps the model's answers."""
@@ -87,7 +87,7 @@ def print_circuit(r: dict) -> None:
 def diff_cli(
     a: Path = typer.Argument(..., help="A circuit JSON from comp circuit --json."),
     b: Path = typer.Argument(..., help="Another circuit JSON."),
-    json_path: Path | None = typer.Option(None, "--json", help="Write the comparison as JSON here."),
+    json_path: Path | None = JSON,
 ) -> None:
     """Shared and different nodes and edges of two circuits, Jaccard overlap, roles matched."""
     _diff(a, b, json_path)
@@ -96,7 +96,7 @@ def diff_cli(
 @user_errors
 def _diff(a: Path, b: Path, json_path: "Path | None") -> None:
     check_output_path(json_path, (".json",))
-    from comp.circuits.diff import check_circuit, diff_circuits
+    from comp.circuits.circuit_diff import check_circuit, diff_circuits
 
     circuits = [check_circuit(_read(p), str(p)) for p in (a, b)]
     d = diff_circuits(*circuits)

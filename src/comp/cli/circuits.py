@@ -8,10 +8,10 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from comp.catalog import ABLATIONS, CORRUPTIONS, EVAL_SEED, HYPOTHESES, MIN_SCORE, WHAT
+from comp.catalog import ABLATIONS, CORRUPTIONS, HYPOTHESES, MIN_SCORE, WHAT
 from comp.catalog import ALL_HYPOTHESES as ALL
 from comp.cli.common import check_output_path, user_errors, write_outputs
-from comp.cli.options import ANALYSIS_LENGTHS, CKPT, DEVICE, JSON, sequences
+from comp.cli.options import ANALYSIS_LENGTHS, ANALYSIS_SEED, CKPT, DEVICE, JSON, sequences
 from comp.errors import CompError
 from comp.views.tables import console, print_table
 
@@ -19,7 +19,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from comp.circuits.results import Evidence
 
 LENGTHS = ANALYSIS_LENGTHS
-SEED = typer.Option(EVAL_SEED, "--data-seed", "--seed", help="Seed of the evaluation sets (the reference set uses seed + 1).")
+SEED = ANALYSIS_SEED
 
 
 def heads_cli(

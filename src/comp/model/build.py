@@ -79,6 +79,18 @@ class CompTransformer(HookedTransformer):
                 stack.callback(setattr, self.jitter, "factor", None)
             yield
 
+    @contextlib.contextmanager
+    def rows(self, rows: torch.Tensor, width: int) -> Iterator[None]:
+        """Inside :meth:`sampled_positions`: forwards on ``tokens[rows, :width]`` of its batch
+        read those rows' drawn ids and jitter factors (length buckets, comp.train.buckets)."""
+        pinned, factor = self._pinned, self.jitter.factor
+        self._pinned = None if pinned is None else pinned[rows, :width]
+        self.jitter.factor = None if factor is None else factor[rows]
+        try:
+            yield
+        finally:
+            self._pinned, self.jitter.factor = pinned, factor
+
     def _forward_ids(self, tokens: torch.Tensor, past_kv_cache=None) -> torch.Tensor:
         """Ids of every token the attention will see in this forward (cached ones first)."""
         if tokens.dim() == 1:

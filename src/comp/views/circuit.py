@@ -1,4 +1,4 @@
-"""The picture of a discovered circuit: nodes by layer (columns: embed, attention and MLP
+"""A discovered circuit drawn with plotly: nodes by layer (columns: embed, attention and MLP
 of each layer, logits) and position class (bands of rows), edge width by effect."""
 
 from __future__ import annotations

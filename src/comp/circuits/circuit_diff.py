@@ -1,9 +1,9 @@
-"""Comparing two discovered circuits (each a :class:`comp.circuits.discover.CircuitResult` as a dict).
+"""Two discovered circuits compared (each a :class:`comp.circuits.discover.CircuitResult` as a dict).
 
-:func:`diff_circuits`: shared and different nodes and edges of two circuits, their
-  Jaccard overlap, and roles matched: a node only in one circuit is paired with a node
-  only in the other of the same kind, layer and position class whose outgoing edges go
-  to the most similar receivers (``L1H2@answer`` in one run playing ``L1H0@answer``'s part).
+:func:`diff_circuits`: shared and different nodes and edges, their Jaccard overlap, and
+roles matched: a node only in one circuit is paired with a node only in the other of the
+same kind, layer and position class whose outgoing edges go to the most similar receivers
+(``L1H2@answer`` in one run playing ``L1H0@answer``'s part).
 """
 
 from __future__ import annotations
