@@ -15,7 +15,7 @@ import time
 from benchmarks.common import Options, Row
 
 HELPS = [[], ["train"], ["eval"], ["lengthgen"], ["probe"], ["viz"], ["grid"], ["grid", "run"], ["grid", "status"],
-         ["collect"], ["heads"], ["ablate"], ["patch"]]
+         ["collect"], ["heads"], ["ablate"], ["patch"], ["circuit"], ["circuit", "diff"]]
 BAD = ["heads", "--ckpt", "x", "--n", "many"]  # typer rejects the value: exit 2 before any work
 HEAVY = "import torch, transformer_lens"  # the baseline: what an eager CLI imports first
 
