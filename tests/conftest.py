@@ -26,6 +26,7 @@ def _isolated(tmp_path, monkeypatch):
     monkeypatch.setenv("COMP_RUNS_DIR", str(tmp_path / "runs"))
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_SILENT", "true")
+    monkeypatch.setenv("COLUMNS", "200")  # help text unwrapped, so "(default: X)" is on one line
 
 
 def tiny_config(**train) -> RunConfig:
