@@ -17,7 +17,6 @@ checkpoint stopped: same weights as a run that never stopped.
 from __future__ import annotations
 
 import contextlib
-
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
