@@ -76,10 +76,10 @@ def test_planted_circuit_is_found_exactly():
     pair = make_pair(make_task("parity"), L, 32, seed=0, corruption="flip_one", at=2)
     q = L + 2
     result = patch_sweep(model, pair)
-    assert result["query_positions"] == [q]
+    assert result.query_positions == [q]
     expected = {"resid_pre": {(0, 2), (1, 2)}, "head_out": {(1, q, 0)}, "mlp_out": {(1, q)}}
     for kind, sites in expected.items():
-        values = torch.tensor(result[kind])
+        values = torch.tensor(getattr(result, kind))
         on = {tuple(i) for i in (values.abs() > 1e-4).nonzero().tolist()}
         assert on == sites, (kind, on)
         assert all(values[s].item() == pytest.approx(1.0, abs=1e-4) for s in sites)

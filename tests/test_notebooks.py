@@ -53,8 +53,8 @@ assert [r.component for r in ablation.rows] == labels and ablation.baseline.acc_
     model, task, [L], n=n, generate=False)[0]["acc_cot"]
 assert [h.hypothesis for h in verdicts.hypotheses] == list(HYPOTHESES)
 assert all(h.verdict in ("supported", "refuted", "inconclusive") for h in verdicts.hypotheses)
-assert len(patching["head_out"]) == model.cfg.n_layers and len(patching["head_out"][0][0]) == model.cfg.n_heads
-assert len(patching["positions"]) == len(patching["resid_pre"][0])
+assert len(patching.head_out) == model.cfg.n_layers and len(patching.head_out[0][0]) == model.cfg.n_heads
+assert len(patching.positions) == len(patching.resid_pre[0])
 assert (run.path / "attention.html").read_text() == page
 assert len(result["rows"]) == len(result["layers"]) * len(result["positions"])
 """,

@@ -27,7 +27,7 @@ answer at the first answer token that differs, normalised to 1 = clean, 0 = corr
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from functools import partial
 
 import torch
@@ -35,6 +35,7 @@ from transformer_lens import utils
 
 from comp.circuits.data import load_for_analysis
 from comp.circuits.interventions import DEFAULT_MAX_ROWS, Prefix, prefix_hooks, run_edited
+from comp.circuits.results import PatchResult, PatchSweep
 from comp.config import EVAL_SEED
 from comp.errors import CompError
 from comp.evaluation import eval_batch
@@ -237,10 +238,8 @@ SWEEPS: dict[str, Callable[..., torch.Tensor]] = {
 
 
 @torch.no_grad()
-def patch_sweep(model, pair: Pair, max_rows: int = DEFAULT_MAX_ROWS) -> dict:
-    """Every sweep of :data:`SWEEPS` on one pair (MLPs only if the model has them):
-    ``{"resid_pre": [layer][pos], "head_out": [layer][pos][head], "mlp_out": [layer][pos],
-    "clean_logit_diff", "corrupted_logit_diff", "query_positions"}``."""
+def patch_sweep(model, pair: Pair, max_rows: int = DEFAULT_MAX_ROWS) -> PatchSweep:
+    """Every sweep of :data:`SWEEPS` on one pair (MLPs only if the model has them)."""
     check_batch(model.cfg, *pair.clean.tokens.shape, pair.clean.tokens.device, "patching",
                 "lower --n or use a shorter --length")
     metric = LogitDiff.for_pair(model, pair)
@@ -248,32 +247,25 @@ def patch_sweep(model, pair: Pair, max_rows: int = DEFAULT_MAX_ROWS) -> dict:
     names = {utils.get_act_name(SWEEPS[k].keywords["activation_name"], layer) for k in kinds for layer in range(model.cfg.n_layers)}
     _, clean = model.run_with_cache(pair.clean.tokens, names_filter=lambda n: n in names)
     out = {k: SWEEPS[k](model, pair.corrupted.tokens, clean, metric, max_rows=max_rows).tolist() for k in kinds}
-    return {
-        **out,
-        "clean_logit_diff": metric.clean_value,
-        "corrupted_logit_diff": metric.corrupted_value,
-        "query_positions": sorted(set(metric.query.tolist())),
-    }
+    return PatchSweep(
+        resid_pre=out["resid_pre"], head_out=out["head_out"], mlp_out=out.get("mlp_out"),
+        clean_logit_diff=metric.clean_value, corrupted_logit_diff=metric.corrupted_value,
+        query_positions=sorted(set(metric.query.tolist())),
+    )
 
 
 def patch_run(ckpt: str, corruption: str = "flip_one", length: int = 0, at: int = 0, n: int = 64, seed: int = EVAL_SEED,
-              member: str = "", device: str = "cpu") -> dict:
+              member: str = "", device: str = "cpu") -> PatchResult:
     """Patching sweeps of a run on ``n`` sequences of ``length`` (default: its longest training length)."""
     check_corruption(corruption)
     run, wanted = load_for_analysis(ckpt, str(length) if length else "", device)
     task = member_task(run.task, member)
     length = max(wanted)
     pair = make_pair(task, length, n, seed, corruption, at, device)
-    return {
-        "run": run.name,
-        "task": task.name,
-        "encoding": run.config.model.encoding,
-        "corruption": corruption,
-        "length": length,
-        "at": pair.at if corruption == "flip_one" else None,
-        "n": len(pair.target),
-        "seed": seed,
-        "positions": task.position_labels(length),
-        "metric": "normalised logit difference at the first changed answer token: 1 = clean, 0 = corrupted",
-        **patch_sweep(run.model, pair),
-    }
+    return PatchResult(
+        run=run.name, task=task.name, encoding=run.config.model.encoding, corruption=corruption, length=length,
+        at=pair.at if corruption == "flip_one" else None, n=len(pair.target), seed=seed,
+        positions=task.position_labels(length),
+        metric="normalised logit difference at the first changed answer token: 1 = clean, 0 = corrupted",
+        **asdict(patch_sweep(run.model, pair)),
+    )

@@ -1,9 +1,10 @@
 """Typed results of the circuit analyses. Each serialises with :func:`dataclasses.asdict`
-into the JSON ``comp heads/ablate/patch --json`` writes (field order is key order)."""
+(or its ``to_dict`` where a key is optional) into the JSON ``comp heads/ablate/patch --json``
+writes (field order is key order)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Literal
 
 ComponentKind = Literal["head", "mlp"]
@@ -157,3 +158,45 @@ class Assessment(Analysed):
     patch_length: int
     thresholds: dict[str, float]
     hypotheses: list[Evidence] = field(default_factory=list)
+
+
+@dataclass
+class PatchSweep:
+    """Activation patching sweeps on one (clean, corrupted) pair (:func:`comp.circuits.patching.patch_sweep`):
+    each value is the metric with that one site patched clean, 1 = clean, 0 = corrupted."""
+
+    resid_pre: list[list[float]]  # [layer][pos]
+    head_out: list[list[list[float]]]  # [layer][pos][head]
+    mlp_out: list[list[float]] | None  # [layer][pos]; None for attention-only models
+    clean_logit_diff: float
+    corrupted_logit_diff: float
+    query_positions: list[int]  # where the metric reads the logits
+
+
+@dataclass
+class PatchResult:
+    """``comp patch`` without ``--hypothesis``: which run, which pairs, and the sweeps of :class:`PatchSweep`."""
+
+    run: str
+    task: str
+    encoding: str
+    corruption: str
+    length: int
+    at: int | None  # the flipped input position (flip_one only)
+    n: int
+    seed: int
+    positions: list[str]  # a label per position
+    metric: str
+    resid_pre: list[list[float]]
+    head_out: list[list[list[float]]]
+    mlp_out: list[list[float]] | None
+    clean_logit_diff: float
+    corrupted_logit_diff: float
+    query_positions: list[int]
+
+    def to_dict(self) -> dict:
+        """The JSON of ``comp patch --json``: ``mlp_out`` only where the model has MLPs."""
+        data = asdict(self)
+        if data["mlp_out"] is None:
+            del data["mlp_out"]
+        return data

@@ -132,17 +132,17 @@ SHOWN = 0.05  # the patch table lists sites restoring at least this much (in abs
 def _print_top_sites(result: dict, top: int = 12) -> None:
     from comp.circuits.components import Component
 
-    labels = result["positions"]
-    sites = [("resid_pre", f"layer {layer}", p, v) for layer, row in enumerate(result["resid_pre"]) for p, v in enumerate(row)]
-    sites += [("head_out", Component(layer, h).label, p, v) for layer, rows in enumerate(result["head_out"])
+    labels = result.positions
+    sites = [("resid_pre", f"layer {layer}", p, v) for layer, row in enumerate(result.resid_pre) for p, v in enumerate(row)]
+    sites += [("head_out", Component(layer, h).label, p, v) for layer, rows in enumerate(result.head_out)
               for p, row in enumerate(rows) for h, v in enumerate(row)]
-    sites += [("mlp_out", Component(layer).label, p, v) for layer, row in enumerate(result.get("mlp_out", [])) for p, v in enumerate(row)]
+    sites += [("mlp_out", Component(layer).label, p, v) for layer, row in enumerate(result.mlp_out or []) for p, v in enumerate(row)]
     sites = sorted((s for s in sites if abs(s[3]) >= SHOWN), key=lambda s: -abs(s[3]))
     rows = [{"activation": a, "site": s, "position": f"{p} ({labels[p]})", "restored": v} for a, s, p, v in sites[:top]]
-    at = f", x{result['at']} flipped" if result["at"] else ""
+    at = f", x{result.at} flipped" if result.at else ""
     print_table(rows, ["activation", "site", "position", "restored"],
-                title=f"{result['run']}: patches restoring >= {SHOWN} ({result['corruption']}{at}, length {result['length']}, "
-                      f"{result['n']} pairs; 1 = clean, 0 = corrupted)")
+                title=f"{result.run}: patches restoring >= {SHOWN} ({result.corruption}{at}, length {result.length}, "
+                      f"{result.n} pairs; 1 = clean, 0 = corrupted)")
     if len(sites) > top:
         console.print(f"{len(sites) - top} more sites restore >= {SHOWN}; --json has every value")
 

@@ -45,7 +45,7 @@ def write_outputs(data: Any, json_path: "Path | None", run: "str | None" = None,
     with its :func:`comp.provenance.provenance` block: the settings hashed are ``config``, or the
     ``config.json`` of ``run`` (a run name or directory)."""
     if json_path is not None:
-        data = dict(asdict(data) if is_dataclass(data) else data)
+        data = dict(data.to_dict() if hasattr(data, "to_dict") else asdict(data) if is_dataclass(data) else data)
         if run is not None and config is None:
             config = run_config(run)
         data[KEY] = provenance(COMMAND_LINE, config)
