@@ -134,6 +134,11 @@ def train_cli(
     config: Path | None = typer.Option(None, help="JSON/YAML file with task/model/train sections."),
     set_: list[str] = typer.Option([], "--set", help="Override any setting: --set train.weight_decay=0.1 (repeatable)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar (batch jobs)."),
+    init_from: str | None = typer.Option(None, help="Start from this finished run's weights (same model shape)."),
+    freeze: str | None = typer.Option(None, help="Groups not trained: embed,unembed,attn,mlp,norm,layerN,attnN,mlpN."),
+    save_every: str | None = typer.Option(
+        None, help="Keep weight snapshots: log (0,1,2,4,... and evaluations) or steps like 0,50,100."
+    ),
 ) -> None:
     """Train a model on a task; saves runs/<task>-<pe>-s<seed>/ and prints accuracy by length.
 
@@ -145,7 +150,7 @@ def train_cli(
 @user_errors
 def _train(task, pe, seed, seeds, steps, batch_size, lr, train_lengths, eval_lengths, curriculum, target_acc, n_layers,
            n_heads, d_model, d_mlp, attn_only, n_ctx, slack, tasks, name, out, resume, device, compile, wandb,
-           wandb_group, config, set_, quiet) -> None:
+           wandb_group, config, set_, quiet, init_from=None, freeze=None, save_every=None) -> None:
     seed_list = parse_seeds(seeds) if seeds is not None else None
     if seed_list is not None and seed is not None:
         raise CompError("give either --seed N (one run) or --seeds 0-31 (several), not both")
@@ -167,7 +172,8 @@ def _train(task, pe, seed, seeds, steps, batch_size, lr, train_lengths, eval_len
             final_eval_lengths=eval_lengths, curriculum=curriculum, target_acc=target_acc, n_layers=n_layers,
             n_heads=n_heads, d_model=d_model, d_mlp=d_mlp, attn_only=attn_only, n_ctx=n_ctx, slack=slack,
             tasks=[t for t in tasks.split(",") if t] if tasks else None, device=device, compile=compile,
-            wandb=wandb, wandb_group=wandb_group,
+            wandb=wandb, wandb_group=wandb_group, init_from=init_from, save_every=save_every,
+            freeze=[g for g in freeze.split(",") if g] if freeze else None,
         )
         base = out or runs_dir()
         run_dirs = named_run_dirs(base, task, cfg.model.encoding, seed_list or [cfg.train.seed], name,

@@ -113,8 +113,11 @@ def stacked_quick_eval(stack: SeedStack, task: Task, runs: Sequence[Run]) -> lis
     ]
 
 
-def check_packable(attn_jitter: float) -> None:
+def check_packable(attn_jitter: float, freeze: "Sequence[str]" = ()) -> None:
     """Settings the stacked (vmapped) forward does not implement are refused before anything runs."""
+    if freeze:
+        raise CompError("--freeze is not supported when seeds train together (--seeds); train each seed as its "
+                        "own run (comp train ... --seed N --freeze ...)")
     if attn_jitter > 0:
         raise CompError("model.attn_jitter (per-sequence attention temperature) is not supported when seeds train "
                         "together (--seeds, --pack-seeds, pack: seed); train each seed as its own run")
@@ -134,7 +137,7 @@ def train_seeds(
     if len(seeds) != len(run_dirs) or len(set(seeds)) != len(seeds):
         raise CompError("give one run directory per seed, and each seed once")
     task = cfg.validate()
-    check_packable(cfg.model.attn_jitter)
+    check_packable(cfg.model.attn_jitter, cfg.train.freeze)
     t = cfg.train
     device = resolve_device(t.device)
     if t.threads:
@@ -194,8 +197,10 @@ def _train_group(
                 stack.clip_grads_(t.grad_clip)
             stack.step(lr)
             step += 1
-            for r in active:
+            for i, r in enumerate(active):
                 r.state.step = step
+                if step in r.snapshots:  # --save-every: this seed's weights, straight from the stack
+                    r.snapshot({name: p[i] for name, p in stack.params.items()})
             window.add(losses, tokens)
 
             # 8. log every log_every steps (the only host sync of the hot loop)
