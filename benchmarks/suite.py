@@ -12,7 +12,7 @@ import importlib
 import traceback
 from collections.abc import Callable
 
-from benchmarks import seeds, solve, throughput
+from benchmarks import dynamics, seeds, solve, throughput
 from benchmarks.common import Options, Row
 
 
@@ -33,6 +33,7 @@ BENCHMARKS: dict[str, Callable[[Options], list[Row]]] = {
     "seeds": seeds.bench,
     "solve": solve.bench,  # also the "memory" row: peak memory of the same run
     "patching": patching,
+    "dynamics": dynamics.bench,  # cost of comp dynamics per snapshot
 }
 
 
