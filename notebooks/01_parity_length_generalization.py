@@ -35,13 +35,13 @@ from dataclasses import replace
 import torch
 from IPython.display import display
 
-from comp.cli.common import print_table
 from comp.config import RunConfig, TaskConfig, TrainConfig
 from comp.evaluation import evaluate
 from comp.model import ModelConfig
-from comp.plots import accuracy_by_length
 from comp.runs import load_run_for_lengths, run_status, runs_dir
 from comp.train import train
+from comp.views.plots import accuracy_by_length
+from comp.views.tables import print_table
 
 torch.set_num_threads(int(os.environ.get("COMP_NOTEBOOK_THREADS", "2")))
 FAST = os.environ.get("COMP_NOTEBOOK_FAST") == "1"

@@ -14,11 +14,12 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
+from comp.cli.argv import check_command_lines
 from comp.cli.main import app
 from comp.errors import CompError
 from comp.grid.bases import TrainBase, flatten_results
 from comp.grid.collect import collect, write_csv
-from comp.grid.launch import check_command_lines, launch
+from comp.grid.launch import launch
 from comp.grid.layout import GridDir
 from comp.grid.spec import expand, load_grid, open_grid
 from comp.grid.status import run_state

@@ -16,11 +16,12 @@ import torch
 import yaml
 from typer.testing import CliRunner
 
+from comp.cli.argv import check_command_lines
 from comp.cli.main import app
 from comp.errors import CompError
 from comp.grid.backends import job_script
 from comp.grid.bases import TrainBase
-from comp.grid.launch import check_command_lines, launch
+from comp.grid.launch import launch
 from comp.grid.layout import manifest_text
 from comp.grid.spec import Grid, expand, load_grid
 from comp.grid.status import grid_status
@@ -209,6 +210,6 @@ def test_packed_task_stopped_by_sigusr1_resumes_every_seed(tmp_path):
 def test_a_pack_with_attention_jitter_is_refused_before_anything_is_written(tmp_path, kw):
     """Stacked training has no per-sequence attention temperature: refused at launch, nothing written."""
     with pytest.raises(CompError, match="attn_jitter .* not supported when seeds train together"):
-        launch(packed(tmp_path / "runs", **kw), backend="local", dry_run=True)
+        launch(packed(tmp_path / "runs", **kw), backend="local", dry_run=True, check_lines=check_command_lines)
     assert not (tmp_path / "runs").exists()
     check_command_lines(expand(packed(tmp_path / "runs", **{**kw, "pack": ""})))  # one run per seed: fine

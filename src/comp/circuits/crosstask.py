@@ -32,6 +32,7 @@ import torch
 
 from comp.circuits.components import Component, components
 from comp.circuits.data import load_for_analysis, member_task
+from comp.config import EVAL_SEED
 from comp.errors import CompError
 from comp.evaluation import eval_batch
 from comp.tasks import Batch, Task
@@ -78,7 +79,7 @@ def _hook(component: "Component | str") -> tuple[str, "int | None"]:
 
 @torch.no_grad()
 def cross_task_patch(model, task: Task, source: str, target: str, length: int, n: int = 64,
-                     seed: int = 12345) -> CrossTaskResult:
+                     seed: int = EVAL_SEED) -> CrossTaskResult:
     """Patch each component from ``source``'s run into ``target``'s on ``target``'s sequences of ``length``."""
     if len(task.components()) < 2:
         raise CompError("cross-task patching needs a multi-task run (comp train multi --tasks parity,copy,...)")
@@ -121,7 +122,7 @@ def cross_task_patch(model, task: Task, source: str, target: str, length: int, n
     return CrossTaskResult(a.name, b.name, length, n, float(changed.sum() / sites.sum()), float(hi - lo), moved, flipped)
 
 
-def cross_task_run(ckpt: str, source: str = "", target: str = "", length: int = 0, n: int = 64, seed: int = 12345,
+def cross_task_run(ckpt: str, source: str = "", target: str = "", length: int = 0, n: int = 64, seed: int = EVAL_SEED,
                    device: str = "cpu") -> list[CrossTaskResult]:
     """Cross-task patching of a multi-task run for one pair, or every ordered pair of its tasks
     (``length``: default its longest training length)."""

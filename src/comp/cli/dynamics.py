@@ -6,11 +6,13 @@ from pathlib import Path
 
 import typer
 
-from comp.cli.common import print_table, user_errors
+from comp.cli.common import user_errors
+from comp.cli.options import DEVICE, EVAL_SEED_OPTION, JSON, sequences
 from comp.dynamics.measures import MEASURES
 from comp.dynamics.stages import FORM_THRESHOLD
 from comp.errors import CompError
 from comp.io import write_json
+from comp.views.tables import print_table
 
 PLOT_SUFFIXES = (".html", ".png")
 
@@ -19,12 +21,12 @@ def dynamics_cli(
     run: str = typer.Argument(..., help="Run name under runs/ or path; trained with --save-every."),
     measures: str = typer.Option("acc,heads", help=f"Comma-separated: {', '.join(MEASURES)}."),
     lengths: str = typer.Option("", help="Accuracy lengths, e.g. 1-64 (default: training lengths to 2x, where possible)."),
-    n: int = typer.Option(128, help="Sequences per length."),
-    seed: int = typer.Option(12345, help="Evaluation seed."),
+    n: int = sequences("dynamics"),
+    seed: int = EVAL_SEED_OPTION,
     threshold: float = typer.Option(FORM_THRESHOLD, help="Iteration score at which the head counts as formed."),
-    json_out: Path | None = typer.Option(None, "--json", help="Write the result as JSON."),
+    json_out: Path | None = JSON,
     plot: Path | None = typer.Option(None, help="Write the plot: .html (offline plotly) or .png."),
-    device: str = typer.Option("cpu", help="cpu, cuda, cuda:N."),
+    device: str = DEVICE,
 ) -> None:
     """Accuracy by length, head scores, probes and circuits of every snapshot, against the step."""
     _dynamics(run, measures, lengths, n, seed, threshold, json_out, plot, device)
@@ -48,8 +50,8 @@ def _dynamics(run, measures, lengths, n, seed, threshold, json_out, plot, device
         write_json(json_out, d.to_dict())
         print(f"saved {json_out}")
     if plot is not None:
-        from comp.dynamics.plot import dynamics_figure
-        from comp.plots import write_html, write_png
+        from comp.views.dynamics import dynamics_figure
+        from comp.views.plots import write_html, write_png
 
         fig = dynamics_figure(d)
         (write_png if plot.suffix == ".png" else write_html)(fig, plot)

@@ -6,7 +6,9 @@ from pathlib import Path
 
 import typer
 
-from comp.cli.common import check_output_path, print_table, user_errors, write_outputs
+from comp.cli.common import check_output_path, user_errors, write_outputs
+from comp.cli.options import DEVICE, EVAL_SEED_OPTION, JSON, sequences
+from comp.views.tables import print_table
 
 
 def crosstask_cli(
@@ -14,10 +16,10 @@ def crosstask_cli(
     source: str = typer.Option("", help="Task whose activations are patched in (default: every task)."),
     target: str = typer.Option("", help="Task whose sequences are run (default: every other task)."),
     length: int = typer.Option(0, help="Input length (default: the longest training length)."),
-    n: int = typer.Option(64, help="Sequences."),
-    seed: int = typer.Option(12345, help="Evaluation seed."),
-    json_out: Path | None = typer.Option(None, "--json", help="Write the results as JSON."),
-    device: str = typer.Option("cpu", help="cpu, cuda, cuda:N."),
+    n: int = sequences("crosstask", "Sequences of the target task."),
+    seed: int = EVAL_SEED_OPTION,
+    json_out: Path | None = JSON,
+    device: str = DEVICE,
 ) -> None:
     """Per component: the share of the source task's behaviour it moves into the target task's run
     when its activations alone come from the source task's token (1 = all of it)."""

@@ -7,7 +7,7 @@
   accuracy by length, head scores, probe accuracy, circuit size and faithfulness);
 - :mod:`comp.dynamics.stages`: where a measure changes stage (a head forms, an accuracy jumps);
 - :mod:`comp.dynamics.report`: every snapshot of a run measured, as typed results;
-- :mod:`comp.dynamics.plot`: the measures against the step, stages marked.
+- :mod:`comp.views.dynamics`: the measures against the step, stages marked (the plot).
 """
 
 from comp.dynamics.measures import MEASURES

@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from dataclasses import asdict, dataclass, field
 
+from comp.config import EVAL_SEED
 from comp.dynamics.measures import MEASURES, Context, parse_measures
 from comp.dynamics.stages import FORM_THRESHOLD, Stage, find_stages
 from comp.errors import CompError
@@ -72,7 +73,7 @@ def check_run(spec: str) -> list:
     return found
 
 
-def dynamics_run(spec: str, measures: str = "acc,heads", lengths: str = "", n: int = 128, seed: int = 12345,
+def dynamics_run(spec: str, measures: str = "acc,heads", lengths: str = "", n: int = 128, seed: int = EVAL_SEED,
                  threshold: float = FORM_THRESHOLD, device: str = "cpu") -> Dynamics:
     """Measure every snapshot of run ``spec`` (``lengths``: accuracy lengths, default the training
     lengths and twice as long where the encoding allows)."""

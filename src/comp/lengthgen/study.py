@@ -18,11 +18,10 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from comp.cli.evaluate import evaluate_run
-from comp.cli.train import build_config
-from comp.config import RunConfig
-from comp.encodings import canonical_encoding
+from comp.config import EVAL_SEED, RunConfig, build_config
+from comp.encodings import COMPARED, canonical_encoding
 from comp.errors import CompError
+from comp.evaluation import evaluate_run
 from comp.io import read_json, write_json
 from comp.model import max_length
 from comp.runs.files import RunStatus, read_eval, run_status
@@ -30,7 +29,7 @@ from comp.runs.load import load_run_config
 from comp.runs.names import default_run_name
 from comp.tasks import parse_lengths
 
-DEFAULT_PES = "standard,rotary,alibi,nope,t5,randomized,coupling"
+DEFAULT_PES = ",".join(COMPARED)  # the encodings the registry marks as compared by default
 EVAL_CACHE = "lengthgen_eval.json"
 BOOKKEEPING = ("device", "threads", "wandb", "wandb_project", "wandb_group")  # may differ between reruns
 METRICS = ("acc_generate", "acc_cot", "acc_answer")
@@ -48,7 +47,7 @@ class Study:
     steps: int | None = None  # training steps (None: comp train's default)
     sets: list[str] = field(default_factory=list)  # --set overrides applied to every run
     n: int = 256  # evaluation sequences per length
-    eval_seed: int = 12345  # seed of the evaluation sets
+    eval_seed: int = EVAL_SEED  # seed of the evaluation sets
     decode: bool = False  # greedy-decode for acc_generate instead of the teacher-forced identity
 
 

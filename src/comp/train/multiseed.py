@@ -34,7 +34,7 @@ from torch.func import vmap
 from comp.config import RunConfig
 from comp.errors import CompError
 from comp.evaluation import autocast, eval_batch, predictions
-from comp.model import CompTransformer, resolve_device
+from comp.model import CompTransformer, ModelConfig, resolve_device
 from comp.runs.files import CONFIG_FILE
 from comp.runs.load import resume_config
 from comp.tasks import Batch, Task, cat_batches, score
@@ -113,12 +113,10 @@ def stacked_quick_eval(stack: SeedStack, task: Task, runs: Sequence[Run]) -> lis
     ]
 
 
-def check_packable(attn_jitter: float, freeze: "Sequence[str]" = ()) -> None:
-    """Settings the stacked (vmapped) forward does not implement are refused before anything runs."""
-    if freeze:
-        raise CompError("--freeze is not supported when seeds train together (--seeds); train each seed as its "
-                        "own run (comp train ... --seed N --freeze ...)")
-    if attn_jitter > 0:
+def check_packable(model: ModelConfig) -> None:
+    """The one rule on what seeds trained together (``--seeds``, ``--pack-seeds``, ``pack: seed``)
+    support: settings the stacked (vmapped) forward does not implement are refused before anything runs."""
+    if model.attn_jitter > 0:
         raise CompError("model.attn_jitter (per-sequence attention temperature) is not supported when seeds train "
                         "together (--seeds, --pack-seeds, pack: seed); train each seed as its own run")
 
@@ -137,7 +135,10 @@ def train_seeds(
     if len(seeds) != len(run_dirs) or len(set(seeds)) != len(seeds):
         raise CompError("give one run directory per seed, and each seed once")
     task = cfg.validate()
-    check_packable(cfg.model.attn_jitter, cfg.train.freeze)
+    check_packable(cfg.model)
+    if cfg.train.freeze:  # the stack's one AdamW updates every parameter
+        raise CompError("--freeze is not supported when seeds train together (--seeds); train each seed as its "
+                        "own run (comp train ... --seed N --freeze ...)")
     t = cfg.train
     device = resolve_device(t.device)
     if t.threads:
