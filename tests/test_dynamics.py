@@ -75,3 +75,12 @@ def test_bad_input_is_one_error_line_and_writes_nothing(tmp_path, case):
         return  # the plot's file type is the command's to check
     with pytest.raises(CompError):
         dynamics_run(*args[case][:1], **({"measures": "acc,loss"} if case == "bad-measure" else {}))
+
+
+def test_circuit_measure_on_planted_snapshots(tmp_path):
+    pytest.importorskip("comp.circuits.discover")  # runs once circuit discovery (DISC) is in the checkout
+    run = planted_snapshots(save_planted_run(tmp_path / "planted"), steps=(0, 8))
+    d = dynamics_run(str(run), "circuit", n=16)
+    early, late = d.snapshots[0].values, d.snapshots[1].values
+    assert early["circuit_nodes"] is None  # step 0 does not solve the task: no circuit
+    assert late["circuit_faithfulness"] >= 0.95 and 2 < late["circuit_nodes"] < 10

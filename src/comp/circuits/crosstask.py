@@ -31,11 +31,11 @@ from itertools import permutations
 import torch
 
 from comp.circuits.components import Component, components
-from comp.circuits.data import load_for_analysis, member_task
+from comp.circuits.data import load_for_analysis
 from comp.config import EVAL_SEED
 from comp.errors import CompError
 from comp.evaluation import eval_batch
-from comp.tasks import Batch, Task
+from comp.tasks import Batch, Task, member_task
 
 EMBED = "embed"  # the check row: every embedding patched gives the whole effect
 
