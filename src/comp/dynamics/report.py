@@ -76,13 +76,14 @@ def check_run(spec: str) -> list:
 def dynamics_run(spec: str, measures: str = "acc,heads", lengths: str = "", n: int = 128, seed: int = EVAL_SEED,
                  threshold: float = FORM_THRESHOLD, device: str = "cpu") -> Dynamics:
     """Measure every snapshot of run ``spec`` (``lengths``: accuracy lengths, default the training
-    lengths and twice as long where the encoding allows)."""
+    lengths and twice as long where the encoding allows). The run may still be training:
+    only its config and snapshots are read."""
     names = parse_measures(measures)
     found = check_run(spec)
     cfg = load_run_config(resolve_run(spec))
     train_lengths = list(range(cfg.train.lengths.lo, cfg.train.lengths.hi + 1))
     wanted = parse_lengths(lengths) if lengths else default_lengths(spec, train_lengths)
-    run = load_run_for_lengths(spec, sorted(set(wanted) | set(train_lengths)), device=device)
+    run = load_run_for_lengths(spec, sorted(set(wanted) | set(train_lengths)), device=device, weights=False)
     ctx = Context(run.task, wanted, train_lengths, n, seed, resolve_device(device))
     results = []
     for step, path in found:
@@ -109,7 +110,7 @@ def default_lengths(spec: str, train_lengths: list[int]) -> list[int]:
     """The training lengths and up to twice the longest, if the encoding can widen its context; else the training lengths."""
     longer = list(range(min(train_lengths), 2 * max(train_lengths) + 1))
     try:
-        load_run_for_lengths(spec, longer)
+        load_run_for_lengths(spec, longer, weights=False)
     except CompError:
         return train_lengths
     return longer
