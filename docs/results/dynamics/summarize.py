@@ -17,12 +17,21 @@ import sys
 from pathlib import Path
 
 STAGES = ("iteration_head", "train_acc", "long_acc")
+SOLVED = 0.9  # also reported: the first snapshot from which train_acc stays >= this
+
+
+def stays_from(steps: list[int], values: list, threshold: float) -> str:
+    start = None
+    for step, v in zip(steps, values):
+        start = None if (v is None or v < threshold) else (step if start is None else start)
+    return "not reached" if start is None else str(start)
 
 
 def main(paths: list[Path]) -> None:
     found: dict[str, list[int]] = {s: [] for s in STAGES}
-    print("| run | snapshots | iteration head forms | train acc jumps | long acc jumps | final: best iteration (head) | final train / long acc |")
-    print("|---|---|---|---|---|---|---|")
+    print("| run | snapshots (last step) | iteration head forms | train acc jumps | train acc stays >= 0.9 from "
+          "| long acc jumps | last: best iteration (head) | last train / long acc |")
+    print("|---|---|---|---|---|---|---|---|")
     for path in paths:
         d = json.loads(path.read_text())
         stages = {s["name"]: s for s in d["stages"]}
@@ -36,7 +45,10 @@ def main(paths: list[Path]) -> None:
                 cells.append(f"{s['step']} (after {s['after']})")
         last = d["snapshots"][-1]["values"]
         long = last.get("long_acc")
-        print(f"| {d['run']} | {len(d['snapshots'])} | " + " | ".join(cells)
+        steps = [s["step"] for s in d["snapshots"]]
+        solved = stays_from(steps, [s["values"].get("train_acc") for s in d["snapshots"]], SOLVED)
+        cells.insert(2, solved)
+        print(f"| {d['run']} | {len(steps)} ({steps[-1]}) | " + " | ".join(cells)
               + f" | {last.get('iteration', float('nan')):.2f} ({last.get('iteration_head')}) | "
               f"{last.get('train_acc', float('nan')):.2f} / {'-' if long is None else f'{long:.2f}'} |")
     parts = []

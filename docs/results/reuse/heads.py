@@ -43,7 +43,7 @@ def scores(model, task) -> list[dict]:
 def main(runs: Path) -> None:
     print("| run | parent's weights (step 0) | final model |")
     print("|---|---|---|")
-    for prefix in ("scratch", "ft-copy", "ft-poly", "ft-poly3k"):
+    for prefix in ("scratch", "ft-copy", "ft-poly"):
         for seed in range(3):
             path = runs / f"{prefix}-s{seed}"
             if not (path / "eval.json").exists():

@@ -15,8 +15,7 @@ import statistics
 import sys
 from pathlib import Path
 
-GROUPS = {"scratch": "from scratch", "ft-copy": "after copy (1000 steps)", "ft-poly": "after polynomial (1000 steps)",
-          "ft-poly3k": "after polynomial (3000 steps)"}
+GROUPS = {"scratch": "from scratch", "ft-copy": "after copy (1000 steps)", "ft-poly": "after polynomial (1000 steps)"}
 TARGET = 0.99
 
 
