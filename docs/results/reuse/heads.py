@@ -27,16 +27,16 @@ N = 64
 SCORES = ("iteration", "eoi_anchor", "prev_token")
 
 
-def best(rows: list[dict]) -> str:
+def best(rows: list) -> str:
     """``iteration 0.93 (L1H0), eoi 0.88 (L0H1), prev 0.71 (L0H0)``."""
     parts = []
     for s in SCORES:
-        top = max(rows, key=lambda r: r[s])
-        parts.append(f"{s.split('_')[0]} {top[s]:.2f} ({top['component']})")
+        top = max(rows, key=lambda r: getattr(r, s))
+        parts.append(f"{s.split('_')[0]} {getattr(top, s):.2f} ({top.component})")
     return ", ".join(parts)
 
 
-def scores(model, task) -> list[dict]:
+def scores(model, task) -> list:
     return head_scores(model, analysis_groups(task, LENGTHS, N, EVAL_SEED))
 
 

@@ -66,9 +66,9 @@ def measure_acc(model, ctx: Context) -> dict:
 
 
 def measure_heads(model, ctx: Context) -> dict:
-    rows = head_scores(model, ctx.groups)
-    out: dict = {s: max(r[s] for r in rows) for s in HEAD_SCORES}
-    out["iteration_head"] = max(rows, key=lambda r: r["iteration"])["component"]
+    rows = head_scores(model, ctx.groups)  # one HeadScore per head
+    out: dict = {s: max(getattr(r, s) for r in rows) for s in HEAD_SCORES}
+    out["iteration_head"] = max(rows, key=lambda r: r.iteration).component
     return out
 
 
