@@ -54,7 +54,7 @@ def test_only_and_skip_select_benchmarks():
     from benchmarks.suite import select
 
     assert select(["seeds", "throughput"], []) == ["throughput", "seeds"]
-    assert select([], ["solve"]) == ["throughput", "paper", "kernels", "seeds", "patching", "discovery"]
+    assert select([], ["solve"]) == ["throughput", "paper", "kernels", "seeds", "patching", "discovery", "dynamics"]
     with pytest.raises(SystemExit, match="unknown benchmark"):
         select(["nope"], [])
 
