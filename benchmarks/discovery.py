@@ -3,7 +3,8 @@
 Rows (``python -m benchmarks --only discovery``):
 
 - ``edge_patching``: every edge of a random 2-layer 4-head model (float64) removed alone,
-  by :func:`comp.circuits.edge_patching.run_edges` (all edges stacked along the batch)
+  by :func:`comp.circuits.edge_patching.run_edges` (the edges into one stage stacked along
+  the batch, forking after the layers they share)
   against :func:`~comp.circuits.edge_patching.path_patch_plain` (TransformerLens-style
   path patching, one forward per edge, caches computed once); the same logits (1e-5);
 - ``discovery_nodes``: node-level exact discovery of a 2-layer 4-head model (default
@@ -44,10 +45,15 @@ def edge_patching(opts: "Options", length: int, n: int) -> "Row":
     model = model_2l4h(opts.device, torch.float64)
     group = analysis_groups(make_task("parity"), [length], n, seed=0, device=opts.device)[0]
     ev = EdgeEvaluator(model, Graph.of(model, split_positions=False), [group])
-    removed = torch.eye(len(ev.units), dtype=torch.float64)  # [E, E]: each edge alone
     last = lambda logits: logits[:, :, -1]  # noqa: E731  [k, B, d_vocab]: keep what both compare
+    stages = torch.tensor([ev.stage(e) for e in ev.units])
+    ours = torch.zeros(len(ev.units), n, model.cfg.d_vocab, dtype=torch.float64)
     with Timer(opts.torch_device) as ours_t:
-        ours = run_edges(model, group.batch.tokens, ev.masks(0, removed), ev.ablated[0], last)
+        for st in stages.unique().tolist():  # edges into one stage share the layers before it
+            idx = (stages == st).nonzero()[:, 0]
+            removed = torch.zeros(len(idx), len(ev.units), dtype=torch.float64)
+            removed[torch.arange(len(idx)), idx] = 1
+            ours[idx] = run_edges(model, group.batch.tokens, ev.masks(0, removed), ev.ablated[0], last, ev.max_rows)
     with Timer(opts.torch_device) as plain_t:
         _, clean = model.run_with_cache(group.batch.tokens)
         _, reference = model.run_with_cache(group.reference.tokens)

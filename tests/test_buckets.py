@@ -32,7 +32,7 @@ def test_groups_cover_every_row_once_and_trim_only_padding():
         assert (batch.tokens[r, width:] == PAD).all()
     computed = sum(len(r) * w for r, w in parts)
     assert computed < 0.8 * batch.tokens.numel()  # lengths 1-8: most of the padding is gone
-    assert n_buckets(256, torch.device("cpu")) == 4 and n_buckets(256, torch.device("cuda")) == 1
+    assert n_buckets(256, torch.device("cpu")) == 8 and n_buckets(256, torch.device("cuda")) == 1
 
 
 @pytest.mark.parametrize("pe, jitter", [("rotary", 0.0), ("standard+randomized", 0.5), ("t5+coupling", 0.0),

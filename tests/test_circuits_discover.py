@@ -6,7 +6,7 @@ import pytest
 import torch
 from planted import DISCOVERY_EDGES, DISCOVERY_NODES, L, discovery_model
 
-from comp.circuits import edge_patching
+from comp.circuits import circuit_eval, edge_patching
 from comp.circuits.circuit_eval import EdgeEvaluator, NodeEvaluator
 from comp.circuits.data import analysis_groups
 from comp.circuits.discover import discover
@@ -83,17 +83,20 @@ def test_edge_patching_equals_plain_path_patching(encoding, picks):
         assert (plain - model(group.batch.tokens)).abs().max() > 1e-4  # the edge changed something
 
 
-def test_copies_forked_at_a_later_layer_equal_full_runs(monkeypatch):
-    model = random_model("rotary")
+@pytest.mark.parametrize("level, encoding", [("edges", "rotary"), ("edges", "standard"), ("nodes", "standard"), ("nodes", "t5")])
+def test_copies_forked_at_a_later_layer_equal_full_runs(monkeypatch, level, encoding):
+    model = random_model(encoding)
     groups = analysis_groups(make_task("parity"), [3, 4], 6, seed=0)
-    ev = EdgeEvaluator(model, Graph.of(model), groups)
+    ev = (EdgeEvaluator if level == "edges" else NodeEvaluator)(model, Graph.of(model), groups)
     gen = torch.Generator().manual_seed(0)
     removed = (torch.rand(5, len(ev.units), generator=gen) < 0.3).double()
-    early = torch.tensor([e.receiver.startswith("L0") or e.receiver == "MLP0" for e in ev.units])
+    early = torch.tensor([ev.stage(u) <= 2 for u in ev.units])  # embed, layer 0's attention and MLP
     removed[:, early] = removed[:1, early]  # the same layer-0 edits in every copy: they run once
-    assert edge_patching.fork_layer(model, ev.masks(0, removed)) == 1
+    if level == "edges":
+        assert edge_patching.fork_layer(model, ev.masks(0, removed)) == 1
     forked = ev.evaluate(removed)
     monkeypatch.setattr(edge_patching, "fork_layer", lambda model, masks: 0)
+    monkeypatch.setattr(circuit_eval, "fork_layer", lambda model, masks: 0)
     torch.testing.assert_close(forked, ev.evaluate(removed), atol=1e-6, rtol=0)
 
 

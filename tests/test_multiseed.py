@@ -77,6 +77,16 @@ def test_each_seed_ends_as_if_trained_alone_with_early_stopping(tiny, tmp_path):
     assert len(set(stops)) > 1  # seeds left the stack at different steps
 
 
+def test_seeds_equal_alone_exactly_at_the_default_threads(tiny, tmp_path, default_threads):
+    """Big enough batches for PyTorch's parallel kernels: each seed is bit-identical to itself alone
+    trained on the hook path (``fast_kernels=False``; the fast kernels agree to ~1e-5, see assert_same_run)."""
+    opts = dict(steps=6, batch_size=128, eval_every=3, log_every=3, threads=default_threads, fast_kernels=False)
+    results = train_seeds(tiny(**opts), [0, 1], dirs(tmp_path / "multi", [0, 1]), quiet=True)
+    for seed, result in zip([0, 1], results):
+        alone = train(tiny(seed=seed, **opts), tmp_path / f"alone-s{seed}", quiet=True)
+        assert_same_run(result.run_dir, alone.run_dir, atol=0)
+
+
 def test_curriculum_seeds_match_alone_to_float_tolerance(tiny, tmp_path):
     """Seeds at different curriculum stages are padded to one width: same results to float tolerance."""
     opts = dict(steps=30, train_lengths="1-4", eval_every=5, curriculum=True, curriculum_start=1,

@@ -2,7 +2,7 @@
 
     python docs/results/reuse/crosstask.py crosstask-s0.json crosstask-s1.json crosstask-s2.json
 
-One row per component, one column per (source -> target) pair and seed, then the mean:
+``comp crosstask --json`` writes ``{"run", "results": [one per pair], ...}``. One row per component, one column per (source -> target) pair and seed, then the mean:
 the share of the task-token effect the component carries alone (``moved``).
 """
 
@@ -16,6 +16,7 @@ from pathlib import Path
 
 def main(paths: list[Path]) -> None:
     runs = [json.loads(p.read_text()) for p in paths]
+    runs = [r["results"] if isinstance(r, dict) else r for r in runs]  # {"run", "results", ...}; older files: the list
     pairs = [f"{r['source']}->{r['target']}" for r in runs[0]]
     header = [f"{pair} s{i}" for pair in pairs for i in range(len(runs))] + [f"{pair} mean" for pair in pairs]
     print("| component | " + " | ".join(header) + " |")

@@ -28,6 +28,7 @@ from comp.circuits.results import AblatedComponent, Ablations, Accuracy, RunAbla
 from comp.config import EVAL_SEED
 from comp.errors import CompError
 from comp.evaluation import masked_loss, predictions
+from comp.resources import check_batch
 from comp.tasks import score
 
 Ablation = Callable[[torch.Tensor], torch.Tensor]  # reference activation [B, pos, ...] -> replacement
@@ -78,6 +79,8 @@ def ablate_sets(model, groups: list[Group], sets: list[list[Component]], method:
     totals, rows = torch.zeros(len(sets), len(METRICS)), 0
     for group in groups:
         tokens, n_pos = group.batch.tokens, group.batch.tokens.shape[1]
+        check_batch(model.cfg, len(tokens), n_pos, tokens.device, f"ablating at length {group.length}",
+                    "lower --n or use shorter --lengths")
         _, ref = model.run_with_cache(group.reference.tokens, names_filter=lambda n: n in hooks)
         sources = {h: replace(ref[h]) for h in hooks}
         masks = {h: torch.zeros(len(sets), *ref[h].shape[1:-1], 1, dtype=torch.bool) for h in hooks}  # [K, pos(, head), 1]

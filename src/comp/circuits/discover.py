@@ -34,6 +34,7 @@ from comp.errors import CompError
 
 Level = Literal["nodes", "edges"]
 Method = Literal["exact", "eap", "eap-ig"]
+Ablation = Literal["mean", "resample"]
 LEVELS: tuple[str, ...] = ("nodes", "edges")
 METHODS: tuple[str, ...] = ("exact", "eap", "eap-ig")
 ABLATIONS: tuple[str, ...] = ("mean", "resample")
@@ -201,8 +202,8 @@ def attribution_ranking(model, graph: Graph, groups, ablation: str, method: str,
     return scores
 
 
-def discover(model, groups, level: str = "nodes", method: str = "exact", ablation: str = "mean", target: float = 0.95,
-             split_positions: bool = True, max_rows: int = 4096, require_solved: bool = True) -> dict:
+def discover(model, groups, level: Level = "nodes", method: Method = "exact", ablation: Ablation = "mean", target: float = 0.95,
+             split_positions: bool = True, max_rows: int = 0, require_solved: bool = True) -> dict:
     """Find a circuit on ``groups`` (:func:`comp.circuits.data.analysis_groups`): the fields
     of :class:`CircuitResult` that depend on the model only. ``require_solved=False`` skips
     the check that the model solves its task (benchmarks time random models)."""
@@ -220,8 +221,8 @@ def discover(model, groups, level: str = "nodes", method: str = "exact", ablatio
         scores = attribution_ranking(model, graph, groups, ablation, method, ev.units)
         chosen, sizes = pruner.top_k(scores.abs(), target)
         removed = pruner.greedy(target, chosen)  # verification: exact pruning of the chosen set
-        alone = torch.eye(pruner.n, dtype=torch.bool)
-        exact_effects = pruner.recovered(alone) - 1.0  # [n] change in faithfulness, each unit removed alone
+        alone = (ev.each_alone()[:, 0] - pruner.empty[0]) / pruner.span
+        exact_effects = alone - 1.0  # [n] change in faithfulness, each unit removed alone
         attribution = Attribution(
             chosen=int((~chosen).sum()), dropped=[u.label for u, a, b in zip(ev.units, chosen, removed) if b and not a],
             predicted_recovered=float(1 + scores[removed].sum() / pruner.span),
@@ -269,7 +270,7 @@ def _check_solves(full: Scores, groups) -> str:
     return ""
 
 
-def discover_run(ckpt: str, level: str = "nodes", method: str = "exact", ablation: str = "mean", target: float = 0.95,
+def discover_run(ckpt: str, level: Level = "nodes", method: Method = "exact", ablation: Ablation = "mean", target: float = 0.95,
                  lengths: str = "", n: int = 32, seed: int = EVAL_SEED, split_positions: bool = True,
                  device: str = "cpu") -> CircuitResult:
     """:func:`discover` on a run's evaluation sets (``n`` sequences per length)."""

@@ -128,7 +128,8 @@ def edge_hooks(model, masks: Masks, ablated: torch.Tensor, k: int, store: "dict 
     return hooks + [(h, edit) for h in receivers if h in masks or store is not None]
 
 
-def _layer(hook: str) -> int:
+def layer_of(hook: str) -> int:
+    """The layer of a ``blocks.{l}....`` hook."""
     return int(hook.split(".")[1])
 
 
@@ -138,7 +139,7 @@ def fork_layer(model, masks: Masks) -> int:
     positions a run from a later layer would not see (position ids, shortformer)."""
     if getattr(getattr(model, "encoding", None), "uses_ids", False) or model.cfg.positional_embedding_type == "shortformer":
         return 0
-    varying = [_layer(h) for h, m in masks.items() if not bool((m == m[:1]).all())]
+    varying = [layer_of(h) for h, m in masks.items() if not bool((m == m[:1]).all())]
     return min(varying, default=model.cfg.n_layers - 1)
 
 
@@ -156,10 +157,10 @@ def run_edges(model, tokens: torch.Tensor, masks: Masks, ablated: torch.Tensor,
     with torch.no_grad(), split_inputs(model):
         shared: list[torch.Tensor] = []  # senders before the fork, [1, pos, n, B, d_model] each
         if fork:
-            early = {h: m[:1] for h, m in masks.items() if _layer(h) < fork}
+            early = {h: m[:1] for h, m in masks.items() if layer_of(h) < fork}
             resid = model.run_with_hooks(tokens, stop_at_layer=fork,
                                          fwd_hooks=edge_hooks(model, early, ablated, 1, diffs=shared))  # [B, pos, d_model]
-        late = {h: m for h, m in masks.items() if _layer(h) >= fork}
+        late = {h: m for h, m in masks.items() if layer_of(h) >= fork}
         for lo in range(0, k_total, per_chunk):
             chunk = {h: m[lo : lo + per_chunk] for h, m in late.items()}
             k = min(per_chunk, k_total - lo)

@@ -8,14 +8,12 @@ from pathlib import Path
 
 import typer
 
-from comp.circuits.circuit_diff import check_circuit, diff_circuits
-from comp.circuits.discover import ABLATIONS, LEVELS, METHODS, check_options, discover_run
+from comp.catalog import CIRCUIT_ABLATIONS as ABLATIONS
+from comp.catalog import CIRCUIT_LEVELS as LEVELS
+from comp.catalog import CIRCUIT_METHODS as METHODS
 from comp.cli.common import check_output_path, user_errors, write_outputs
 from comp.cli.options import ANALYSIS_LENGTHS, ANALYSIS_SEED, DEVICE, JSON, sequences
 from comp.errors import CompError
-from comp.views.browser import chromium
-from comp.views.circuit import circuit_figure
-from comp.views.patching import FORMATS, write_figure
 from comp.views.tables import console, print_table
 
 app = typer.Typer(invoke_without_command=True, no_args_is_help=False, add_completion=False,
@@ -47,6 +45,11 @@ def circuit_cli(
 def _discover(ckpt, level, method, faithfulness, ablation, lengths, n, seed, split_positions, device, json_path, plot) -> None:
     if not ckpt:
         raise CompError("give --ckpt RUN to discover a circuit, or use: comp circuit diff A.json B.json")
+    from comp.circuits.discover import check_options, discover_run
+    from comp.views.browser import chromium
+    from comp.views.circuit import circuit_figure
+    from comp.views.patching import FORMATS, write_figure
+
     check_output_path(json_path, (".json",))
     check_output_path(plot, FORMATS)
     check_options(level, method, ablation, faithfulness)
@@ -54,7 +57,7 @@ def _discover(ckpt, level, method, faithfulness, ablation, lengths, n, seed, spl
         chromium()  # PNGs are drawn in Chromium: fail before the work when there is none
     result = discover_run(ckpt, level, method, ablation, faithfulness, lengths, n, seed, split_positions, device).to_dict()
     print_circuit(result)
-    write_outputs(result, json_path)
+    write_outputs(result, json_path, run=ckpt)
     if plot is not None:
         write_figure(circuit_figure(result), plot)
         typer.echo(f"wrote {plot}", err=True)
@@ -93,6 +96,8 @@ def diff_cli(
 @user_errors
 def _diff(a: Path, b: Path, json_path: "Path | None") -> None:
     check_output_path(json_path, (".json",))
+    from comp.circuits.circuit_diff import check_circuit, diff_circuits
+
     circuits = [check_circuit(_read(p), str(p)) for p in (a, b)]
     d = diff_circuits(*circuits)
     print_table([{"": "nodes", "shared": len(d.shared_nodes), "only A": len(d.only_a_nodes), "only B": len(d.only_b_nodes),

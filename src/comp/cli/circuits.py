@@ -4,20 +4,19 @@ from __future__ import annotations
 
 from dataclasses import asdict
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
-from comp.circuits.ablate import ABLATIONS, ablate_run, check_method
-from comp.circuits.components import WHAT, Component
-from comp.circuits.heads import SCORES, score_heads
-from comp.circuits.hypotheses import ALL, HYPOTHESES, Thresholds, assess_run, hypothesis_names
-from comp.circuits.patching import CORRUPTIONS, check_corruption, patch_run
-from comp.circuits.results import Evidence
+from comp.catalog import ABLATIONS, CORRUPTIONS, HYPOTHESES, MIN_SCORE, WHAT
+from comp.catalog import ALL_HYPOTHESES as ALL
 from comp.cli.common import check_output_path, user_errors, write_outputs
 from comp.cli.options import ANALYSIS_LENGTHS, ANALYSIS_SEED, CKPT, DEVICE, JSON, sequences
 from comp.errors import CompError
-from comp.views.patching import FORMATS, patch_heatmaps, write_figure
 from comp.views.tables import console, print_table
+
+if TYPE_CHECKING:  # pragma: no cover
+    from comp.circuits.results import Evidence
 
 LENGTHS = ANALYSIS_LENGTHS
 SEED = ANALYSIS_SEED
@@ -38,10 +37,12 @@ def heads_cli(
 @user_errors
 def _heads(ckpt, lengths, n, seed, device, json_path) -> None:
     check_output_path(json_path, (".json",))
+    from comp.circuits.heads import SCORES, score_heads
+
     result = score_heads(ckpt, lengths, n, seed, device)
     print_table(result.rows, ["component", *SCORES], headers=["head", "prev", "iter", "iter>0.5", "eoi", "bos", "self"],
                 title=f"{result.run}: head scores, lengths {_span(result.lengths)}, {n} sequences each")
-    write_outputs(result, json_path)
+    write_outputs(result, json_path, run=ckpt)
 
 
 def ablate_cli(
@@ -61,6 +62,8 @@ def ablate_cli(
 @user_errors
 def _ablate(ckpt, method, what, lengths, n, seed, device, json_path) -> None:
     check_output_path(json_path, (".json",))
+    from comp.circuits.ablate import ablate_run, check_method
+
     check_method(method)
     if what not in WHAT:
         raise CompError(f"unknown --what {what!r}; choose one of: {', '.join(WHAT)}")
@@ -69,7 +72,7 @@ def _ablate(ckpt, method, what, lengths, n, seed, device, json_path) -> None:
     print_table(rows, ["component", "acc_cot", "acc_answer", "loss", "d_acc_answer"],
                 title=f"{result.run}: {method} ablation, lengths {_span(result.lengths)} "
                       f"(chance final answer {result.chance_answer:.3f})")
-    write_outputs(result, json_path)
+    write_outputs(result, json_path, run=ckpt)
 
 
 def patch_cli(
@@ -82,7 +85,7 @@ def patch_cli(
     member: str = typer.Option("", help="Task of a multi-task run to patch (default: its first)."),
     hypothesis: str = typer.Option("", help=f"Test a circuit hypothesis instead: {', '.join([*HYPOTHESES, ALL])}."),
     lengths: str = typer.Option("", help="With --hypothesis: lengths of head scores and ablations (default: trained)."),
-    min_score: float = typer.Option(Thresholds.score, help="With --hypothesis: the score a component needs to play the role."),
+    min_score: float = typer.Option(MIN_SCORE, help="With --hypothesis: the score a component needs to play the role."),
     device: str = DEVICE,
     json_path: Path | None = JSON,
     plot: Path | None = typer.Option(None, help="Write heatmaps of the sweeps: .html (interactive) or .png."),
@@ -93,8 +96,13 @@ def patch_cli(
 
 @user_errors
 def _patch(ckpt, corruption, length, at, n, seed, member, hypothesis, lengths, min_score, device, json_path, plot) -> None:
+    from comp.views.patching import FORMATS, patch_heatmaps, write_figure
+
     check_output_path(json_path, (".json",))
     check_output_path(plot, FORMATS)
+    from comp.circuits.hypotheses import Thresholds, assess_run, hypothesis_names
+    from comp.circuits.patching import check_corruption, patch_run
+
     check_corruption(corruption)
     if hypothesis:
         hypothesis_names(hypothesis)
@@ -104,11 +112,11 @@ def _patch(ckpt, corruption, length, at, n, seed, member, hypothesis, lengths, m
         for evidence in result.hypotheses:
             _print_evidence(result.run, evidence)
         _print_thresholds(result.thresholds)
-        write_outputs(result, json_path)
+        write_outputs(result, json_path, run=ckpt)
         return
     result = patch_run(ckpt, corruption, length, at, n, seed, member, device)
     _print_top_sites(result)
-    write_outputs(result, json_path)
+    write_outputs(result, json_path, run=ckpt)
     if plot is not None:
         write_figure(patch_heatmaps(result), plot)
         typer.echo(f"wrote {plot}", err=True)
@@ -122,6 +130,8 @@ SHOWN = 0.05  # the patch table lists sites restoring at least this much (in abs
 
 
 def _print_top_sites(result: dict, top: int = 12) -> None:
+    from comp.circuits.components import Component
+
     labels = result["positions"]
     sites = [("resid_pre", f"layer {layer}", p, v) for layer, row in enumerate(result["resid_pre"]) for p, v in enumerate(row)]
     sites += [("head_out", Component(layer, h).label, p, v) for layer, rows in enumerate(result["head_out"])

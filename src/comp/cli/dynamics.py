@@ -6,12 +6,11 @@ from pathlib import Path
 
 import typer
 
-from comp.cli.common import user_errors
+from comp.catalog import DYNAMICS_MEASURES as MEASURES
+from comp.catalog import FORM_THRESHOLD
+from comp.cli.common import user_errors, write_outputs
 from comp.cli.options import DEVICE, EVAL_SEED_OPTION, JSON, sequences
-from comp.dynamics.measures import MEASURES
-from comp.dynamics.stages import FORM_THRESHOLD
 from comp.errors import CompError
-from comp.io import write_json
 from comp.views.tables import print_table
 
 PLOT_SUFFIXES = (".html", ".png")
@@ -46,9 +45,7 @@ def _dynamics(run, measures, lengths, n, seed, threshold, json_out, plot, device
     for s in d.stages:
         where = f"step {s.step} (after {s.after})" if s.step is not None else "not found"
         print(f"{s.name}: {where}; {s.definition}")
-    if json_out is not None:
-        write_json(json_out, d.to_dict())
-        print(f"saved {json_out}")
+    write_outputs(d, json_out, run=run)
     if plot is not None:
         from comp.views.dynamics import dynamics_figure
         from comp.views.plots import write_html, write_png

@@ -38,4 +38,4 @@ def _crosstask(run, source, target, length, n, seed, json_out, device) -> None:
     for r in results:
         print(f"{r.source}->{r.target}: the task token changes {r.changed:.0%} of the answer predictions "
               f"(effect {r.effect:.2f} logits)")
-    write_outputs([r.to_dict() for r in results], json_out)
+    write_outputs({"run": run, "results": [r.to_dict() for r in results]}, json_out, run=run)

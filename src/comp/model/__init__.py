@@ -4,7 +4,7 @@
 - :mod:`comp.model.build`: :class:`CompTransformer` (a TransformerLens ``HookedTransformer``)
   and :func:`build_model`;
 - :mod:`comp.model.encodings`: the registry of positional encodings (one entry each);
-- :mod:`comp.model.attention_scale`: scalable softmax (``logn``) and temperature jitter.
+- :mod:`comp.model.attention_scale`: scalable softmax (``logn``) and temperature jitter;
 - :mod:`comp.model.fused`: the fused training path (SDPA attention, ``F.layer_norm``) where no hook looks.
 """
 

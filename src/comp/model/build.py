@@ -16,6 +16,7 @@ from transformer_lens import HookedTransformer
 from comp.errors import CompError
 from comp.model.attention_scale import Jitter, draw_jitter, install_jitter, install_logn_scale
 from comp.model.config import ModelConfig
+from comp.model.determinism import install_lookup_embed
 from comp.model.encodings.positions import PositionState
 
 
@@ -39,6 +40,7 @@ class CompTransformer(HookedTransformer):
         self.encoding = model_cfg.spec
         self.positions = PositionState(natural_fallback=not self.encoding.coupling)
         self._pinned: torch.Tensor | None = None  # [batch, pos] ids set by use_position_ids
+        install_lookup_embed(self.embed)  # W_E[tokens] with a backward reproducible at any thread count
         self.encoding.install(self)
         if model_cfg.attn_scale == "logn":
             install_logn_scale(self)

@@ -30,7 +30,7 @@ from comp.tasks import Batch
 from comp.tasks.vocab import PAD
 
 MIN_ROWS = 32  # rows per bucket: fewer and the per-forward overhead outweighs the padding saved
-MAX_BUCKETS = 4
+MAX_BUCKETS = 8
 
 
 def n_buckets(batch_size: int, device: torch.device) -> int:

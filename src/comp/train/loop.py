@@ -16,6 +16,7 @@ checkpoint stopped: same weights as a run that never stopped.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,7 +64,7 @@ def make_optimizer(params: "torch.nn.Module | Iterable[torch.Tensor]", cfg, batc
     decay = [p for p in params if p.dim() - batch_dims >= 2]
     rest = [p for p in params if p.dim() - batch_dims < 2]
     groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": rest, "weight_decay": 0.0}]
-    fused = bool(params) and params[0].device.type in ("cpu", "cuda")  # one kernel for every tensor
+    fused = getattr(cfg, "fast_kernels", True) and bool(params) and params[0].device.type in ("cpu", "cuda")
     return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), fused=fused or None)
 
 
@@ -224,8 +225,10 @@ def train(
     bar = ProgressBar(t.steps, state.step, run_dir.name, quiet)
 
     model.train()
-    buckets = n_buckets(t.batch_size, device)  # length buckets on a CPU, one fixed-shape batch on a GPU
-    fused = fused_training(model)  # SDPA attention in training forwards; evaluation keeps the hook path
+    # length buckets on a CPU, one fixed-shape batch on a GPU; SDPA attention in training forwards
+    # (evaluation keeps the hook path). fast_kernels=False: the hook path that --seeds packs run.
+    buckets = n_buckets(t.batch_size, device) if t.fast_kernels else 1
+    fused = fused_training(model) if t.fast_kernels else contextlib.nullcontext()
     fused.__enter__()
     window = Window(device)  # loss and tokens summed on the device: no host sync per step
     interrupted = False

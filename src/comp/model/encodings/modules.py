@@ -26,6 +26,7 @@ from transformer_lens.components.abstract_attention import AbstractAttention
 from transformer_lens.components.t5_attention import T5Attention
 from transformer_lens.hook_points import HookPoint
 
+from comp.model.determinism import lookup
 from comp.model.encodings.positions import PositionState
 
 
@@ -51,7 +52,7 @@ class LearnedPosEmbed(nn.Module):
 
     def forward(self, tokens: torch.Tensor, past_kv_pos_offset: int = 0, attention_mask=None) -> torch.Tensor:
         ids = self.positions.window(past_kv_pos_offset, tokens.shape[1], tokens.shape[0], tokens.device)
-        return self.W_pos[ids]  # [batch, pos, d_model]
+        return lookup(self.W_pos, ids)  # [batch, pos, d_model]
 
 
 def sinusoid(ids: torch.Tensor, d_model: int) -> torch.Tensor:
@@ -104,8 +105,8 @@ class PrevPosEmbed(nn.Module):
         b, n = tokens.shape
         ids = self.positions.window(0, past_kv_pos_offset + n, b, tokens.device)  # [batch, offset + pos]
         prev = torch.cat([ids.new_full((b, 1), -1), ids[:, :-1]], dim=1)[:, past_kv_pos_offset:]  # [batch, pos]
-        pos = self.hook_pos(self.W_pos[ids[:, past_kv_pos_offset:]])
-        prev_vec = self.W_pos[prev.clamp(min=0)] * (prev >= 0)[..., None]
+        pos = self.hook_pos(lookup(self.W_pos, ids[:, past_kv_pos_offset:]))
+        prev_vec = lookup(self.W_pos, prev.clamp(min=0)) * (prev >= 0)[..., None]
         prev_vec = self.hook_prev_pos(prev_vec)
         return torch.cat([pos, prev_vec], dim=-1) @ self.W_proj  # [batch, pos, d_model]
 
@@ -179,5 +180,5 @@ class PositionedAttention(Attention):
             bucket = T5Attention._relative_position_bucket(
                 rel, bidirectional=self.t5_bidirectional, num_buckets=self.t5_buckets, max_distance=self.t5_max_distance
             )
-            bias = self.hook_t5_bias(self.t5_bias[bucket].permute(0, 3, 1, 2))
+            bias = self.hook_t5_bias(lookup(self.t5_bias, bucket).permute(0, 3, 1, 2))
         return bias
