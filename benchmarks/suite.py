@@ -12,7 +12,7 @@ import importlib
 import traceback
 from collections.abc import Callable
 
-from benchmarks import discovery, kernels, paper, seeds, solve, startup, throughput
+from benchmarks import discovery, dynamics, kernels, paper, seeds, solve, startup, throughput
 from benchmarks.common import Options, Row
 
 
@@ -37,6 +37,7 @@ BENCHMARKS: dict[str, Callable[[Options], list[Row]]] = {
     "patching": patching,
     "discovery": discovery.bench,  # rows edge_patching, discovery_nodes, discovery_edges
     "startup": startup.bench,  # also the "startup-error" row: a bad argument's error
+    "dynamics": dynamics.bench,  # cost of comp dynamics per snapshot
 }
 
 

@@ -11,7 +11,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 ROWS = ["throughput", "paper", "kernels", "seeds", "solve", "memory", "patching", "edge_patching", "discovery_nodes",
-        "discovery_edges", "startup", "startup-error"]
+        "discovery_edges", "startup", "startup-error", "dynamics"]
 
 
 @pytest.fixture(autouse=True)
@@ -54,7 +54,8 @@ def test_only_and_skip_select_benchmarks():
     from benchmarks.suite import select
 
     assert select(["seeds", "throughput"], []) == ["throughput", "seeds"]
-    assert select([], ["solve"]) == ["throughput", "paper", "kernels", "seeds", "patching", "discovery", "startup"]
+    assert select([], ["solve"]) == ["throughput", "paper", "kernels", "seeds", "patching", "discovery", "startup",
+                                     "dynamics"]
     with pytest.raises(SystemExit, match="unknown benchmark"):
         select(["nope"], [])
 

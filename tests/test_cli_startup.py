@@ -39,6 +39,8 @@ def test_catalog_matches_the_registries_it_mirrors():
     from comp.circuits.hypotheses import ALL, HYPOTHESES, Thresholds
     from comp.circuits.patching import CORRUPTIONS
     from comp.config import default_of
+    from comp.dynamics.measures import MEASURES
+    from comp.dynamics.stages import FORM_THRESHOLD
     from comp.lengthgen import BACKENDS
     from comp.lengthgen.study import DEFAULT_PES
     from comp.model.encodings import HELP
@@ -53,6 +55,7 @@ def test_catalog_matches_the_registries_it_mirrors():
     assert catalog.MIN_SCORE == Thresholds.score
     assert catalog.LENGTHGEN_BACKENDS == tuple(BACKENDS)
     assert (catalog.CIRCUIT_LEVELS, catalog.CIRCUIT_METHODS, catalog.CIRCUIT_ABLATIONS) == (LEVELS, METHODS, CIRCUIT_ABLATIONS)
+    assert catalog.DYNAMICS_MEASURES == tuple(MEASURES) and catalog.FORM_THRESHOLD == FORM_THRESHOLD
     for (section, name), value in catalog.TRAIN_DEFAULTS.items():
         assert value == default_of(section, name), (section, name)
 

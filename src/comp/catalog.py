@@ -35,6 +35,8 @@ LENGTHGEN_BACKENDS = ("local", "slurm", "grid-local")  # comp.lengthgen.BACKENDS
 CIRCUIT_LEVELS = ("nodes", "edges")  # comp.circuits.discover.LEVELS
 CIRCUIT_METHODS = ("exact", "eap", "eap-ig")  # comp.circuits.discover.METHODS
 CIRCUIT_ABLATIONS = ("mean", "resample")  # comp.circuits.discover.ABLATIONS
+DYNAMICS_MEASURES = ("acc", "heads", "probe", "circuit")  # comp.dynamics.measures.MEASURES
+FORM_THRESHOLD = 0.5  # comp.dynamics.stages.FORM_THRESHOLD
 
 # comp.probes.TARGETS: what a probe can read, and what that means
 PROBE_TARGETS: dict[str, str] = {

@@ -72,6 +72,10 @@ class TrainConfig:
     wandb: bool = False  # log to Weights & Biases (offline unless logged in and WANDB_MODE=online)
     wandb_project: str = "comp"  # wandb project
     wandb_group: str = ""  # wandb group (grids use the grid's name)
+    init_from: str = ""  # start from this run's weights (comp.runs.transfer); "" = fresh weights
+    freeze: list[str] = field(default_factory=list)  # parameter groups not trained: embed, attn, mlp, layer0, ...
+    parent: dict = field(default_factory=dict)  # filled at start: the init_from run's path, config hash, commit, step
+    save_every: str = ""  # weight snapshots: "log" (0,1,2,4,... and evaluations) or steps "0,50,100"; "" = none
 
     def __post_init__(self) -> None:
         LengthRange.parse(self.train_lengths)
@@ -84,6 +88,10 @@ class TrainConfig:
                 raise CompError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.lr <= 0:
             raise CompError(f"learning rate must be positive, got {self.lr}")
+        if self.save_every:
+            from comp.runs.snapshots import parse_save_every
+
+            parse_save_every(self.save_every)
 
     @property
     def lengths(self) -> LengthRange:

@@ -12,7 +12,7 @@ import sys
 import typer
 from typer.core import TyperGroup, TyperOption
 
-from comp.cli import circuit, circuits, evaluate, grid, lengthgen, probe, train, viz
+from comp.cli import circuit, circuits, dynamics, evaluate, grid, lengthgen, probe, reuse, train, viz
 from comp.cli.common import COMMAND_LINE, click
 
 
@@ -100,6 +100,8 @@ app.command("heads")(circuits.heads_cli)
 app.command("ablate")(circuits.ablate_cli)
 app.command("patch")(circuits.patch_cli)
 app.add_typer(circuit.app, name="circuit")
+app.command("dynamics")(dynamics.dynamics_cli)
+app.command("crosstask")(reuse.crosstask_cli)
 
 
 def main() -> None:

@@ -30,7 +30,8 @@ SETS = typer.Option([], "--set", help="Override any setting: --set train.weight_
 QUIET = typer.Option(False, "--quiet", "-q", help="No progress bars (batch jobs).")
 
 # sequences per length (--n) of each command that takes it
-N_DEFAULTS = {"eval": 512, "heads": 128, "ablate": 128, "patch": 64, "circuit": 32, "lengthgen": 256}
+N_DEFAULTS = {"eval": 512, "heads": 128, "ablate": 128, "patch": 64, "circuit": 32, "lengthgen": 256, "dynamics": 128,
+              "crosstask": 64}
 
 
 def sequences(command: str, help: str = "Sequences per length.") -> Any:

@@ -64,6 +64,11 @@ def train_cli(
     config: Path | None = typer.Option(None, help="JSON/YAML file with task/model/train sections."),
     set_: list[str] = SETS,
     quiet: bool = QUIET,
+    init_from: str | None = typer.Option(None, help="Start from this finished run's weights (same model shape)."),
+    freeze: str | None = typer.Option(None, help="Groups not trained: embed,unembed,attn,mlp,norm,layerN,attnN,mlpN."),
+    save_every: str | None = typer.Option(
+        None, help="Keep weight snapshots: log (0,1,2,4,... and evaluations) or steps like 0,50,100."
+    ),
 ) -> None:
     """Train a model on a task; saves runs/<task>-<pe>-s<seed>/ and prints accuracy by length.
 
@@ -79,6 +84,7 @@ def request_of(params: dict) -> TrainRequest:
     p = dict(params)
     settings = {key: p[option] for key, option in SETTING_OPTIONS.items()}
     settings["tasks"] = [t for t in p["tasks"].split(",") if t] if p["tasks"] else None
+    settings["freeze"] = [g for g in p["freeze"].split(",") if g] if p["freeze"] else None
     return TrainRequest(task=p["task"], settings=settings, config_file=p["config"], sets=list(p["set_"] or []),
                         seed=p["seed"], seeds=p["seeds"], steps=p["steps"], device=p["device"], name=p["name"],
                         out=p["out"], resume=p["resume"])
@@ -90,6 +96,7 @@ SETTING_OPTIONS = {
     "final_eval_lengths": "eval_lengths", "curriculum": "curriculum", "target_acc": "target_acc",
     "n_layers": "n_layers", "n_heads": "n_heads", "d_model": "d_model", "d_mlp": "d_mlp", "attn_only": "attn_only",
     "n_ctx": "n_ctx", "slack": "slack", "compile": "compile", "wandb": "wandb", "wandb_group": "wandb_group",
+    "init_from": "init_from", "save_every": "save_every",
 }
 
 

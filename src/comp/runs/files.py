@@ -3,7 +3,8 @@ runner reads states without importing it.
 
 ``runs/<name>/`` holds ``config.json`` (settings, versions, git commit),
 ``training_state.safetensors`` (resume), ``model.safetensors`` (weights),
-``metrics.jsonl`` and ``eval.json``; every module names them by the constants below.
+``metrics.jsonl``, ``eval.json`` and, with ``--save-every``, ``snapshots/step_000100.safetensors``
+(the weights after that many steps); every module names them by the constants and functions below.
 
 A run directory is, by its files:
 
@@ -29,6 +30,7 @@ METRICS_FILE = "metrics.jsonl"
 STATE_FILE = "training_state.safetensors"
 MODEL_FILE = "model.safetensors"
 EVAL_FILE = "eval.json"
+SNAPSHOT_DIR = "snapshots"
 
 RunStatus = Literal["finished", "interrupted", "stale", "new"]
 
@@ -53,3 +55,18 @@ def clear_unstarted(run_dir: "str | Path") -> None:
     metrics), so that it can start again from scratch."""
     for name in (CONFIG_FILE, METRICS_FILE):
         (Path(run_dir) / name).unlink(missing_ok=True)
+
+
+def snapshot_path(run_dir: "str | Path", step: int) -> Path:
+    """Where the weights after ``step`` optimizer steps are kept: ``snapshots/step_000100.safetensors``."""
+    return Path(run_dir) / SNAPSHOT_DIR / f"step_{step:06d}.safetensors"
+
+
+def snapshot_steps(run_dir: "str | Path") -> list[tuple[int, Path]]:
+    """The snapshots of a run, ``(step, path)`` by step (none: an empty list)."""
+    found = []
+    for path in (Path(run_dir) / SNAPSHOT_DIR).glob("step_*.safetensors"):
+        digits = path.stem.removeprefix("step_")
+        if digits.isdigit():
+            found.append((int(digits), path))
+    return sorted(found)

@@ -55,28 +55,30 @@ class LoadedRun:
         return self.path.name
 
 
-def load_run(spec: "str | Path", device: str = "cpu", n_ctx: int = 0) -> LoadedRun:
+def load_run(spec: "str | Path", device: str = "cpu", n_ctx: int = 0, weights: bool = True) -> LoadedRun:
     """Load a finished run's model in eval mode, its task and config.
 
     ``n_ctx`` widens the context for evaluation beyond the trained one; encodings
-    with a learned position table refuse (a clear :class:`CompError`).
+    with a learned position table refuse (a clear :class:`CompError`). ``weights=False``
+    leaves the model as built (the caller loads weights, e.g. a snapshot of a run still training).
     """
     path = resolve_run(spec)
     cfg = load_run_config(path)
     task = cfg.task.build()
     model_cfg = with_context(cfg.model, n_ctx) if n_ctx else cfg.model
     model = build_model(model_cfg, seed=0, device=resolve_device(device))
-    load_model_tensors(model, load_tensors(path / MODEL_FILE, "checkpoint"), str(path / MODEL_FILE))
+    if weights:
+        load_model_tensors(model, load_tensors(path / MODEL_FILE, "checkpoint"), str(path / MODEL_FILE))
     model.eval()
     return LoadedRun(path, cfg, model, task)
 
 
-def load_run_for_lengths(spec: "str | Path", lengths: list[int], device: str = "cpu") -> LoadedRun:
+def load_run_for_lengths(spec: "str | Path", lengths: list[int], device: str = "cpu", weights: bool = True) -> LoadedRun:
     """Load a run with a context wide enough for sequences of the given input lengths
     (widened past the trained ``n_ctx`` only for encodings without a learned table)."""
-    run = load_run(spec, device=device)  # config first: the context the lengths need
+    run = load_run(spec, device=device, weights=weights)  # config first: the context the lengths need
     longest = max(m.seq_len(max(lengths)) for m in run.task.components())
-    return load_run(spec, device=device, n_ctx=longest) if longest > run.config.model.n_ctx else run
+    return load_run(spec, device=device, n_ctx=longest, weights=weights) if longest > run.config.model.n_ctx else run
 
 
 @torch.no_grad()

@@ -20,7 +20,7 @@ import torch
 from comp.config import FORMAT, RunConfig, environment
 from comp.errors import CompError
 from comp.io import load_tensors, read_metadata, save_tensors, write_json
-from comp.runs.files import CONFIG_FILE, EVAL_FILE, MODEL_FILE, STATE_FILE
+from comp.runs.files import CONFIG_FILE, EVAL_FILE, MODEL_FILE, STATE_FILE, snapshot_path
 
 
 @dataclass
@@ -118,3 +118,8 @@ def write_eval(run_dir: Path, state: TrainState, rows: list[dict]) -> None:
     """``eval.json``, the final evaluation by length, written last: the run is finished."""
     write_json(run_dir / EVAL_FILE, {"run": run_dir.name, "step": state.step, "stop_reason": state.stop_reason,
                                      "elapsed": state.elapsed, "rows": rows})
+
+
+def save_snapshot(run_dir: Path, tensors: dict[str, torch.Tensor], step: int) -> None:
+    """The weights after ``step`` steps, as ``snapshots/step_XXXXXX.safetensors`` (atomically)."""
+    save_tensors(snapshot_path(run_dir, step), tensors, {"format": FORMAT, "step": str(step)})

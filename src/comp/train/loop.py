@@ -28,7 +28,18 @@ from comp.evaluation import evaluate, evaluate_length
 from comp.model import CompTransformer, build_model, resolve_device
 from comp.model.fused import fused_training
 from comp.runs.files import METRICS_FILE
-from comp.runs.state import TrainState, load_state, prepare_run_dir, save_state, save_weights, write_eval
+from comp.runs.snapshots import snapshot_schedule
+from comp.runs.state import (
+    TrainState,
+    load_state,
+    model_tensors,
+    prepare_run_dir,
+    save_snapshot,
+    save_state,
+    save_weights,
+    write_eval,
+)
+from comp.runs.transfer import freeze, load_parent, parent_record, trainable
 from comp.tasks import LengthRange, Task
 from comp.train.buckets import forward_backward, n_buckets
 from comp.train.reporting import MetricsLog, ProgressBar, WandbLogger, Window
@@ -78,9 +89,15 @@ class Run:
     state: TrainState
     metrics: MetricsLog
     wandb: WandbLogger
+    snapshots: set[int]  # steps whose weights are kept (--save-every; comp.runs.snapshots)
 
     def checkpoint(self) -> None:
         save_state(self.run_dir, self.model, self.opt, self.gen, self.state)
+
+    def snapshot(self, tensors: "dict[str, torch.Tensor] | None" = None, final: bool = False) -> None:
+        """Keep the weights of this step if the schedule (or ``final``, with a schedule) asks for them."""
+        if self.state.step in self.snapshots or (final and self.snapshots):
+            save_snapshot(self.run_dir, model_tensors(self.model) if tensors is None else tensors, self.state.step)
 
 
 def open_run(
@@ -98,7 +115,11 @@ def open_run(
     model = build_model(cfg.model, seed=t.seed, device=device)
     if model_hook is not None:
         model_hook(model)
-    opt = make_optimizer(model, t)
+    if t.init_from and not resume:  # transfer: the parent's weights (checked before anything is written)
+        t.parent = parent_record(t.init_from)
+        load_parent(model, t.parent)
+    freeze(model, t.freeze)  # frozen groups: no gradient, no optimizer state
+    opt = make_optimizer(trainable(model), t)
     gen = torch.Generator(device=device).manual_seed(t.seed)
     lengths = t.lengths
     state = TrainState(hi=min(t.curriculum_start, lengths.hi) if t.curriculum else lengths.hi)
@@ -113,7 +134,10 @@ def open_run(
     wandb = WandbLogger(
         t.wandb, t.wandb_project, t.wandb_group, run_dir.name, cfg.to_dict(), run_dir, resume, concurrent
     )
-    return Run(cfg, run_dir, model, opt, gen, state, metrics, wandb)
+    run = Run(cfg, run_dir, model, opt, gen, state, metrics, wandb, snapshot_schedule(t.save_every, t.steps, t.eval_every))
+    if not resume:
+        run.snapshot()
+    return run
 
 
 def train_range(state: TrainState, t) -> LengthRange:
@@ -167,6 +191,7 @@ def finish_run(run: Run, task: Task) -> TrainResult:
     if not state.done:
         state.done, state.stop_reason = True, "steps"
     run.checkpoint()
+    run.snapshot(final=True)
     save_weights(run.run_dir, run.model, run.cfg, state.step)
     rows = evaluate(run.model, task, t.eval_lengths(), n=t.final_eval_n, seed=t.eval_seed)
     write_eval(run.run_dir, state, rows)
@@ -225,6 +250,7 @@ def train(
             opt.step()
             state.step += 1
             window.add(loss, batch.tokens)
+            run.snapshot()  # --save-every: the weights of this step, if the schedule keeps it
 
             # 8. log every log_every steps (the only host sync of the hot loop)
             if state.step % t.log_every == 0 or state.step == t.steps:

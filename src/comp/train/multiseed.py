@@ -136,6 +136,9 @@ def train_seeds(
         raise CompError("give one run directory per seed, and each seed once")
     task = cfg.validate()
     check_packable(cfg.model)
+    if cfg.train.freeze:  # the stack's one AdamW updates every parameter
+        raise CompError("--freeze is not supported when seeds train together (--seeds); train each seed as its "
+                        "own run (comp train ... --seed N --freeze ...)")
     t = cfg.train
     device = resolve_device(t.device)
     if t.threads:
@@ -195,8 +198,10 @@ def _train_group(
                 stack.clip_grads_(t.grad_clip)
             stack.step(lr)
             step += 1
-            for r in active:
+            for i, r in enumerate(active):
                 r.state.step = step
+                if step in r.snapshots:  # --save-every: this seed's weights, straight from the stack
+                    r.snapshot({name: p[i] for name, p in stack.params.items()})
             window.add(losses, tokens)
 
             # 8. log every log_every steps (the only host sync of the hot loop)

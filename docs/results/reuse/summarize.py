@@ -1,0 +1,58 @@
+"""Tables of docs/results/reuse.md from the study's run directories.
+
+    python docs/results/reuse/summarize.py RUNS_DIR
+
+Steps to 99%: the first periodic evaluation (every 50 steps) at which every training
+length (1-8) is at >= 0.99 teacher-forced whole-answer accuracy on 64 sequences
+(``eval_min`` in ``metrics.jsonl``); "> N" when no evaluation of the N-step run reached it
+(the mean and spread are then over the seeds that did, and say how many).
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+from pathlib import Path
+
+GROUPS = {"scratch": "from scratch", "ft-copy": "after copy (1000 steps)", "ft-poly": "after polynomial (1000 steps)"}
+TARGET = 0.99
+
+
+def steps_to_target(run: Path) -> "int | None":
+    for line in (run / "metrics.jsonl").read_text().splitlines():
+        row = json.loads(line)
+        if row.get("eval_min") is not None and row["eval_min"] >= TARGET:
+            return row["step"]
+    return None
+
+
+def parent_acc(run: Path) -> str:
+    cfg = json.loads((run / "config.json").read_text())
+    parent = cfg["train"].get("parent") or {}
+    if not parent:
+        return ""
+    rows = json.loads((Path(parent["path"]) / "eval.json").read_text())["rows"]
+    return f"{parent['task']} parent at step {parent['step']}: min acc {min(r['acc_cot'] for r in rows):.2f}"
+
+
+def main(runs: Path) -> None:
+    print("| start | seed 0 | seed 1 | seed 2 | mean | spread (sd) | parents |")
+    print("|---|---|---|---|---|---|---|")
+    for prefix, label in GROUPS.items():
+        dirs = [runs / f"{prefix}-s{s}" for s in range(3)]
+        if not all((d / "eval.json").exists() for d in dirs):
+            print(f"| {label} | not finished | | | | | |")
+            continue
+        steps = [steps_to_target(d) for d in dirs]
+        done = [s for s in steps if s is not None]
+        cap = json.loads((dirs[0] / "config.json").read_text())["train"]["steps"]
+        note = "" if len(done) == len(steps) else f" ({len(done)} of {len(steps)} seeds)"
+        mean = f"{statistics.mean(done):.0f}{note}" if done else "-"
+        sd = f"{statistics.stdev(done):.0f}" if len(done) > 1 else "-"
+        parents = "; ".join(p for p in (parent_acc(d) for d in dirs) if p)
+        print(f"| {label} | " + " | ".join(str(s) if s is not None else f"> {cap}" for s in steps) + f" | {mean} | {sd} | {parents} |")
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1]))
