@@ -134,9 +134,7 @@ def test_cli_study_and_errors(tmp_path, no_png):
                       (["--partition", "gpu"], "Slurm options (--partition, --time, --sbatch ...) do not apply to "
                                                "--backend local; use --backend slurm"),
                       (["--backend", "grid-local", "--sbatch", "--exclusive"], "use --backend slurm"),
-                      (["--pe", "rotary+abacus"], "does not combine"), (["--test-lengths", "9-1"], "inverted"),
-                      (["--backend", "grid-local", "--pack-seeds", "--set", "model.attn_jitter=0.5"],
-                       "not supported when seeds train together")]:
+                      (["--pe", "rotary+abacus"], "does not combine"), (["--test-lengths", "9-1"], "inverted")]:
         res = runner.invoke(app, ["lengthgen", "--out", str(tmp_path / "x"), *args])
         assert res.exit_code == 2 and msg in res.output and "Traceback" not in res.output, res.output
         assert not (tmp_path / "x").exists()

@@ -31,6 +31,7 @@ from pathlib import Path
 import torch
 from torch.func import vmap
 
+from comp.attention_scale import draw_jitter
 from comp.config import RunConfig
 from comp.errors import CompError
 from comp.evaluation import autocast, eval_batch, predictions
@@ -149,10 +150,22 @@ def stacked_quick_eval(stack: SeedStack, task: Task, runs: Sequence[Run]) -> lis
 
 
 def check_packable(attn_jitter: float) -> None:
-    """Settings the stacked (vmapped) forward does not implement are refused before anything runs."""
-    if attn_jitter > 0:
-        raise CompError("model.attn_jitter (per-sequence attention temperature) is not supported when seeds train "
-                        "together (--seeds, --pack-seeds, pack: seed); train each seed as its own run")
+    """Settings the stacked (vmapped) forward does not implement are refused before anything runs.
+
+    Every model setting is packable today (attention jitter draws each seed's factors from
+    that seed's own stream, :func:`sample_jitter`); the check stays as the one place a
+    future unpackable setting is refused."""
+    del attn_jitter
+
+
+def sample_jitter(template: CompTransformer, batches: list[Batch], runs: Sequence[Run]) -> "torch.Tensor | None":
+    """Each seed's attention temperature factors ``[seeds, batch]``, drawn from its own data
+    stream after its batch and position ids, as :meth:`CompTransformer.sampled_positions`
+    draws them in the single-seed loop (``None`` without ``attn_jitter``)."""
+    amount = template.model_cfg.attn_jitter
+    if not (template.training and amount > 0):
+        return None
+    return torch.stack([draw_jitter(b.tokens.shape[0], amount, r.gen, b.tokens.device) for b, r in zip(batches, runs)])
 
 
 def train_seeds(
@@ -216,14 +229,16 @@ def _train_group(
             # 1. learning rate for this step (one schedule for every seed)
             lr = lr_at(step, t)
             # 2. a fresh batch per seed from its own stream (and its random position ids, if
-            #    the encoding has them), stacked [seeds, batch, pos]
+            #    the encoding has them, and its attention temperature factors [batch] with attn_jitter),
+            #    stacked [seeds, batch, pos]
             batches = [task.sample(r.gen, train_range(r.state, t), t.batch_size) for r in active]
             ids = sample_position_ids(template, batches, active)
+            factors = sample_jitter(template, batches, active)  # after the ids, as alone
             tokens, mask = stack_batches(batches)
             # 3. forward every seed at once, 4. each seed's loss on its answers [seeds], 5. backward
             stack.zero_grad()
             chunk = None if device.type == "cuda" else CPU_CHUNK
-            losses = stack.forward_backward(tokens, mask, t.amp, ids, chunk)
+            losses = stack.forward_backward(tokens, mask, t.amp, ids, chunk, factors)
             # 6. clip each seed by its own norm, 7. update
             if t.grad_clip > 0:
                 stack.clip_grads_(t.grad_clip)
