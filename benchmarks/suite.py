@@ -12,7 +12,7 @@ import importlib
 import traceback
 from collections.abc import Callable
 
-from benchmarks import seeds, solve, throughput
+from benchmarks import decode, seeds, solve, throughput
 from benchmarks.common import Options, Row
 
 
@@ -33,6 +33,7 @@ BENCHMARKS: dict[str, Callable[[Options], list[Row]]] = {
     "seeds": seeds.bench,
     "solve": solve.bench,  # also the "memory" row: peak memory of the same run
     "patching": patching,
+    "decode": decode.bench,  # key-value cached greedy decoding against the uncached loop
 }
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-ROWS = ["throughput", "seeds", "solve", "memory", "patching"]
+ROWS = ["throughput", "seeds", "solve", "memory", "patching", "decode"]
 
 
 @pytest.fixture(autouse=True)
