@@ -13,6 +13,8 @@ from comp.config import RunConfig, TaskConfig, TrainConfig, load_config_file
 from comp.encodings import HELP as PE_HELP
 from comp.errors import CompError
 from comp.model import ModelConfig
+from comp.presets import HELP as PRESET_HELP
+from comp.presets import merge, preset_settings
 from comp.runs import default_run_name, runs_dir
 from comp.signals import EXIT_INTERRUPTED, stop_on_signals
 from comp.tasks import TASKS
@@ -72,11 +74,13 @@ def name_in(cls, name: str) -> bool:
     return any(f.name == name for f in fields(cls))
 
 
-def build_config(task: str, config_file: Path | None, sets: list[str], **options) -> RunConfig:
-    """Defaults < ``--config`` file < named options < ``--set`` overrides."""
+def build_config(task: str, config_file: Path | None, sets: list[str], preset: str | None = None, **options) -> RunConfig:
+    """Defaults < ``--preset`` < ``--config`` file < named options < ``--set`` overrides."""
     data: dict = load_config_file(config_file) if config_file else {}
     if not isinstance(data, dict):
         raise CompError(f"config file {config_file} must hold an object with task/model/train sections")
+    if preset:
+        data = merge(preset_settings(preset, task), data)
     data.setdefault("task", {})["name"] = task
     for key, value in options.items():
         if value is None:
@@ -130,6 +134,7 @@ def train_cli(
     wandb: bool | None = typer.Option(None, "--wandb/--no-wandb", help=_h("train", "wandb", "Log to wandb (offline by default).")),
     wandb_group: str | None = typer.Option(None, help="wandb group name."),
     config: Path | None = typer.Option(None, help="JSON/YAML file with task/model/train sections."),
+    preset: str | None = typer.Option(None, help=PRESET_HELP),
     set_: list[str] = typer.Option([], "--set", help="Override any setting: --set train.weight_decay=0.1 (repeatable)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar (batch jobs)."),
 ) -> None:
@@ -143,7 +148,7 @@ def train_cli(
 @user_errors
 def _train(task, pe, seed, seeds, steps, batch_size, lr, train_lengths, eval_lengths, curriculum, target_acc, n_layers,
            n_heads, d_model, d_mlp, attn_only, n_ctx, slack, tasks, name, out, resume, device, compile, wandb,
-           wandb_group, config, set_, quiet) -> None:
+           wandb_group, config, set_, quiet, preset=None) -> None:
     seed_list = parse_seeds(seeds) if seeds is not None else None
     if seed_list is not None and seed is not None:
         raise CompError("give either --seed N (one run) or --seeds 0-31 (several), not both")
@@ -160,7 +165,7 @@ def _train(task, pe, seed, seeds, steps, batch_size, lr, train_lengths, eval_len
         if task is None:
             raise CompError(f"missing TASK; e.g. comp train parity (tasks: {', '.join([*TASKS, 'multi'])})")
         cfg = build_config(
-            task, config, set_,
+            task, config, set_, preset,
             encoding=pe, seed=seed, steps=steps, batch_size=batch_size, lr=lr, train_lengths=train_lengths,
             final_eval_lengths=eval_lengths, curriculum=curriculum, target_acc=target_acc, n_layers=n_layers,
             n_heads=n_heads, d_model=d_model, d_mlp=d_mlp, attn_only=attn_only, n_ctx=n_ctx, slack=slack,
