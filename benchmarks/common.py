@@ -13,6 +13,7 @@ import torch
 
 from comp.config import RunConfig, TaskConfig, TrainConfig, git_commit
 from comp.model import ModelConfig
+from comp.runs.files import METRICS_FILE
 
 
 @dataclass
@@ -108,6 +109,6 @@ def machine(device: torch.device) -> dict:
 def second_window(run_dir: Path) -> dict:
     """The second logging window of a :func:`bench_config` run (the first is warm-up):
     ``{"seconds", "tokens_per_s"}``."""
-    rows = [json.loads(line) for line in (Path(run_dir) / "metrics.jsonl").read_text().splitlines()]
+    rows = [json.loads(line) for line in (Path(run_dir) / METRICS_FILE).read_text().splitlines()]
     first, second = [r for r in rows if "loss" in r][:2]
     return {"seconds": second["elapsed"] - first["elapsed"], "tokens_per_s": second["tokens_per_s"]}

@@ -25,7 +25,7 @@ from transformer_lens import patching as tl_patching
 
 from comp.circuits.patching import LogitDiff, make_pair, patch_head_out_by_pos
 from comp.model import ModelConfig, build_model
-from comp.runs import load_run_for_lengths
+from comp.runs.load import load_run_for_lengths
 from comp.tasks import make_task
 
 if TYPE_CHECKING:  # pragma: no cover

@@ -13,6 +13,7 @@ import tempfile
 from pathlib import Path
 
 from benchmarks.common import Options, Row, bench_config, second_window
+from comp.runs.names import seed_run_name
 from comp.train import train
 from comp.train.multiseed import train_seeds
 
@@ -24,7 +25,7 @@ def bench(opts: Options) -> list[Row]:
         train(cfg, Path(tmp) / "one-s0", quiet=True)
         one = second_window(Path(tmp) / "one-s0")["seconds"]
         seeds = list(range(n_seeds))
-        train_seeds(cfg, seeds, [Path(tmp) / f"many-s{s}" for s in seeds], quiet=True)
+        train_seeds(cfg, seeds, [Path(tmp) / seed_run_name("many", s) for s in seeds], quiet=True)
         many = second_window(Path(tmp) / "many-s0")["seconds"]
     ratio = many / one
     on_gpu = opts.device.startswith("cuda")

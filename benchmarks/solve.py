@@ -25,6 +25,7 @@ import torch
 
 from benchmarks.common import Options, Row
 from comp.config import RunConfig, TaskConfig
+from comp.runs.files import METRICS_FILE
 from comp.train import train
 
 BUDGET_S = 300.0  # the goal: solved within 5 minutes on a 2-core CPU
@@ -77,7 +78,7 @@ def solve_run(device: str, quick: bool, out: Path) -> dict:
 
 def last_eval(run_dir: Path) -> str:
     """Where an unfinished run stood: its last periodic evaluation."""
-    path = run_dir / "metrics.jsonl"
+    path = run_dir / METRICS_FILE
     evals = [x for x in (path.read_text().splitlines() if path.exists() else []) if '"eval_min"' in x]
     try:
         last = json.loads(evals[-1]) if evals else None

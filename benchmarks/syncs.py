@@ -22,6 +22,7 @@ from pathlib import Path
 import torch
 
 from benchmarks.common import Options, bench_config
+from comp.runs.names import seed_run_name
 from comp.train import train
 from comp.train.multiseed import train_seeds
 
@@ -49,7 +50,7 @@ def hot_loop_syncs(device: str, n_seeds: int = 1, steps: int = 30, log_every: in
                 train(cfg, Path(tmp) / "r-s0", quiet=True, should_stop=probe)
             else:
                 seeds = list(range(n_seeds))
-                train_seeds(cfg, seeds, [Path(tmp) / f"r-s{s}" for s in seeds], quiet=True, should_stop=probe)
+                train_seeds(cfg, seeds, [Path(tmp) / seed_run_name("r", s) for s in seeds], quiet=True, should_stop=probe)
         finally:
             torch.cuda.set_sync_debug_mode(0)
     per_step = {k + 1: records[marks[k - 1] : marks[k]] for k in range(1, len(marks))}

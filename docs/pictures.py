@@ -3,7 +3,7 @@
     python docs/pictures.py --ckpt parity-rotary-s0 --out docs/img
 
 Writes ``accuracy_by_length.png`` and ``probe_s_t.png`` (plotly figures exported with
-:func:`comp.plots.write_png`, which needs kaleido and a local Chromium).
+:func:`comp.views.plots.write_png`, which needs kaleido and a local Chromium).
 """
 
 from __future__ import annotations
@@ -13,9 +13,10 @@ from pathlib import Path
 
 import torch
 
-from comp.cli.evaluate import evaluate_run
-from comp.plots import accuracy_by_length, write_png
-from comp.probes import probe_heatmap, probe_run
+from comp.evaluation import evaluate_run
+from comp.probes import probe_run
+from comp.views.plots import accuracy_by_length, write_png
+from comp.views.probes import probe_heatmap
 
 
 def main() -> None:

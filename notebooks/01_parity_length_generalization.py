@@ -35,13 +35,13 @@ from dataclasses import replace
 import torch
 from IPython.display import display
 
-from comp.cli.common import print_table
 from comp.config import RunConfig, TaskConfig, TrainConfig
 from comp.evaluation import evaluate
 from comp.model import ModelConfig
-from comp.plots import accuracy_by_length
-from comp.runs import load_run_for_lengths, runs_dir
+from comp.runs import load_run_for_lengths, run_status, runs_dir
 from comp.train import train
+from comp.views.plots import accuracy_by_length
+from comp.views.tables import print_table
 
 torch.set_num_threads(int(os.environ.get("COMP_NOTEBOOK_THREADS", "2")))
 FAST = os.environ.get("COMP_NOTEBOOK_FAST") == "1"
@@ -69,7 +69,7 @@ schedule = TrainConfig(steps=30, batch_size=32, eval_every=10, eval_n=16, final_
 runs = {}
 for pe in encodings:
     run_dir = runs_dir() / f"nb01-parity-{pe}{'-fast' if FAST else ''}"
-    if not (run_dir / "model.safetensors").exists():
+    if run_status(run_dir) != "finished":
         cfg = RunConfig(task=TaskConfig(name="parity"), model=replace(model, encoding=pe), train=schedule)
         result = train(cfg, run_dir, quiet=True)
         print(f"{pe}: trained {result.state.step} steps in {result.state.elapsed:.0f}s ({result.state.stop_reason})")

@@ -40,15 +40,16 @@ from comp.circuits.ablate import ablate_run
 from comp.circuits.heads import SCORES, score_heads
 from comp.circuits.hypotheses import assess_run
 from comp.circuits.patching import patch_run
-from comp.circuits.plots import patch_heatmaps
-from comp.cli.common import print_table
 from comp.config import RunConfig
 from comp.evaluation import evaluate
 from comp.io import write_text
-from comp.probes import probe_heatmap, probe_model
+from comp.probes import probe_model
 from comp.runs import load_run, resolve_run, runs_dir
 from comp.train import train
-from comp.viz import attention_view, one_sequence
+from comp.views.attention import attention_view, one_sequence
+from comp.views.patching import patch_heatmaps
+from comp.views.probes import probe_heatmap
+from comp.views.tables import print_table
 
 torch.set_num_threads(int(os.environ.get("COMP_NOTEBOOK_THREADS", "2")))
 FAST = os.environ.get("COMP_NOTEBOOK_FAST") == "1"

@@ -43,11 +43,12 @@ import os
 import torch
 from IPython.display import display
 
-from comp.cli.common import print_table
 from comp.config import RunConfig
-from comp.probes import TARGETS, probe_heatmap, probe_model
+from comp.probes import TARGETS, probe_model
 from comp.runs import load_run, resolve_run, runs_dir
 from comp.train import train
+from comp.views.probes import probe_heatmap
+from comp.views.tables import print_table
 
 torch.set_num_threads(int(os.environ.get("COMP_NOTEBOOK_THREADS", "2")))
 FAST = os.environ.get("COMP_NOTEBOOK_FAST") == "1"

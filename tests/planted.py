@@ -25,8 +25,8 @@ import torch
 
 from comp.config import RunConfig, TaskConfig, TrainConfig
 from comp.model import ModelConfig, build_model
+from comp.runs.state import prepare_run_dir, save_weights
 from comp.tasks import vocab
-from comp.train.loop import prepare_run_dir, save_weights
 
 L = 4  # the one input length the planted iteration head serves
 ONE, BIT, EOI, A, Z, P0 = 0, 1, 2, 3, 4, 5

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from comp.cli.train import build_config
+from comp.config import build_config
 from comp.errors import CompError
 from comp.io import load_tensors
 from comp.model import ModelConfig, build_model

@@ -51,6 +51,6 @@ def test_only_and_skip_select_benchmarks():
     from benchmarks.suite import select
 
     assert select(["seeds", "throughput"], []) == ["throughput", "seeds"]
-    assert select([], ["solve"]) == ["throughput", "seeds", "patching"]
+    assert select([], ["solve"]) == ["throughput", "seeds", "patching", "decode"]
     with pytest.raises(SystemExit, match="unknown benchmark"):
         select(["nope"], [])

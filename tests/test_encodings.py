@@ -7,16 +7,16 @@ import math
 import pytest
 import torch
 
-from comp.cli.evaluate import evaluate_run
 from comp.config import RunConfig, TaskConfig, TrainConfig
 from comp.encodings import ENCODINGS, canonical_encoding
 from comp.encodings.positions import coupled_ids, natural_ids
 from comp.errors import CompError
+from comp.evaluation import evaluate_run
 from comp.model import ModelConfig, build_model
-from comp.runs import load_run
+from comp.runs.load import load_run, resume_config
 from comp.tasks import make_task
 from comp.tasks import vocab as V
-from comp.train import resume_config, train
+from comp.train import train
 
 T, E, S, PAD = V.TASK_TOKENS["parity"], V.EOI, V.SLACK, V.PAD
 

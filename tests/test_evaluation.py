@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from comp.decoding import decode_after_errors, first_errors, greedy_decode, greedy_decode_uncached
-from comp.encodings import ENCODINGS, get_encoding
+from comp.encodings import ENCODINGS, parse_encoding
 from comp.errors import CompError
 from comp.evaluation import eval_batch, evaluate, evaluate_length, predictions
 from comp.model import ModelConfig, build_model, with_context
@@ -68,7 +68,7 @@ def test_every_encoding_without_a_table_runs_2100_tokens_with_and_without_cache(
     batch = eval_batch(make_task("parity"), LONG, 2, seed=0)
     width = batch.tokens.shape[1]
     assert width == 2100
-    if get_encoding(pe).learned_table:
+    if parse_encoding(pe).learned_table:
         with pytest.raises(CompError, match="n_ctx=64"):
             with_context(cfg, width)
         return

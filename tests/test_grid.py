@@ -14,15 +14,16 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
+from comp.cli.argv import check_command_lines
 from comp.cli.main import app
 from comp.errors import CompError
 from comp.grid.bases import TrainBase, flatten_results
 from comp.grid.collect import collect, write_csv
-from comp.grid.launch import check_command_lines, launch
+from comp.grid.launch import launch
 from comp.grid.layout import GridDir
 from comp.grid.spec import expand, load_grid, open_grid
 from comp.grid.status import run_state
-from comp.run_files import STATE_FILE, clear_unstarted, run_status
+from comp.runs.files import STATE_FILE, clear_unstarted, run_status
 from comp.signals import EXIT_INTERRUPTED, stop_on_signals
 from comp.train import train
 
@@ -267,7 +268,7 @@ def test_dilution_grid_expands_to_valid_train_commands():
 def test_tenseeds_grid_packs_ten_seeds_of_the_extrapolate_preset(tmp_path):
     """The 10-seed study's grid (docs/results/lengthgen/tenseeds.md): one packed task whose
     runs are configured as the study's --set flags configure them."""
-    from comp.cli.train import build_config
+    from comp.config import build_config
 
     grid = load_grid(ROOT / "launchers" / "grids" / "parity-tenseeds.yaml")
     lines = expand(grid)

@@ -20,8 +20,9 @@ from comp.grid.launch import launch
 from comp.grid.spec import expand, load_grid
 from comp.grid.status import grid_status
 from comp.io import load_tensors
+from comp.runs.load import load_run_config
 from comp.signals import EXIT_INTERRUPTED
-from comp.train import load_run_config, train
+from comp.train import train
 
 runner = CliRunner()
 TINY = ("train parity --batch-size 16 --train-lengths 1-3 --d-model 32 --n-heads 2 --set eval_n=16 "

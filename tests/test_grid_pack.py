@@ -16,19 +16,21 @@ import torch
 import yaml
 from typer.testing import CliRunner
 
+from comp.cli.argv import check_command_lines
 from comp.cli.main import app
 from comp.errors import CompError
 from comp.grid.backends import job_script
 from comp.grid.bases import TrainBase
-from comp.grid.launch import check_command_lines, launch
+from comp.grid.launch import launch
 from comp.grid.layout import manifest_text
 from comp.grid.spec import Grid, expand, load_grid
 from comp.grid.status import grid_status
 from comp.io import load_tensors
-from comp.run_files import STATE_FILE
+from comp.runs.files import STATE_FILE
+from comp.runs.load import load_run_config
+from comp.runs.names import seed_run_dir
 from comp.signals import EXIT_INTERRUPTED
-from comp.train import load_run_config
-from comp.train.multiseed import seed_run_dir, train_seeds
+from comp.train.multiseed import train_seeds
 
 GOLDEN = Path(__file__).parent / "golden"
 runner = CliRunner()
@@ -208,6 +210,6 @@ def test_packed_task_stopped_by_sigusr1_resumes_every_seed(tmp_path):
 def test_a_pack_with_attention_jitter_packs_its_seeds(tmp_path, kw):
     """Stacked training draws each seed's attention temperature from its own stream: a pack
     with attn_jitter is one task per setting, like any other pack (see test_multiseed)."""
-    result = launch(packed(tmp_path / "runs", **kw), backend="local", dry_run=True)
+    result = launch(packed(tmp_path / "runs", **kw), backend="local", dry_run=True, check_lines=check_command_lines)
     assert len(result.tasks) < len(result.lines)  # seeds share tasks
     assert not (tmp_path / "runs" / "pk" / "runs").exists()

@@ -25,7 +25,8 @@ from comp.cli.main import app
 from comp.grid.layout import GridDir
 from comp.grid.status import grid_status
 from comp.io import load_tensors
-from comp.train import load_run_config, train
+from comp.runs.load import load_run_config
+from comp.train import train
 from comp.train.multiseed import train_seeds
 
 

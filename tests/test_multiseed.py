@@ -12,12 +12,12 @@ from comp.errors import CompError
 from comp.evaluation import masked_loss
 from comp.io import load_tensors
 from comp.model import ModelConfig, build_model
+from comp.runs.load import resume_config
+from comp.runs.names import parse_seeds, seed_run_dir
 from comp.tasks import make_task
-from comp.train import resume_config, train
+from comp.train import train
 from comp.train.loop import make_optimizer, open_run, quick_eval
 from comp.train.multiseed import (
-    parse_seeds,
-    seed_run_dir,
     stack_batches,
     stacked_quick_eval,
     train_seeds,

@@ -8,7 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from comp.cli.main import app
-from comp.cli.train import build_config
+from comp.config import build_config
 from comp.errors import CompError
 from comp.presets import PRESETS
 

@@ -12,9 +12,9 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from comp.browser import find_chromium, render
 from comp.cli.main import app
-from comp.plots import accuracy_by_length, write_png
+from comp.views.browser import find_chromium, render
+from comp.views.plots import accuracy_by_length, write_png
 
 pytestmark = pytest.mark.skipif(
     find_chromium() is None,

@@ -16,9 +16,9 @@ from comp.config import TrainConfig
 from comp.evaluation import masked_loss
 from comp.io import load_tensors
 from comp.model import ModelConfig, build_model
-from comp.runs import load_run
+from comp.runs.load import load_run, resume_config
 from comp.tasks import make_task
-from comp.train import resume_config, train
+from comp.train import train
 from comp.train.loop import make_optimizer
 from comp.train.schedule import lr_at
 

@@ -12,8 +12,14 @@ from typer.testing import CliRunner
 from comp.cli.main import app
 from comp.errors import CompError
 from comp.model import ModelConfig, build_model
-from comp.tasks import make_task
-from comp.viz import attention_patterns, attention_view, circuitsvis_bundle, member_task, one_sequence, parse_input
+from comp.tasks import make_task, member_task
+from comp.views.attention import (
+    attention_patterns,
+    attention_view,
+    circuitsvis_bundle,
+    one_sequence,
+    parse_input,
+)
 
 runner = CliRunner()
 

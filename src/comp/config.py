@@ -1,6 +1,9 @@
 """Run configuration: what to learn (:class:`TaskConfig`), how (:class:`TrainConfig`),
 with which model (:class:`comp.model.ModelConfig`). All of it is saved in every run's
 ``config.json`` next to package versions and the git commit.
+
+:func:`build_config` makes one from defaults < a ``--config`` file < named options <
+``section.key=value`` overrides (:func:`apply_sets`), for every command that trains.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from comp.model import ModelConfig
 from comp.tasks import LengthRange, Task, make_task, parse_lengths
 
 FORMAT = "comp-run/1"  # marks config.json files written by comp
+EVAL_SEED = 12345  # seed of the evaluation sets, in training and in every analysis (the default of --seed)
 
 
 @dataclass
@@ -57,7 +61,7 @@ class TrainConfig:
     patience: int = 2  # consecutive evaluations that must hold the target
     final_eval_lengths: str = ""  # lengths of the final eval.json ("" = train lengths)
     final_eval_n: int = 512  # sequences per length in the final evaluation
-    eval_seed: int = 12345  # seed of every evaluation set
+    eval_seed: int = EVAL_SEED  # seed of every evaluation set
     ckpt_every: int = 250  # steps between resumable checkpoints
     log_every: int = 25  # steps between metrics.jsonl rows
     device: str = "auto"  # auto (cuda when present) | cpu | cuda | cuda:N
@@ -142,6 +146,81 @@ class RunConfig:
                 "(comp eval can still evaluate relative encodings past n_ctx)"
             )
         return task
+
+
+# ---- building a RunConfig from settings (comp train, comp lengthgen, comp grid) -------------
+
+_SECTIONS = {"task": TaskConfig, "model": ModelConfig, "train": TrainConfig}
+
+
+def default_of(section: str, name: str):
+    """The default of setting ``section.name``."""
+    return next(f.default for f in fields(_SECTIONS[section]) if f.name == name)
+
+
+def _coerce(cls, key: str, value: str):
+    field_type = next(f.type for f in fields(cls) if f.name == key)
+    t = str(field_type)
+    if t.startswith("bool"):
+        if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
+            raise CompError(f"--set {key}={value}: expected true or false")
+        return value.lower() in ("true", "1", "yes")
+    if t.startswith("int"):
+        try:
+            return int(value)
+        except ValueError:
+            raise CompError(f"--set {key}={value}: expected an integer") from None
+    if t.startswith("float"):
+        try:
+            return float(value)
+        except ValueError:
+            raise CompError(f"--set {key}={value}: expected a number") from None
+    if t.startswith("list"):
+        return [v for v in value.split(",") if v]
+    return value
+
+
+def apply_sets(data: dict, sets: list[str]) -> None:
+    """Apply ``section.key=value`` (or bare ``key=value``) overrides to a config dict."""
+    for item in sets:
+        if "=" not in item:
+            raise CompError(f"--set {item!r} needs the form key=value, e.g. --set train.weight_decay=0.1")
+        key, value = item.split("=", 1)
+        if "." in key:
+            section, name = key.split(".", 1)
+        else:
+            matches = [s for s, cls in _SECTIONS.items() if name_in(cls, key)]
+            section, name = (matches[0] if matches else ""), key
+        cls = _SECTIONS.get(section)
+        if cls is None or not name_in(cls, name):
+            valid = sorted(f"{s}.{f.name}" for s, c in _SECTIONS.items() for f in fields(c))
+            raise CompError(f"unknown setting {key!r}; valid settings: {', '.join(valid)}")
+        data.setdefault(section, {})[name] = _coerce(cls, name, value)
+
+
+def name_in(cls, name: str) -> bool:
+    """Whether the settings class ``cls`` has a setting ``name``."""
+    return any(f.name == name for f in fields(cls))
+
+
+def build_config(task: str, config_file: Path | None, sets: list[str], preset: str | None = None,
+                 **options) -> RunConfig:
+    """Defaults < ``preset`` (:mod:`comp.presets`) < ``--config`` file < named options < ``--set`` overrides."""
+    data: dict = load_config_file(config_file) if config_file else {}
+    if not isinstance(data, dict):
+        raise CompError(f"config file {config_file} must hold an object with task/model/train sections")
+    if preset:
+        from comp.presets import merge, preset_settings  # presets name tasks; comp.tasks imports this module
+
+        data = merge(preset_settings(preset, task), data)
+    data.setdefault("task", {})["name"] = task
+    for key, value in options.items():
+        if value is None:
+            continue
+        section = next(s for s, cls in _SECTIONS.items() if name_in(cls, key))
+        data.setdefault(section, {})[key] = value
+    apply_sets(data, sets)
+    return RunConfig.from_dict(data, where="settings")
 
 
 def environment() -> dict[str, str]:

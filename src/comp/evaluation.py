@@ -9,6 +9,8 @@ evaluated. Three accuracies per length (per-sequence exact match):
 - ``acc_generate``: greedy decoding of the whole answer region from the prompt, all right;
 - ``acc_generate_answer``: the final token of that greedy decoding right.
 
+:func:`evaluate_run` does this for a saved run (``comp eval``).
+
 Greedy decoding reproduces the targets exactly up to a row's first teacher-forced error,
 so only rows with an error are decoded, from that error on, with a key-value cache
 (:func:`comp.decoding.decode_after_errors`): the result is real greedy decoding.
@@ -22,8 +24,10 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from comp.config import EVAL_SEED
 from comp.decoding import decode_after_errors
-from comp.tasks import Batch, Task, score
+from comp.runs.load import load_run_for_lengths
+from comp.tasks import Batch, Task, parse_lengths, score
 
 ATTN_BUDGET = 2**24  # attention-score elements per forward (64 MB in float32): bounds memory at long lengths
 
@@ -85,7 +89,7 @@ class LengthResult:
 
 @torch.no_grad()
 def evaluate_length(
-    model, task: Task, length: int, n: int = 512, seed: int = 12345, generate: bool = True, batch_size: int = 512
+    model, task: Task, length: int, n: int = 512, seed: int = EVAL_SEED, generate: bool = True, batch_size: int = 512
 ) -> LengthResult:
     """Accuracies of ``model`` on the fixed evaluation set of one task and length."""
     device = next(model.parameters()).device
@@ -127,7 +131,8 @@ def evaluate_length(
 
 
 def evaluate(
-    model, task: Task, lengths: list[int], n: int = 512, seed: int = 12345, generate: bool = True, batch_size: int = 512
+    model, task: Task, lengths: list[int], n: int = 512, seed: int = EVAL_SEED, generate: bool = True,
+    batch_size: int = 512
 ) -> list[dict]:
     """Rows ``{"task", "length", "n", "acc_cot", "acc_answer", "acc_generate", ...}``,
     one per (member task, length)."""
@@ -136,3 +141,20 @@ def evaluate(
         for member in task.components()
         for length in lengths
     ]
+
+
+def evaluate_run(ckpt: str, lengths: str, n: int = 512, seed: int = EVAL_SEED, generate: bool = True, device: str = "cpu") -> dict:
+    """Evaluate a run by length: ``{"run", "rows": [{"length", "acc_cot", ...}], ...}``."""
+    wanted = parse_lengths(lengths)
+    run = load_run_for_lengths(ckpt, wanted, device=device)
+    rows = evaluate(run.model, run.task, wanted, n=n, seed=seed, generate=generate)
+    return {
+        "run": run.name,
+        "path": str(run.path),
+        "task": run.config.task.name,
+        "encoding": run.config.model.encoding,
+        "train_lengths": run.config.train.train_lengths,
+        "n": n,
+        "seed": seed,
+        "rows": rows,
+    }

@@ -15,7 +15,7 @@ import torch
 from transformer_lens import HookedTransformer, HookedTransformerConfig
 
 from comp.attention_scale import ATTN_SCALES, Jitter, draw_jitter, install_jitter, install_logn_scale
-from comp.encodings import canonical_encoding, get_encoding
+from comp.encodings import EncodingSpec, parse_encoding
 from comp.encodings.positions import PositionState
 from comp.errors import CompError
 from comp.tasks import vocab
@@ -46,7 +46,8 @@ class ModelConfig:
     attn_jitter: float = 0.0  # training only: each sequence's attention logits times a factor from [1 - this, 1]
 
     def __post_init__(self) -> None:
-        self.encoding = canonical_encoding(self.encoding)
+        self._spec = parse_encoding(self.encoding)  # the one parse of the encoding name
+        self.encoding = self._spec.name  # canonical
         if self.d_head == 0:
             if self.d_model % self.n_heads:
                 raise CompError(
@@ -66,15 +67,14 @@ class ModelConfig:
         for name in ("n_layers", "n_heads", "d_model", "n_ctx", "max_position"):
             if getattr(self, name) < 1:
                 raise CompError(f"{name} must be at least 1, got {getattr(self, name)}")
-        spec = get_encoding(self.encoding)
-        exact = self.t5_buckets // (4 if spec.coupling else 2)  # distances with a bucket each (per direction)
-        if spec.base.name == "t5" and (self.t5_buckets < 4 or self.t5_buckets % 4 or self.t5_max_distance <= exact):
-            raise CompError(
-                f"t5_buckets must be a multiple of 4, and t5_max_distance above the {exact} exact distances "
-                f"(t5_buckets/{2 if exact * 2 == self.t5_buckets else 4}); got {self.t5_buckets} and {self.t5_max_distance}"
-            )
-        if self.d_model % 2 and spec.base.name == "sinusoidal":
-            raise CompError(f"sinusoidal positions pair sines and cosines: d_model must be even, got {self.d_model}")
+        self._spec.check(self)  # the encoding's own settings (t5 buckets, sinusoidal width ...)
+
+    @property
+    def spec(self) -> EncodingSpec:
+        """The encoding, parsed when the config was made (again only if ``encoding`` was reassigned)."""
+        if self._spec.name != self.encoding:
+            self._spec = parse_encoding(self.encoding)
+        return self._spec
 
     @classmethod
     def from_dict(cls, data: dict) -> "ModelConfig":
@@ -89,7 +89,7 @@ class ModelConfig:
 
     def tl_config(self) -> HookedTransformerConfig:
         """The TransformerLens config this model is built from."""
-        enc = get_encoding(self.encoding)
+        enc = self.spec
         return HookedTransformerConfig(
             n_layers=self.n_layers,
             d_model=self.d_model,
@@ -127,7 +127,7 @@ class CompTransformer(HookedTransformer):
     def __init__(self, model_cfg: ModelConfig):
         super().__init__(model_cfg.tl_config(), move_to_device=False)
         self.model_cfg = model_cfg
-        self.encoding = get_encoding(model_cfg.encoding)
+        self.encoding = model_cfg.spec
         self.positions = PositionState(natural_fallback=not self.encoding.coupling)
         self._pinned: torch.Tensor | None = None  # [batch, pos] ids set by use_position_ids
         self.encoding.install(self)
@@ -243,7 +243,7 @@ def build_model(cfg: ModelConfig, seed: int = 0, device: "str | torch.device" = 
 
 def max_length(cfg: ModelConfig, seq_len: int) -> None:
     """Raise a clear error if a sequence of ``seq_len`` tokens cannot fit the model."""
-    limit, bound = get_encoding(cfg.encoding).id_limit(cfg)
+    limit, bound = cfg.spec.id_limit(cfg)
     if limit is None or seq_len <= limit:
         return
     if bound == "n_ctx":
@@ -268,3 +268,15 @@ def with_context(cfg: ModelConfig, seq_len: int) -> ModelConfig:
 
 def n_params(model: torch.nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
+
+
+def resolve_device(name: str) -> torch.device:
+    """The torch device of a ``--device`` name (``auto``: CUDA when there is one)."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise CompError(f"device {name!r} asked for but CUDA is not available; use --device cpu or auto")
+    try:
+        return torch.device(name)
+    except RuntimeError:
+        raise CompError(f"unknown device {name!r}; use auto, cpu, cuda or cuda:N") from None

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from comp.io import write_text
 from comp.lengthgen.report import LABELS, figure, multiples_rows
-from comp.plots import write_png
+from comp.views.plots import write_png
 
 
 def merge(specs: list[str]) -> dict:

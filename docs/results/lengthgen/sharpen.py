@@ -17,7 +17,7 @@ import json
 import torch
 
 from comp.evaluation import eval_batch, predictions
-from comp.runs import load_run
+from comp.runs.load import load_run
 
 LENGTHS = (16, 32, 64, 128)
 FACTORS = (1.0, 1.5, 2.0, 3.0)

@@ -23,6 +23,7 @@ import torch
 from comp.circuits.components import Component, components
 from comp.circuits.data import Group, analysis_groups, load_for_analysis
 from comp.circuits.interventions import run_edited
+from comp.config import EVAL_SEED
 from comp.errors import CompError
 from comp.evaluation import masked_loss, predictions
 from comp.tasks import score
@@ -106,7 +107,7 @@ def ablate_components(model, groups: list[Group], method: str = "mean", what: st
 
 
 def ablate_run(ckpt: str, method: str = "mean", what: str = "both", lengths: str = "", n: int = 128,
-               seed: int = 12345, device: str = "cpu") -> dict:
+               seed: int = EVAL_SEED, device: str = "cpu") -> dict:
     """Ablate every head and/or MLP of a run: ``{"run", "method", "baseline", "rows": [...]}``."""
     check_method(method)
     run, wanted = load_for_analysis(ckpt, lengths, device)

@@ -17,27 +17,16 @@ from dataclasses import dataclass
 
 import torch
 
-from comp.errors import CompError
 from comp.evaluation import eval_batch
-from comp.runs import LoadedRun, load_run_for_lengths, resolve_run
+from comp.runs.load import LoadedRun, load_run_config, load_run_for_lengths
+from comp.runs.names import resolve_run
 from comp.tasks import Batch, Task, parse_lengths
-from comp.train.loop import load_run_config
 
 
 def load_for_analysis(ckpt: str, lengths: str = "", device: str = "cpu") -> tuple[LoadedRun, list[int]]:
     """A run and the lengths to analyse it on: ``lengths`` (e.g. ``1-16``) or its training lengths."""
     wanted = parse_lengths(lengths or load_run_config(resolve_run(ckpt)).train.train_lengths)
     return load_run_for_lengths(ckpt, wanted, device), wanted
-
-
-def member_task(task: Task, member: str = "") -> Task:
-    """One task of a mixture by name (default: the first); a single task is its own member."""
-    members = {m.name: m for m in task.components()}
-    if not member:
-        return next(iter(members.values()))
-    if member not in members:
-        raise CompError(f"task {member!r} is not in this run; choose one of: {', '.join(members)}")
-    return members[member]
 
 
 @dataclass

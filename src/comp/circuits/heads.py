@@ -21,6 +21,7 @@ from transformer_lens import utils
 
 from comp.circuits.components import Component
 from comp.circuits.data import Group, analysis_groups, answer_steps, load_for_analysis
+from comp.config import EVAL_SEED
 
 SCORES = ("prev_token", "iteration", "iteration_frac", "eoi_anchor", "bos", "self")
 ITERATION_PEAK = 0.5  # an iteration weight above this counts in iteration_frac
@@ -67,7 +68,7 @@ def head_scores(model, groups: list[Group]) -> list[dict]:
     ]
 
 
-def score_heads(ckpt: str, lengths: str = "", n: int = 128, seed: int = 12345, device: str = "cpu") -> dict:
+def score_heads(ckpt: str, lengths: str = "", n: int = 128, seed: int = EVAL_SEED, device: str = "cpu") -> dict:
     """Head scores of a run on its training lengths (or ``lengths``):
     ``{"run", "lengths", "n", "seed", "rows": [...]}``."""
     run, wanted = load_for_analysis(ckpt, lengths, device)

@@ -25,10 +25,12 @@ from dataclasses import asdict, dataclass
 
 from comp.circuits.ablate import ablate_sets, chance
 from comp.circuits.components import Component, heads, mlps
-from comp.circuits.data import Group, analysis_groups, load_for_analysis, member_task
+from comp.circuits.data import Group, analysis_groups, load_for_analysis
 from comp.circuits.heads import head_scores
 from comp.circuits.patching import LogitDiff, Pair, make_pair, patch_mlp_out
+from comp.config import EVAL_SEED
 from comp.errors import CompError
+from comp.tasks import member_task
 
 ALL = "all"  # test every hypothesis of the registry
 PARITY_CIRCUIT = ("eoi_anchor", "prev_token", "iteration_head", "parity_accumulator")
@@ -182,7 +184,7 @@ def hypothesis_names(spec: str) -> list[str]:
     return list(HYPOTHESES) if spec == ALL else [check_hypothesis(spec).name]
 
 
-def assess_run(ckpt: str, hypothesis: str, lengths: str = "", n: int = 128, seed: int = 12345, length: int = 0,
+def assess_run(ckpt: str, hypothesis: str, lengths: str = "", n: int = 128, seed: int = EVAL_SEED, length: int = 0,
                at: int = 0, member: str = "", device: str = "cpu", thr: Thresholds = Thresholds()) -> dict:
     """Test a hypothesis (or ``all``) on a run: ``{"run", ..., "hypotheses": [evidence]}``.
     Patching flips input ``at`` (default: the middle) of sequences of ``length``

@@ -33,12 +33,13 @@ from functools import partial
 import torch
 from transformer_lens import utils
 
-from comp.circuits.data import load_for_analysis, member_task
+from comp.circuits.data import load_for_analysis
 from comp.circuits.interventions import DEFAULT_MAX_ROWS, Prefix, prefix_hooks, run_edited
+from comp.config import EVAL_SEED
 from comp.errors import CompError
 from comp.evaluation import eval_batch
 from comp.model import pinned_positions
-from comp.tasks import Batch, Task
+from comp.tasks import Batch, Task, member_task
 
 # ---- corruptions ------------------------------------------------------------------------
 Corruption = Callable[[torch.Tensor, tuple[int, int], int, torch.Generator], torch.Tensor]
@@ -252,7 +253,7 @@ def patch_sweep(model, pair: Pair, max_rows: int = DEFAULT_MAX_ROWS) -> dict:
     }
 
 
-def patch_run(ckpt: str, corruption: str = "flip_one", length: int = 0, at: int = 0, n: int = 64, seed: int = 12345,
+def patch_run(ckpt: str, corruption: str = "flip_one", length: int = 0, at: int = 0, n: int = 64, seed: int = EVAL_SEED,
               member: str = "", device: str = "cpu") -> dict:
     """Patching sweeps of a run on ``n`` sequences of ``length`` (default: its longest training length)."""
     check_corruption(corruption)

@@ -11,21 +11,21 @@ from comp.circuits.components import WHAT, Component
 from comp.circuits.heads import SCORES, score_heads
 from comp.circuits.hypotheses import ALL, HYPOTHESES, Thresholds, assess_run, hypothesis_names
 from comp.circuits.patching import CORRUPTIONS, check_corruption, patch_run
-from comp.circuits.plots import FORMATS, patch_heatmaps, write_figure
-from comp.cli.common import check_output_path, console, print_table, user_errors, write_outputs
+from comp.cli.common import check_output_path, user_errors, write_outputs
+from comp.cli.options import ANALYSIS_LENGTHS, CKPT, DEVICE, JSON, sequences
+from comp.config import EVAL_SEED
 from comp.errors import CompError
+from comp.views.patching import FORMATS, patch_heatmaps, write_figure
+from comp.views.tables import console, print_table
 
-CKPT = typer.Option(..., help="Run name under runs/ or a run directory.")
-LENGTHS = typer.Option("", help="Lengths to analyse, e.g. 1-16 (default: the run's training lengths).")
-SEED = typer.Option(12345, help="Seed of the evaluation sets (the reference set uses seed + 1).")
-DEVICE = typer.Option("cpu", help="cpu, cuda or cuda:N.")
-JSON = typer.Option(None, "--json", help="Write the results as JSON here.")
+LENGTHS = ANALYSIS_LENGTHS
+SEED = typer.Option(EVAL_SEED, help="Seed of the evaluation sets (the reference set uses seed + 1).")
 
 
 def heads_cli(
     ckpt: str = CKPT,
     lengths: str = LENGTHS,
-    n: int = typer.Option(128, help="Sequences per length."),
+    n: int = sequences("heads"),
     seed: int = SEED,
     device: str = DEVICE,
     json_path: Path | None = JSON,
@@ -48,7 +48,7 @@ def ablate_cli(
     method: str = typer.Option("mean", help=f"What replaces an ablated activation: {', '.join(ABLATIONS)}."),
     what: str = typer.Option("both", help=f"Components to ablate one at a time: {', '.join(WHAT)}."),
     lengths: str = LENGTHS,
-    n: int = typer.Option(128, help="Sequences per length (and reference sequences)."),
+    n: int = sequences("ablate", "Sequences per length (and reference sequences)."),
     seed: int = SEED,
     device: str = DEVICE,
     json_path: Path | None = JSON,
@@ -76,7 +76,7 @@ def patch_cli(
     corruption: str = typer.Option("flip_one", help=f"How the input is corrupted: {', '.join(CORRUPTIONS)}."),
     length: int = typer.Option(0, help="Input length of the patched sequences (default: the longest trained)."),
     at: int = typer.Option(0, help="Input position flipped by flip_one, 1-based (default: the middle)."),
-    n: int = typer.Option(64, help="Sequence pairs (clean, corrupted)."),
+    n: int = sequences("patch", "Sequence pairs (clean, corrupted)."),
     seed: int = SEED,
     member: str = typer.Option("", help="Task of a multi-task run to patch (default: its first)."),
     hypothesis: str = typer.Option("", help=f"Test a circuit hypothesis instead: {', '.join([*HYPOTHESES, ALL])}."),

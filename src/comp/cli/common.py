@@ -1,21 +1,17 @@
-"""Shared CLI plumbing: user errors -> one line and exit 2, tables, JSON output."""
+"""Shared CLI plumbing: user errors -> one line and exit 2, JSON output, output paths."""
 
 from __future__ import annotations
 
 import functools
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
 from comp.errors import CompError
 from comp.io import write_json
-
-console = Console()
 
 
 def user_errors(fn: Callable) -> Callable:
@@ -33,24 +29,6 @@ def user_errors(fn: Callable) -> Callable:
             raise typer.Exit(130) from None
 
     return wrapper
-
-
-def fmt(value: Any) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.3f}"
-    return str(value)
-
-
-def print_table(rows: Sequence[dict], columns: Sequence[str], title: str = "", headers: "Sequence[str] | None" = None) -> None:
-    """Print rows as a rich table (to stdout)."""
-    table = Table(title=title or None)
-    for c, h in zip(columns, headers or columns):
-        table.add_column(h, justify="right" if rows and isinstance(rows[0].get(c), (int, float)) else "left")
-    for r in rows:
-        table.add_row(*(fmt(r.get(c)) for c in columns))
-    console.print(table)
 
 
 def write_outputs(data: Any, json_path: "Path | None") -> None:

@@ -6,37 +6,20 @@ from pathlib import Path
 
 import typer
 
-from comp.cli.common import check_output_path, print_table, user_errors, write_outputs
-from comp.evaluation import evaluate
-from comp.runs import load_run_for_lengths
-from comp.tasks import parse_lengths
-
-
-def evaluate_run(ckpt: str, lengths: str, n: int = 512, seed: int = 12345, generate: bool = True, device: str = "cpu") -> dict:
-    """Evaluate a run by length: ``{"run", "rows": [{"length", "acc_cot", ...}], ...}``."""
-    wanted = parse_lengths(lengths)
-    run = load_run_for_lengths(ckpt, wanted, device=device)
-    rows = evaluate(run.model, run.task, wanted, n=n, seed=seed, generate=generate)
-    return {
-        "run": run.name,
-        "path": str(run.path),
-        "task": run.config.task.name,
-        "encoding": run.config.model.encoding,
-        "train_lengths": run.config.train.train_lengths,
-        "n": n,
-        "seed": seed,
-        "rows": rows,
-    }
+from comp.cli.common import check_output_path, user_errors, write_outputs
+from comp.cli.options import CKPT, DEVICE, EVAL_SEED_OPTION, JSON, sequences
+from comp.evaluation import evaluate_run
+from comp.views.tables import print_table
 
 
 def eval_cli(
-    ckpt: str = typer.Option(..., help="Run name under runs/ or a run directory."),
+    ckpt: str = CKPT,
     lengths: str = typer.Option("1-64", help="Lengths to evaluate, e.g. 1-64 or 1-16,32,64."),
-    n: int = typer.Option(512, help="Sequences per length."),
-    seed: int = typer.Option(12345, help="Seed of the evaluation sets."),
+    n: int = sequences("eval"),
+    seed: int = EVAL_SEED_OPTION,
     generate: bool = typer.Option(True, "--generate/--no-generate", help="Also decode greedily (free generation)."),
-    device: str = typer.Option("cpu", help="cpu, cuda or cuda:N."),
-    json_path: Path | None = typer.Option(None, "--json", help="Write the results as JSON here."),
+    device: str = DEVICE,
+    json_path: Path | None = JSON,
     plot: Path | None = typer.Option(None, help="Write an interactive accuracy-by-length chart (.html)."),
 ) -> None:
     """Accuracy by length: teacher-forced (whole CoT, final answer) and free generation."""
@@ -55,6 +38,6 @@ def _eval(ckpt, lengths, n, seed, generate, device, json_path, plot) -> None:
     )
     write_outputs(result, json_path)
     if plot is not None:
-        from comp.plots import accuracy_by_length, write_html
+        from comp.views.plots import accuracy_by_length, write_html
 
         write_html(accuracy_by_length(result["rows"], title=result["run"]), plot)

@@ -13,19 +13,21 @@ from __future__ import annotations
 
 import shlex
 from pathlib import Path
-from typing import Annotated
 
 import typer
 from rich.panel import Panel
 from typer.core import TyperGroup
 
-from comp.cli.common import check_output_path, console, print_table, stderr, user_errors, write_outputs
+from comp.cli.argv import check_command_lines
+from comp.cli.common import check_output_path, stderr, user_errors, write_outputs
+from comp.cli.options import JSON, MaxParallel, slurm_options
 from comp.grid.backends import grid_jobs
 from comp.grid.bases import seeds_text
 from comp.grid.collect import collect, write_csv
 from comp.grid.launch import launch
 from comp.grid.layout import GridDir
 from comp.grid.status import grid_status
+from comp.views.tables import console, print_table
 
 
 class RunByDefault(TyperGroup):
@@ -45,51 +47,17 @@ app = typer.Typer(
 )
 
 
-# Slurm options of `comp grid` and `comp lengthgen --backend slurm`: declared once, read by slurm_overrides
-Partition = Annotated[str | None, typer.Option(help="Slurm partition.", rich_help_panel="Slurm")]
-Time = Annotated[str | None, typer.Option(help="Slurm time limit per task, e.g. 01:00:00.", rich_help_panel="Slurm")]
-Gpus = Annotated[str | None, typer.Option(help="Slurm GPUs per task.", rich_help_panel="Slurm")]
-Cpus = Annotated[int | None, typer.Option(help="Slurm CPUs per task (--cpus-per-task).", rich_help_panel="Slurm")]
-Mem = Annotated[str | None, typer.Option(help="Slurm memory per task, e.g. 8G.", rich_help_panel="Slurm")]
-Account = Annotated[str | None, typer.Option(help="Slurm account.", rich_help_panel="Slurm")]
-Qos = Annotated[str | None, typer.Option(help="Slurm QOS.", rich_help_panel="Slurm")]
-Constraint = Annotated[str | None, typer.Option(help="Slurm node constraint.", rich_help_panel="Slurm")]
-Sbatch = Annotated[list[str], typer.Option("--sbatch", help="Extra #SBATCH option as --key=value (repeatable).",
-                                           rich_help_panel="Slurm")]
-Setup = Annotated[list[str], typer.Option("--setup", help="Shell line run before each task, e.g. 'module load cuda' "
-                                          "(repeatable).", rich_help_panel="Slurm")]
-MaxParallel = Annotated[int | None, typer.Option(
-    help="Tasks at once: the array throttle %N / local workers (default: the grid's; 0: no limit / all CPUs).")]
-
-
-def slurm_overrides(partition=None, time=None, gpus=None, cpus=None, mem=None, account=None, qos=None,
-                    constraint=None, sbatch=(), setup=()) -> dict:
-    """The Slurm options given on the command line, as :func:`comp.grid.launch.launch` takes them."""
-    given = dict(partition=partition, time=time, gpus=gpus, cpus=cpus, mem=mem, account=account, qos=qos,
-                 constraint=constraint, extra=list(sbatch), setup=list(setup))
-    return {k: v for k, v in given.items() if v not in (None, [])}
-
-
 @app.command("run")
+@slurm_options
 def run_cli(
     grid_file: Path = typer.Argument(..., help="Grid file (YAML or JSON): command, axes, slurm options."),
     backend: str | None = typer.Option(None, help="slurm or local (default: the file's backend, else slurm)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the manifest and job script; write and submit nothing."),
     max_parallel: MaxParallel = None,
-    partition: Partition = None,
-    time: Time = None,
-    gpus: Gpus = None,
-    cpus: Cpus = None,
-    mem: Mem = None,
-    account: Account = None,
-    qos: Qos = None,
-    constraint: Constraint = None,
-    sbatch: Sbatch = [],  # noqa: B006 (typer reads it, never mutates it)
-    setup: Setup = [],  # noqa: B006
+    slurm: dict | None = None,
 ) -> None:
     """Expand GRID_FILE into runs and submit the ones not done yet (a Slurm array) or run them locally."""
-    _run(grid_file, backend, dry_run, max_parallel, slurm_overrides(partition, time, gpus, cpus, mem, account, qos,
-                                                                     constraint, sbatch, setup))
+    _run(grid_file, backend, dry_run, max_parallel, slurm or {})
 
 
 @user_errors
@@ -98,7 +66,7 @@ def _run(grid_file: Path, backend, dry_run: bool, max_parallel, overrides: dict)
         stderr(f"  {runs}: {'done' if rc == 0 else f'exit {rc}'} ({seconds:.0f}s)")
 
     result = launch(grid_file, backend=backend, max_parallel=max_parallel, slurm=overrides, dry_run=dry_run,
-                    on_exit=report)
+                    on_exit=report, check_lines=check_command_lines)
     grid, todo = result.grid, set(result.todo)
     skipped = {s: sum(1 for i, st in result.states.items() if st == s and i not in todo) for s in ("done", "pending", "running")}
     skip_text = ", ".join(f"{n} {s}" for s, n in skipped.items() if n)
@@ -145,7 +113,7 @@ def _show_status(status: dict) -> None:
 def status_cli(
     grid: str = typer.Argument(..., help="Grid file, grid directory, or grid name under the runs directory."),
     tail: int = typer.Option(10, help="Log lines shown for each failed run."),
-    json_path: Path | None = typer.Option(None, "--json", help="Write the states as JSON here."),
+    json_path: Path | None = JSON,
 ) -> None:
     """Each run's state: new, pending, running, done, interrupted, or failed (with its log tail)."""
     _status(grid, tail, json_path)

@@ -6,28 +6,16 @@ from pathlib import Path
 
 import typer
 
-from comp.cli.common import check_output_path, print_table, user_errors, write_outputs
-from comp.cli.grid import (
-    Account,
-    Constraint,
-    Cpus,
-    Gpus,
-    MaxParallel,
-    Mem,
-    Partition,
-    Qos,
-    Sbatch,
-    Setup,
-    Time,
-    slurm_overrides,
-)
+from comp.cli.common import check_output_path, user_errors, write_outputs
+from comp.cli.options import JSON, QUIET, SETS, MaxParallel, sequences, slurm_options
 from comp.lengthgen import BACKENDS, RULES, Study, run_study
 from comp.lengthgen.report import multiples_rows
 from comp.lengthgen.study import DEFAULT_PES
-from comp.runs import runs_dir
-from comp.train.multiseed import parse_seeds
+from comp.runs.names import parse_seeds, runs_dir
+from comp.views.tables import print_table
 
 
+@slurm_options
 def lengthgen_cli(
     task: str = typer.Option("parity", help="Task to learn (parity, parity_nocot, copy, polynomial)."),
     pe: str = typer.Option(DEFAULT_PES, "--pe", help="Encodings to compare, comma-separated (see comp train --help)."),
@@ -36,8 +24,8 @@ def lengthgen_cli(
     test_lengths: str = typer.Option("1-128", help="Evaluation lengths, e.g. 1-128 or 1-16,32,64,128."),
     out: Path | None = typer.Option(None, help="Report directory; runs go to OUT/runs (default: $COMP_RUNS_DIR/lengthgen-TASK)."),
     steps: int | None = typer.Option(None, help="Training steps per run (default: comp train's)."),
-    set_: list[str] = typer.Option([], "--set", help="Setting for every run, e.g. --set model.d_model=32 (repeatable)."),
-    n: int = typer.Option(256, help="Evaluation sequences per length."),
+    set_: list[str] = SETS,
+    n: int = sequences("lengthgen"),
     val_lengths: str = typer.Option("", help="Validation lengths, e.g. 24-48: every run is evaluated there first, one "
                                     "encoding is chosen by --select and recorded, and only it is tested."),
     select: str = typer.Option("max-min-acc", help=f"Rule that chooses on --val-lengths: {', '.join(RULES)} "
@@ -49,21 +37,11 @@ def lengthgen_cli(
     max_parallel: MaxParallel = None,
     pack_seeds: bool = typer.Option(False, "--pack-seeds", help="slurm, grid-local: train the seeds of an encoding "
                                     "together in one task (comp train --seeds)."),
-    partition: Partition = None,
-    time: Time = None,
-    gpus: Gpus = None,
-    cpus: Cpus = None,
-    mem: Mem = None,
-    account: Account = None,
-    qos: Qos = None,
-    constraint: Constraint = None,
-    sbatch: Sbatch = [],  # noqa: B006 (typer reads it, never mutates it)
-    setup: Setup = [],  # noqa: B006
-    json_path: Path | None = typer.Option(None, "--json", help="Also write results.json here."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No training progress bars."),
+    json_path: Path | None = JSON,
+    quiet: bool = QUIET,
+    slurm: dict | None = None,
 ) -> None:
     """Train (or reuse) one run per encoding and seed, evaluate by length, write a report directory."""
-    slurm = slurm_overrides(partition, time, gpus, cpus, mem, account, qos, constraint, sbatch, setup)
     _lengthgen(task, pe, seeds, train_lengths, test_lengths, out, steps, set_, n, decode, backend, json_path, quiet,
                dict(max_parallel=max_parallel, pack=pack_seeds, slurm=slurm), val_lengths, select)
 

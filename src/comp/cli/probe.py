@@ -6,14 +6,16 @@ from pathlib import Path
 
 import typer
 
-from comp.cli.common import check_output_path, print_table, user_errors, write_outputs
+from comp.cli.common import check_output_path, user_errors, write_outputs
+from comp.cli.options import CKPT, DEVICE, JSON
 from comp.probes import TARGETS, probe_run
+from comp.views.tables import print_table
 
 TARGET_HELP = "What to probe for: " + "; ".join(f"{k}: {v}" for k, v in TARGETS.items()) + "."
 
 
 def probe_cli(
-    ckpt: str = typer.Option(..., help="Run name under runs/ or a run directory."),
+    ckpt: str = CKPT,
     target: str = typer.Option(..., help=TARGET_HELP),
     lengths: str = typer.Option("", help="Input lengths of the probe sequences, e.g. 1-16 (default: the run's training lengths)."),
     n_train: int = typer.Option(512, help="Training sequences (fresh, seeded by --seed)."),
@@ -21,8 +23,8 @@ def probe_cli(
     seed: int = typer.Option(0, help="Seed of the sequences and of the control task."),
     steps: int = typer.Option(200, help="L-BFGS iterations per probe."),
     weight_decay: float = typer.Option(1e-3, help="L2 penalty on the probe weights."),
-    device: str = typer.Option("cpu", help="cpu, cuda or cuda:N."),
-    json_path: Path | None = typer.Option(None, "--json", help="Write the results as JSON here."),
+    device: str = DEVICE,
+    json_path: Path | None = JSON,
     plot: Path | None = typer.Option(None, help="Write the layer x position heatmap (.html)."),
 ) -> None:
     """Probe accuracy and selectivity (against a control task) by layer and position class.
@@ -47,7 +49,7 @@ def _probe(ckpt, target, lengths, n_train, n_test, seed, steps, weight_decay, de
     )
     write_outputs(result, json_path)
     if plot is not None:
-        from comp.plots import write_html
-        from comp.probes import probe_heatmap
+        from comp.views.plots import write_html
+        from comp.views.probes import probe_heatmap
 
         write_html(probe_heatmap(result, title=f"{result['run']}: probe {target}"), plot)

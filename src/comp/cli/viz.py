@@ -7,35 +7,20 @@ from pathlib import Path
 import typer
 
 from comp.cli.common import check_output_path, user_errors
+from comp.cli.options import CKPT, DEVICE
 from comp.io import write_text
-from comp.runs import load_run_for_lengths, resolve_run
-from comp.train.loop import load_run_config
-from comp.viz import attention_view, member_task, one_sequence, parse_input
-
-
-def attention_html(
-    ckpt: str, input_spec: str = "", length: int = 0, seed: int = 0, layer: "int | None" = None, task: str = "",
-    device: str = "cpu",
-) -> str:
-    """The attention page of a run on a given input, or on a random one of ``length`` (default:
-    the longest training length). ``task`` picks a member of a multi-task run."""
-    cfg = load_run_config(resolve_run(ckpt))
-    single = member_task(cfg.task.build(), task)
-    n = len(parse_input(input_spec, single)) if input_spec else (length or cfg.train.lengths.hi)
-    run = load_run_for_lengths(ckpt, [n], device=device)
-    batch = one_sequence(single, input_spec, n, seed)
-    return attention_view(run.model, single, batch, layer, title=f"{run.name}: attention on {single.name}, L={n}")
+from comp.views.attention import attention_html
 
 
 def viz_cli(
-    ckpt: str = typer.Option(..., help="Run name under runs/ or a run directory."),
+    ckpt: str = CKPT,
     out: Path = typer.Option(..., help="Write the attention view here (.html, self-contained, works offline)."),
     input_spec: str = typer.Option("", "--input", help="Input to show, e.g. 0110 or 3,2,10 (default: a random one)."),
     length: int = typer.Option(0, help="Length of the random input (default: the longest training length)."),
     seed: int = typer.Option(0, help="Seed of the random input."),
     layer: int | None = typer.Option(None, help="Only this layer (default: every layer)."),
     task: str = typer.Option("", help="Member task of a multi-task run (default: its first)."),
-    device: str = typer.Option("cpu", help="cpu, cuda or cuda:N."),
+    device: str = DEVICE,
 ) -> None:
     """Attention patterns of every head (circuitsvis), labelled <task> x1 .. xL EoI s1 .. sL."""
     _viz(ckpt, out, input_spec, length, seed, layer, task, device)

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import torch
 
@@ -51,9 +51,11 @@ class Encoding:
     name: str
     summary: str  # one line for --help and the docs
     source: str  # where it comes from
-    kind: str = "base"  # "base": how ids enter the model | "ids": which ids tokens get
+    kind: Literal["base", "ids"] = "base"  # "base": how ids enter the model | "ids": which ids tokens get
     tl_type: str = "standard"  # bases: TransformerLens positional_embedding_type to build from
     install: Callable[["CompTransformer", "EncodingSpec"], None] | None = None  # bases: edit a built model
+    check: Callable[["ModelConfig", "EncodingSpec"], None] | None = None  # bases: refuse settings it cannot use
+    compared: int = 0  # place in comp lengthgen's default comparison (0: not in it)
     learned_table: bool = False  # bases: ids index a learned table with a fixed number of rows
     reads_ids: bool = False  # bases: comp computes ids for it even without a modifier
     takes: tuple[str, ...] = ()  # bases: the id modifiers it combines with
@@ -107,6 +109,21 @@ def _install_nope(model: "CompTransformer", spec: "EncodingSpec") -> None:
     _zero(model)
 
 
+# ---- checks: settings an encoding cannot use, refused when the config is made -------------
+def _check_sinusoidal(cfg: "ModelConfig", spec: "EncodingSpec") -> None:
+    if cfg.d_model % 2:
+        raise CompError(f"sinusoidal positions pair sines and cosines: d_model must be even, got {cfg.d_model}")
+
+
+def _check_t5(cfg: "ModelConfig", spec: "EncodingSpec") -> None:
+    exact = cfg.t5_buckets // (4 if spec.coupling else 2)  # distances with a bucket each (per direction)
+    if cfg.t5_buckets < 4 or cfg.t5_buckets % 4 or cfg.t5_max_distance <= exact:
+        raise CompError(
+            f"t5_buckets must be a multiple of 4, and t5_max_distance above the {exact} exact distances "
+            f"(t5_buckets/{2 if exact * 2 == cfg.t5_buckets else 4}); got {cfg.t5_buckets} and {cfg.t5_max_distance}"
+        )
+
+
 ABSOLUTE_MODS = ("coupling", "randomized", "abacus")
 RELATIVE_MODS = ("coupling", "randomized")  # a common offset (abacus) is invisible to relative encodings
 
@@ -114,27 +131,28 @@ ENCODINGS: dict[str, Encoding] = {
     e.name: e
     for e in [
         Encoding("standard", "learned absolute position embeddings added to the tokens", "GPT-2, Radford et al. 2019",
-                 install=_install_learned, learned_table=True, takes=ABSOLUTE_MODS),
+                 install=_install_learned, learned_table=True, takes=ABSOLUTE_MODS, compared=1),
         Encoding("sinusoidal", "fixed sinusoidal position vectors added to the tokens", "Vaswani et al. 2017",
-                 install=_install_sinusoidal, reads_ids=True, takes=ABSOLUTE_MODS),
+                 install=_install_sinusoidal, reads_ids=True, takes=ABSOLUTE_MODS, check=_check_sinusoidal),
         Encoding("shortformer", "learned absolute positions added to queries and keys only, not the residual stream",
                  "Press et al. 2021, Shortformer", tl_type="shortformer", install=_install_learned,
                  learned_table=True, takes=ABSOLUTE_MODS),
         Encoding("rotary", "rotary position embedding: queries and keys rotated by position (relative)",
-                 "Su et al. 2021, RoFormer", tl_type="rotary", install=_install_rotary, takes=RELATIVE_MODS),
+                 "Su et al. 2021, RoFormer", tl_type="rotary", install=_install_rotary, takes=RELATIVE_MODS,
+                 compared=2),
         Encoding("alibi", "linear attention bias by distance, one slope per head (relative)", "Press et al. 2022, ALiBi",
-                 tl_type="alibi", install=_install_alibi, takes=RELATIVE_MODS),
+                 tl_type="alibi", install=_install_alibi, takes=RELATIVE_MODS, compared=3),
         Encoding("t5", "learned attention bias per head and bucket of relative distance", "Raffel et al. 2020, T5",
-                 install=_install_t5, reads_ids=True, takes=RELATIVE_MODS),
+                 install=_install_t5, reads_ids=True, takes=RELATIVE_MODS, check=_check_t5, compared=5),
         Encoding("nope", "no positional encoding: only the causal mask orders tokens", "Kazemnejad et al. 2023",
-                 install=_install_nope),
+                 install=_install_nope, compared=4),
         Encoding("prevpos", "a learned position table read at each token's id and at the previous token's id, "
                  "concatenated and projected", "comp's original plan (previous-token heads made easy)",
                  install=_install_prevpos, learned_table=True, reads_ids=True, takes=ABSOLUTE_MODS),
         Encoding("coupling", "answer token s_t shares the position id of input x_t; EoI shares id 0 as s_0",
-                 "Cho et al. 2024, Position Coupling", kind="ids", default_base="rotary"),
+                 "Cho et al. 2024, Position Coupling", kind="ids", default_base="rotary", compared=7),
         Encoding("randomized", "ids: a sorted random subset of 0..max_position-1 (fresh per row in training, fixed per K at evaluation)",
-                 "Ruoss et al. 2023, Randomized Positional Encodings", kind="ids", default_base="rotary"),
+                 "Ruoss et al. 2023, Randomized Positional Encodings", kind="ids", default_base="rotary", compared=6),
         Encoding("abacus", "training ids shifted by a random offset per sequence; evaluation: no offset",
                  "McLeish et al. 2024, Abacus Embeddings", kind="ids", default_base="standard"),
     ]
@@ -143,6 +161,7 @@ ENCODINGS: dict[str, Encoding] = {
 ALIASES: dict[str, str] = {"rope": "rotary", "learned": "standard", "absolute": "standard", "sincos": "sinusoidal"}
 BASES = [n for n, e in ENCODINGS.items() if e.kind == "base"]
 MODIFIERS = [n for n, e in ENCODINGS.items() if e.kind == "ids"]
+COMPARED = sorted((n for n, e in ENCODINGS.items() if e.compared), key=lambda n: ENCODINGS[n].compared)
 
 
 def _combinations() -> str:
@@ -193,6 +212,11 @@ class EncodingSpec:
 
     def install(self, model: "CompTransformer") -> None:
         self.base.install(model, self)
+
+    def check(self, cfg: "ModelConfig") -> None:
+        """Refuse model settings this encoding cannot use (a clear :class:`CompError`)."""
+        if self.base.check is not None:
+            self.base.check(cfg, self)
 
     def table_rows(self, cfg: "ModelConfig") -> int:
         """Rows of a position table (learned or rotary): every id the model can see."""
@@ -258,7 +282,3 @@ def parse_encoding(name: str) -> EncodingSpec:
 def canonical_encoding(name: str) -> str:
     """The canonical name of ``name`` (aliases resolved, base first); a clear error if invalid."""
     return parse_encoding(name).name
-
-
-def get_encoding(name: str) -> EncodingSpec:
-    return parse_encoding(name)

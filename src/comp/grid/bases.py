@@ -5,7 +5,7 @@ placeholders (``{run}``, ``{run_dir}``, ``{grid}``, ``{grid_dir}``, ``{<axis>}``
 counts a run as done once its ``result.json`` exists (write it with
 ``--json {run_dir}/result.json``) or the task runner saw it exit 0. :class:`TrainBase`
 also names the run and its directory, sets the wandb group, resumes from the last
-checkpoint after an interruption (the run states of :mod:`comp.run_files`, shared with
+checkpoint after an interruption (the run states of :mod:`comp.runs.files`, shared with
 ``comp train`` and ``comp lengthgen``), is done once the run is finished, and trains a
 pack of seeds together (``comp train --seeds``).
 """
@@ -17,7 +17,7 @@ from pathlib import Path
 
 from comp.errors import CompError
 from comp.grid.layout import RunLine
-from comp.run_files import EVAL_FILE, METRICS_FILE, clear_unstarted, run_status
+from comp.runs.files import EVAL_FILE, METRICS_FILE, clear_unstarted, run_status
 
 
 class Base:

@@ -1,7 +1,8 @@
 """``comp grid GRID.yaml``: expand a grid, skip what is done or queued, and run the rest.
 
-Nothing is written before every run's command line has been parsed by the comp CLI,
-so a typo in an axis fails at once, not in a hundred jobs. Resubmitting is idempotent:
+Nothing is written before every run's command line has been checked (``check_lines``:
+``comp grid`` parses them with the comp CLI), so a typo in an axis fails at once, not in
+a hundred jobs. Resubmitting is idempotent:
 done, pending and running runs are skipped; failed and interrupted ones run again
 (interrupted train runs resume from their checkpoint). The array runs tasks, not lines:
 with ``pack: seed`` one task trains the unfinished seeds of a pack together.
@@ -38,42 +39,6 @@ class Launch:
     exit_codes: dict[int, int] = field(default_factory=dict)  # local backend: task -> exit status
 
 
-def check_command_lines(lines: list[RunLine]) -> None:
-    """Parse each run's command line (and each pack's, with its seeds) with the comp CLI, without running it."""
-    import click
-    from typer.main import get_command
-
-    from comp.cli.main import app
-
-    commands = get_command(app).commands
-    packs = {x.task: [*x.pack["argv"], "--seeds", str(x.axes["seed"])] for x in lines if x.pack}
-    for run, argv in [*((x.run, x.argv) for x in lines), *((f"task {t}", a) for t, a in packs.items())]:
-        name, *args = argv
-        if name not in commands or name == "grid":
-            raise CompError(f"unknown base command {name!r}; choose one of: {', '.join(c for c in commands if c != 'grid')}")
-        try:
-            ctx = commands[name].make_context(f"comp {name}", list(args))
-        except click.ClickException as e:
-            raise CompError(f"run {run}: comp {name} would reject its arguments: {e.format_message()}") from None
-        if run.startswith("task ") and name == "train":  # a pack: its seeds train stacked
-            _check_pack(ctx.params)
-
-
-def _check_pack(params: dict) -> None:
-    """Refuse a pack whose settings the stacked training cannot do (before anything is written)."""
-    from comp.cli.train import apply_sets
-    from comp.config import load_config_file
-    from comp.train.multiseed import check_packable
-
-    data = load_config_file(params["config"]) if params.get("config") else {}
-    apply_sets(data, list(params.get("set_") or []))
-    try:
-        jitter = float(data.get("model", {}).get("attn_jitter", 0) or 0)
-    except (TypeError, ValueError):
-        return  # an invalid value: comp train reports it
-    check_packable(jitter)
-
-
 def launch(
     grid: "Grid | str | Path",
     *,
@@ -82,10 +47,12 @@ def launch(
     slurm: "dict[str, Any] | None" = None,
     dry_run: bool = False,
     on_exit: Callable[[str, int, float], None] = lambda run, rc, seconds: None,
+    check_lines: Callable[[list[RunLine]], None] = lambda lines: None,
 ) -> Launch:
     """Run a grid (a :class:`~comp.grid.spec.Grid`, or the grid file at that path). ``backend``,
     ``max_parallel`` and ``slurm`` options override the grid's; ``on_exit(runs, rc, seconds)``
-    reports each finished local task."""
+    reports each finished local task; ``check_lines(lines)`` checks every run's command line
+    before anything is written (``comp grid`` passes :func:`comp.cli.argv.check_command_lines`)."""
     grid = grid if isinstance(grid, Grid) else load_grid(grid)
     backend = backend or grid.backend
     if backend not in BACKENDS:
@@ -97,7 +64,7 @@ def launch(
     lists = {k: [*grid.slurm.get(k, []), *flags.pop(k, [])] for k in ("extra", "setup")}  # --sbatch, --setup add
     options = check_slurm_options({**grid.slurm, **flags, **{k: v for k, v in lists.items() if v}})
     lines = expand(grid)
-    check_command_lines(lines)
+    check_lines(lines)
 
     gdir = grid.dir
     queue = queue_of(gdir) if gdir.exists() else {}

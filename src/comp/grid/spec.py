@@ -35,6 +35,7 @@ from comp.errors import CompError
 from comp.grid.bases import Base, base_for
 from comp.grid.layout import GridDir, RunLine
 from comp.grid.sbatch import check_slurm_options
+from comp.runs.names import runs_dir
 
 BACKENDS = ("slurm", "local")
 KEYS = ("name", "command", "axes", "out", "backend", "max_parallel", "wandb", "slurm", "run_name", "pack")
@@ -84,7 +85,6 @@ def check_dir_name(name: str, what: str) -> str:
 def load_grid(path: "str | Path") -> Grid:
     """Read and check a grid file (every mistake is one :class:`CompError` line)."""
     from comp.config import load_config_file
-    from comp.runs import runs_dir
 
     path = Path(path)
     data = load_config_file(path)
@@ -226,8 +226,6 @@ def expand(grid: Grid) -> list[RunLine]:
 
 def open_grid(spec: "str | Path") -> tuple[GridDir, list[RunLine]]:
     """A grid given by its file (expanded now), its directory, or its name under the runs directory."""
-    from comp.runs import runs_dir
-
     path = Path(spec)
     if path.is_file():
         grid = load_grid(path)

@@ -16,8 +16,8 @@ from plotly.colors import hex_to_rgb, qualitative
 
 from comp.errors import CompError
 from comp.io import write_json, write_text
-from comp.plots import write_html, write_png
 from comp.tasks import LengthRange, parse_lengths
+from comp.views.plots import write_html, write_png
 
 MULTIPLES = (1, 2, 4, 8)
 LABELS = {"acc_generate": "free generation, whole CoT", "acc_cot": "teacher-forced, whole CoT",

@@ -18,20 +18,19 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from comp.cli.evaluate import evaluate_run
-from comp.cli.train import build_config
-from comp.config import RunConfig
-from comp.encodings import canonical_encoding
+from comp.config import EVAL_SEED, RunConfig, build_config
+from comp.encodings import COMPARED, canonical_encoding
 from comp.errors import CompError
+from comp.evaluation import evaluate_run
 from comp.io import read_json, write_json
 from comp.lengthgen.select import check_rule
 from comp.model import max_length
-from comp.run_files import RunStatus, run_status
-from comp.runs import default_run_name
+from comp.runs.files import RunStatus, read_eval, run_status
+from comp.runs.load import load_run_config
+from comp.runs.names import default_run_name
 from comp.tasks import parse_lengths
-from comp.train.loop import load_run_config
 
-DEFAULT_PES = "standard,rotary,alibi,nope,t5,randomized,coupling"
+DEFAULT_PES = ",".join(COMPARED)  # the encodings the registry marks as compared by default
 EVAL_CACHE = "lengthgen_eval.json"
 BOOKKEEPING = ("device", "threads", "wandb", "wandb_project", "wandb_group")  # may differ between reruns
 METRICS = ("acc_generate", "acc_cot", "acc_answer")
@@ -49,7 +48,7 @@ class Study:
     steps: int | None = None  # training steps (None: comp train's default)
     sets: list[str] = field(default_factory=list)  # --set overrides applied to every run
     n: int = 256  # evaluation sequences per length
-    eval_seed: int = 12345  # seed of the evaluation sets
+    eval_seed: int = EVAL_SEED  # seed of the evaluation sets
     decode: bool = False  # greedy-decode for acc_generate instead of the teacher-forced identity
     val_lengths: str = ""  # validation lengths: choose one encoding on them first, test only it ("": test all)
     select: str = "max-min-acc"  # the rule that chooses on val_lengths (comp.lengthgen.select.RULES)
@@ -70,7 +69,7 @@ class RunJob:
 
     @property
     def status(self) -> RunStatus:
-        """finished | interrupted (resumable) | stale (started, never checkpointed) | new: :func:`comp.run_files.run_status`"""
+        """finished | interrupted (resumable) | stale (started, never checkpointed) | new: :func:`comp.runs.files.run_status`"""
         return run_status(self.run_dir)
 
 
@@ -138,7 +137,7 @@ def plan(study: Study, out: Path) -> list[RunJob]:
 def evaluate_job(job: RunJob, study: Study, lengths: "str | None" = None) -> list[dict]:
     """Rows ``{"pe", "seed", "length", "acc_generate", "acc_cot", "acc_answer"}`` of one finished run
     at ``lengths`` (default: the test lengths), evaluating only lengths its cache lacks."""
-    trained = read_json(job.run_dir / "eval.json", "run evaluation")
+    trained = read_eval(job.run_dir)
     key = {"n": study.n, "seed": study.eval_seed, "decode": study.decode, "step": trained.get("step")}
     path = job.run_dir / EVAL_CACHE
     cache = read_json(path, "evaluation cache") if path.exists() else {}

@@ -9,7 +9,6 @@ task in :mod:`comp.probes.linear`.
 
 from comp.probes.analysis import probe_model, probe_run, residual_activations, residual_points
 from comp.probes.linear import LinearProbe, ProbeScore, control_labels, fit_probe, probe_score
-from comp.probes.plot import probe_heatmap
 from comp.probes.sites import POSITION_CLASSES, TARGETS, Sites, find_sites
 
 __all__ = [
@@ -21,7 +20,6 @@ __all__ = [
     "control_labels",
     "find_sites",
     "fit_probe",
-    "probe_heatmap",
     "probe_model",
     "probe_run",
     "probe_score",

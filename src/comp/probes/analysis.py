@@ -21,9 +21,9 @@ from transformer_lens.utilities import get_act_name
 from comp.errors import CompError
 from comp.probes.linear import control_labels, probe_score
 from comp.probes.sites import CONDITIONS, POSITION_CLASSES, TARGETS, UNDEFINED, find_sites
-from comp.runs import load_run_for_lengths, resolve_run
+from comp.runs.load import load_run_config, load_run_for_lengths
+from comp.runs.names import resolve_run
 from comp.tasks import LengthRange, Task
-from comp.train.loop import load_run_config
 
 TEST_SEED_OFFSET = 1_000_003  # test sequences: a different seed from the training ones
 CONTROL_SEED_OFFSET = 2_000_006  # the control task's random map

@@ -37,6 +37,16 @@ def make_task(name: str, slack: int = 0, tasks: "list[str] | None" = None) -> Ta
     return TASKS[name](slack=slack)
 
 
+def member_task(task: Task, name: str = "") -> Task:
+    """One task of a mixture by name (default: the first); a single task is its own member."""
+    members = {m.name: m for m in task.components()}
+    if not name:
+        return next(iter(members.values()))
+    if name not in members:
+        raise CompError(f"task {name!r} is not in this run; choose one of: {', '.join(members)}")
+    return members[name]
+
+
 __all__ = [
     "TASKS",
     "Batch",
@@ -45,6 +55,7 @@ __all__ = [
     "Task",
     "cat_batches",
     "make_task",
+    "member_task",
     "parse_lengths",
     "score",
 ]

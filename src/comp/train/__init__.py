@@ -1,5 +1,6 @@
-"""Training: the loop (:mod:`comp.train.loop`), its schedule, resumable state and reports."""
+"""Training: the loop (:mod:`comp.train.loop`), multi-seed training (:mod:`comp.train.multiseed`),
+the schedule and reports. Run directories (saving, loading, resuming) are :mod:`comp.runs`'s."""
 
-from comp.train.loop import TrainResult, load_run_config, resume_config, train
+from comp.train.loop import TrainResult, train
 
-__all__ = ["TrainResult", "load_run_config", "resume_config", "train"]
+__all__ = ["TrainResult", "train"]

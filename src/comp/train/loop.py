@@ -9,31 +9,27 @@ The pieces around the loop (:class:`Run` and :func:`open_run`, :func:`log_window
 The hot loop never synchronizes with the host: losses and token counts are summed on
 the device (:class:`comp.train.reporting.Window`) and read once per ``log_every``.
 
-Runs write into ``runs/<name>/``: ``config.json`` (settings, versions, git commit),
-``training_state.safetensors`` (resume), ``model.safetensors`` (weights),
-``metrics.jsonl`` and ``eval.json``. ``train(..., resume=True)`` continues exactly where
-the last checkpoint stopped: same weights as a run that never stopped.
+Runs write into ``runs/<name>/`` the files of :mod:`comp.runs.files`, through
+:mod:`comp.runs.state`. ``train(..., resume=True)`` continues exactly where the last
+checkpoint stopped: same weights as a run that never stopped.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from comp.config import FORMAT, RunConfig, environment
-from comp.errors import CompError
+from comp.config import RunConfig
 from comp.evaluation import autocast, evaluate, evaluate_length, masked_loss
-from comp.io import read_json, save_tensors, write_json
-from comp.model import CompTransformer, build_model
-from comp.run_files import MODEL_FILE, STATE_FILE
+from comp.model import CompTransformer, build_model, resolve_device
+from comp.runs.files import METRICS_FILE
+from comp.runs.state import TrainState, load_state, prepare_run_dir, save_state, save_weights, write_eval
 from comp.tasks import LengthRange, Task
 from comp.train.reporting import MetricsLog, ProgressBar, WandbLogger, Window
 from comp.train.schedule import lr_at
-from comp.train.state import TrainState, load_state, model_tensors, save_state
 
 
 @dataclass
@@ -42,17 +38,6 @@ class TrainResult:
     state: TrainState
     eval_rows: list[dict]
     interrupted: bool = False
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise CompError(f"device {name!r} asked for but CUDA is not available; use --device cpu or auto")
-    try:
-        return torch.device(name)
-    except RuntimeError:
-        raise CompError(f"unknown device {name!r}; use auto, cpu, cuda or cuda:N") from None
 
 
 def make_optimizer(params: "torch.nn.Module | Iterable[torch.Tensor]", cfg, batch_dims: int = 0) -> torch.optim.AdamW:
@@ -75,27 +60,6 @@ def quick_eval(model, task: Task, lengths: range, n: int, seed: int) -> dict[int
         accs = [evaluate_length(model, m, length, n, seed, generate=False).acc_cot for m in task.components()]
         out[length] = min(accs)
     return out
-
-
-def save_weights(run_dir: Path, model: torch.nn.Module, cfg: RunConfig, step: int) -> None:
-    """``model.safetensors``: the weights and, in its header, the config that builds them."""
-    meta = {"format": FORMAT, "config": json.dumps(cfg.to_dict()), "step": str(step)}
-    save_tensors(run_dir / MODEL_FILE, model_tensors(model), meta)
-
-
-def prepare_run_dir(run_dir: Path, cfg: RunConfig) -> None:
-    """Create a new run directory with its config.json; refuse to overwrite a run."""
-    if (run_dir / "config.json").exists():
-        raise CompError(f"run {run_dir} already exists; resume it with --resume {run_dir}, or pick another --name")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    write_json(run_dir / "config.json", {"format": FORMAT, **cfg.to_dict(), "meta": environment()})
-
-
-def load_run_config(run_dir: Path) -> RunConfig:
-    data = read_json(run_dir / "config.json", "run config")
-    if not isinstance(data, dict) or data.get("format") != FORMAT:
-        raise CompError(f"{run_dir} is not a comp run (config.json lacks format {FORMAT!r}); point at a run made by comp train")
-    return RunConfig.from_dict(data, where=f"{run_dir}/config.json")
 
 
 @dataclass
@@ -134,7 +98,7 @@ def open_run(
     gen = torch.Generator(device=device).manual_seed(t.seed)
     lengths = t.lengths
     state = TrainState(hi=min(t.curriculum_start, lengths.hi) if t.curriculum else lengths.hi)
-    metrics = MetricsLog(run_dir / "metrics.jsonl")
+    metrics = MetricsLog(run_dir / METRICS_FILE)
     if resume:
         state = load_state(run_dir, model, opt, gen)
         metrics.truncate_after(state.step)
@@ -201,11 +165,7 @@ def finish_run(run: Run, task: Task) -> TrainResult:
     run.checkpoint()
     save_weights(run.run_dir, run.model, run.cfg, state.step)
     rows = evaluate(run.model, task, t.eval_lengths(), n=t.final_eval_n, seed=t.eval_seed)
-    write_json(
-        run.run_dir / "eval.json",
-        {"run": run.run_dir.name, "step": state.step, "stop_reason": state.stop_reason, "elapsed": state.elapsed,
-         "rows": rows},
-    )
+    write_eval(run.run_dir, state, rows)
     run.wandb.log_table("eval/by_length", rows, state.step)
     run.wandb.finish({"final_min_acc_generate": min(r["acc_generate"] for r in rows), "steps": state.step})
     return TrainResult(run.run_dir, state, rows)
@@ -289,15 +249,3 @@ def train(
         return TrainResult(run_dir, state, [], interrupted=True)
     # ---- finish: final state, weights, evaluation ------------------------------------
     return finish_run(run, task)
-
-
-def resume_config(run_dir: Path, steps: int | None = None) -> RunConfig:
-    """The config of an existing run, with ``steps`` raised if asked."""
-    if not (run_dir / STATE_FILE).exists():
-        if not run_dir.exists():
-            raise CompError(f"run {run_dir} does not exist; check the path or train it first")
-        raise CompError(f"run {run_dir} has no {STATE_FILE} to resume from; train it again from scratch")
-    cfg = load_run_config(run_dir)
-    if steps is not None:
-        cfg.train.steps = steps
-    return cfg

@@ -35,7 +35,9 @@ from comp.attention_scale import draw_jitter
 from comp.config import RunConfig
 from comp.errors import CompError
 from comp.evaluation import autocast, eval_batch, predictions
-from comp.model import CompTransformer
+from comp.model import CompTransformer, ModelConfig, resolve_device
+from comp.runs.files import CONFIG_FILE
+from comp.runs.load import resume_config
 from comp.tasks import Batch, Task, cat_batches, score
 from comp.train.loop import (
     Run,
@@ -44,8 +46,6 @@ from comp.train.loop import (
     log_window,
     open_run,
     record_eval,
-    resolve_device,
-    resume_config,
     train_range,
 )
 from comp.train.reporting import ProgressBar, Window
@@ -53,41 +53,6 @@ from comp.train.schedule import lr_at
 from comp.train.stack import SeedStack
 
 CPU_CHUNK = 8  # seeds per forward/backward on a CPU: larger stacks spill out of cache and run slower per seed
-
-
-def parse_seeds(spec: str) -> list[int]:
-    """``"0-31"``, ``"0,3,7"`` or ``"0-3,8"`` -> sorted distinct seeds."""
-    seeds: set[int] = set()
-    for part in str(spec).split(","):
-        part = part.strip()
-        try:
-            lo, hi = (int(v) for v in part.split("-", 1)) if "-" in part else (int(part), int(part))
-        except ValueError:
-            raise CompError(f"bad seed {part!r} in --seeds {spec!r}; write seeds like 0-31 or 0,1,5") from None
-        if lo < 0 or hi < lo:
-            raise CompError(f"seed range {part!r} must be non-negative and low-high, e.g. 0-31")
-        seeds.update(range(lo, hi + 1))
-    return sorted(seeds)
-
-
-SEED = "{seed}"  # in a run name or path: where each seed's number goes
-
-
-def seed_run_name(name: str, seed: int) -> str:
-    """The run name of ``seed``: ``name`` with ``{seed}`` filled, else ``<name>-s<seed>``."""
-    return name.replace(SEED, str(seed)) if SEED in name else f"{name}-s{seed}"
-
-
-def seed_run_dir(run_dir: Path, seed: int) -> Path:
-    """The run directory of ``seed``: ``run_dir`` with ``{seed}`` filled (``runs/pe=rotary_seed={seed}``),
-    else its sibling ``<prefix>-s<seed>`` (``runs/parity-rotary-s0`` -> ``runs/parity-rotary-s3``)."""
-    if SEED in str(run_dir):
-        return Path(str(run_dir).replace(SEED, str(seed)))
-    prefix, sep, _ = run_dir.name.rpartition("-s")
-    if not sep:
-        raise CompError(f"run {run_dir} is not named <name>-s<seed>; give the seed's place as {{seed}} "
-                        f"(--resume 'runs/x_seed={{seed}}'), or resume each seed with comp train --resume DIR")
-    return run_dir.parent / seed_run_name(prefix, seed)
 
 
 def with_seed(cfg: RunConfig, seed: int) -> RunConfig:
@@ -149,13 +114,12 @@ def stacked_quick_eval(stack: SeedStack, task: Task, runs: Sequence[Run]) -> lis
     ]
 
 
-def check_packable(attn_jitter: float) -> None:
-    """Settings the stacked (vmapped) forward does not implement are refused before anything runs.
-
-    Every model setting is packable today (attention jitter draws each seed's factors from
-    that seed's own stream, :func:`sample_jitter`); the check stays as the one place a
-    future unpackable setting is refused."""
-    del attn_jitter
+def check_packable(model: ModelConfig) -> None:
+    """The one rule on what seeds trained together (``--seeds``, ``--pack-seeds``, ``pack: seed``)
+    support, checked before anything runs. Every model setting is packable today (attention
+    jitter draws each seed's factors from that seed's own stream, :func:`sample_jitter`);
+    this stays the one place a future unpackable setting would be refused."""
+    del model
 
 
 def sample_jitter(template: CompTransformer, batches: list[Batch], runs: Sequence[Run]) -> "torch.Tensor | None":
@@ -182,12 +146,12 @@ def train_seeds(
     if len(seeds) != len(run_dirs) or len(set(seeds)) != len(seeds):
         raise CompError("give one run directory per seed, and each seed once")
     task = cfg.validate()
-    check_packable(cfg.model.attn_jitter)
+    check_packable(cfg.model)
     t = cfg.train
     device = resolve_device(t.device)
     if t.threads:
         torch.set_num_threads(t.threads)
-    taken = [d for d in run_dirs if (d / "config.json").exists()]
+    taken = [d for d in run_dirs if (d / CONFIG_FILE).exists()]
     if taken and not resume:  # check every seed before writing any
         raise CompError(f"run {taken[0]} already exists ({len(taken)} of {len(run_dirs)} seeds); "
                         "resume them with --resume, or pick another --name")

@@ -1,4 +1,7 @@
-"""Resumable training state in one safetensors file: weights, optimizer, RNGs, counters.
+"""Saving a run: its new directory (``config.json``), the resumable training state,
+the weights and the final evaluation.
+
+Resumable training state is one safetensors file: weights, optimizer, RNGs, counters.
 
 ``training_state.safetensors`` holds tensors under ``model/``, ``optim/<i>/<key>`` and
 ``rng/``; everything else (step, curriculum, early-stop counters, optimizer
@@ -14,9 +17,10 @@ from pathlib import Path
 
 import torch
 
+from comp.config import FORMAT, RunConfig, environment
 from comp.errors import CompError
-from comp.io import load_tensors, read_metadata, save_tensors
-from comp.run_files import STATE_FILE
+from comp.io import load_tensors, read_metadata, save_tensors, write_json
+from comp.runs.files import CONFIG_FILE, EVAL_FILE, MODEL_FILE, STATE_FILE
 
 
 @dataclass
@@ -94,3 +98,23 @@ def load_state(
     gen.set_state(tensors["rng/data"].to(gen.get_state().device))
     torch.set_rng_state(tensors["rng/torch"])
     return TrainState(**json.loads(meta["state"]))
+
+
+def prepare_run_dir(run_dir: Path, cfg: RunConfig) -> None:
+    """Create a new run directory with its config.json; refuse to overwrite a run."""
+    if (run_dir / CONFIG_FILE).exists():
+        raise CompError(f"run {run_dir} already exists; resume it with --resume {run_dir}, or pick another --name")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_json(run_dir / CONFIG_FILE, {"format": FORMAT, **cfg.to_dict(), "meta": environment()})
+
+
+def save_weights(run_dir: Path, model: torch.nn.Module, cfg: RunConfig, step: int) -> None:
+    """``model.safetensors``: the weights and, in its header, the config that builds them."""
+    meta = {"format": FORMAT, "config": json.dumps(cfg.to_dict()), "step": str(step)}
+    save_tensors(run_dir / MODEL_FILE, model_tensors(model), meta)
+
+
+def write_eval(run_dir: Path, state: TrainState, rows: list[dict]) -> None:
+    """``eval.json``, the final evaluation by length, written last: the run is finished."""
+    write_json(run_dir / EVAL_FILE, {"run": run_dir.name, "step": state.step, "stop_reason": state.stop_reason,
+                                     "elapsed": state.elapsed, "rows": rows})

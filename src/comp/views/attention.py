@@ -19,7 +19,9 @@ import torch
 from transformer_lens.utilities import get_act_name
 
 from comp.errors import CompError
-from comp.tasks import Batch, Task, vocab
+from comp.runs.load import load_run_config, load_run_for_lengths
+from comp.runs.names import resolve_run
+from comp.tasks import Batch, Task, member_task, vocab
 
 _BUNDLE = Path("dist") / "cdn" / "iife.js"
 
@@ -102,16 +104,6 @@ def attention_page(patterns: torch.Tensor, labels: list[str], layers: list[int],
 """
 
 
-def member_task(task: Task, name: str = "") -> Task:
-    """The single task ``name`` of a (mixture) task; by default its first member."""
-    members = {m.name: m for m in task.components()}
-    if not name:
-        return next(iter(members.values()))
-    if name not in members:
-        raise CompError(f"task {name!r} is not in this run; choose one of: {', '.join(members)}")
-    return members[name]
-
-
 def attention_view(model, task: Task, batch: Batch, layer: "int | None" = None, title: str = "") -> str:
     """The HTML page of every head (of every layer, or of ``layer``) on the one sequence of
     ``batch``, drawn from the single task ``task`` (a mixture's member, see :func:`member_task`)."""
@@ -126,3 +118,17 @@ def attention_view(model, task: Task, batch: Batch, layer: "int | None" = None, 
     )
     layers = [layer] if layer is not None else list(range(n_layers))
     return attention_page(patterns, labels, layers, title or "attention patterns", caption)
+
+
+def attention_html(
+    ckpt: str, input_spec: str = "", length: int = 0, seed: int = 0, layer: "int | None" = None, task: str = "",
+    device: str = "cpu",
+) -> str:
+    """The attention page of a run on a given input, or on a random one of ``length`` (default:
+    the longest training length). ``task`` picks a member of a multi-task run."""
+    cfg = load_run_config(resolve_run(ckpt))
+    single = member_task(cfg.task.build(), task)
+    n = len(parse_input(input_spec, single)) if input_spec else (length or cfg.train.lengths.hi)
+    run = load_run_for_lengths(ckpt, [n], device=device)
+    batch = one_sequence(single, input_spec, n, seed)
+    return attention_view(run.model, single, batch, layer, title=f"{run.name}: attention on {single.name}, L={n}")

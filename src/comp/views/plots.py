@@ -44,7 +44,7 @@ def write_png(fig: go.Figure, path: "str | Path", width: int = 900, height: int 
     """
     import os
 
-    from comp.browser import chromium
+    from comp.views.browser import chromium
 
     os.environ.setdefault("BROWSER_PATH", chromium())
     try:

@@ -1,6 +1,10 @@
 """The files of a training run, and the state they put it in. No torch: the grid's task
 runner reads states without importing it.
 
+``runs/<name>/`` holds ``config.json`` (settings, versions, git commit),
+``training_state.safetensors`` (resume), ``model.safetensors`` (weights),
+``metrics.jsonl`` and ``eval.json``; every module names them by the constants below.
+
 A run directory is, by its files:
 
 - ``finished``: ``eval.json`` and ``model.safetensors`` exist (written last, by the final evaluation);
@@ -17,6 +21,8 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Literal
+
+from comp.io import read_json
 
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.jsonl"
@@ -35,6 +41,11 @@ def run_status(run_dir: "str | Path") -> RunStatus:
     if (run_dir / STATE_FILE).exists():
         return "interrupted"
     return "stale" if (run_dir / CONFIG_FILE).exists() else "new"
+
+
+def read_eval(run_dir: "str | Path") -> dict:
+    """The final evaluation of a finished run (``eval.json``)."""
+    return read_json(Path(run_dir) / EVAL_FILE, "run evaluation")
 
 
 def clear_unstarted(run_dir: "str | Path") -> None:

@@ -8,7 +8,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from comp.circuits.components import Component
-from comp.plots import write_html, write_png
+from comp.views.plots import write_html, write_png
 
 FORMATS = (".html", ".png")
 

@@ -1,48 +1,46 @@
-"""Finding and loading finished runs for evaluation and analysis.
+"""Loading runs: a run's config (also to resume it), and a finished run's model for
+evaluation and analysis.
 
-``--ckpt`` accepts a run name under the runs directory (``parity-rope-s0``) or a path.
-Loading reads ``config.json`` and ``model.safetensors`` only (JSON and safetensors:
+``--ckpt`` accepts a run name under the runs directory (``parity-rope-s0``) or a path
+(:func:`comp.runs.names.resolve_run`). Loading reads ``config.json`` and ``model.safetensors`` only (JSON and safetensors:
 nothing is unpickled) and checks that they belong together.
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from comp.config import RunConfig
+from comp.config import FORMAT, RunConfig
 from comp.errors import CompError
-from comp.io import load_tensors
-from comp.model import CompTransformer, build_model, with_context
-from comp.run_files import MODEL_FILE
+from comp.io import load_tensors, read_json
+from comp.model import CompTransformer, build_model, resolve_device, with_context
+from comp.runs.files import CONFIG_FILE, MODEL_FILE, STATE_FILE
+from comp.runs.names import resolve_run
+from comp.runs.state import load_model_tensors
 from comp.tasks import Task
-from comp.train.loop import load_run_config, resolve_device
-from comp.train.state import load_model_tensors
-
-DEFAULT_RUNS_DIR = "runs"
 
 
-def runs_dir() -> Path:
-    """The runs directory: ``$COMP_RUNS_DIR`` or ``./runs``."""
-    return Path(os.environ.get("COMP_RUNS_DIR", DEFAULT_RUNS_DIR))
+def load_run_config(run_dir: Path) -> RunConfig:
+    """The settings of a run (its ``config.json``)."""
+    data = read_json(run_dir / CONFIG_FILE, "run config")
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise CompError(f"{run_dir} is not a comp run (config.json lacks format {FORMAT!r}); point at a run made by comp train")
+    return RunConfig.from_dict(data, where=f"{run_dir}/{CONFIG_FILE}")
 
 
-def default_run_name(task: str, encoding: str, seed: int) -> str:
-    return f"{task}-{encoding}-s{seed}"
-
-
-def resolve_run(spec: "str | Path", base: "Path | None" = None) -> Path:
-    """The directory of a run given by name (under the runs directory) or path."""
-    path = Path(spec)
-    if path.is_dir():
-        return path
-    candidate = (base or runs_dir()) / str(spec)
-    if candidate.is_dir():
-        return candidate
-    raise CompError(f"no run {str(spec)!r} (looked for {path} and {candidate}); give a run name under runs/ or a path")
+def resume_config(run_dir: Path, steps: int | None = None) -> RunConfig:
+    """The config of an existing run to resume, with ``steps`` raised if asked."""
+    if not (run_dir / STATE_FILE).exists():
+        if not run_dir.exists():
+            raise CompError(f"run {run_dir} does not exist; check the path or train it first")
+        raise CompError(f"run {run_dir} has no {STATE_FILE} to resume from; train it again from scratch")
+    cfg = load_run_config(run_dir)
+    if steps is not None:
+        cfg.train.steps = steps
+    return cfg
 
 
 @dataclass
