@@ -9,6 +9,15 @@ from comp.config import RunConfig, TaskConfig, TrainConfig
 from comp.model import ModelConfig
 
 torch.set_num_threads(1)
+DEFAULT_THREADS = 2  # comp's default on the 2-core machines it targets: exactness tests run here
+
+
+@pytest.fixture
+def default_threads():
+    """Run a test at the default thread count (multi-threaded kernels), then back to one thread."""
+    torch.set_num_threads(DEFAULT_THREADS)
+    yield DEFAULT_THREADS
+    torch.set_num_threads(1)
 
 
 @pytest.fixture(autouse=True)
@@ -17,6 +26,7 @@ def _isolated(tmp_path, monkeypatch):
     monkeypatch.setenv("COMP_RUNS_DIR", str(tmp_path / "runs"))
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_SILENT", "true")
+    monkeypatch.setenv("COLUMNS", "200")  # help text unwrapped, so "(default: X)" is on one line
 
 
 def tiny_config(**train) -> RunConfig:

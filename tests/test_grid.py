@@ -11,6 +11,7 @@ import threading
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 from typer.testing import CliRunner
 
@@ -23,6 +24,7 @@ from comp.grid.launch import launch
 from comp.grid.layout import GridDir
 from comp.grid.spec import expand, load_grid, open_grid
 from comp.grid.status import run_state
+from comp.io import save_tensors
 from comp.runs.files import STATE_FILE, clear_unstarted, run_status
 from comp.signals import EXIT_INTERRUPTED, stop_on_signals
 from comp.train import train
@@ -199,7 +201,7 @@ def test_collect_flattens_results_by_length(tmp_path):
     rows = [{"task": "parity", "length": L, "n": 8, "acc_cot": 1.0, "acc_answer": 1.0, "acc_generate": acc,
              "acc_generate_answer": 1.0, "loss": 0.1} for L, acc in [(1, 1.0), (2, 0.5)]]
     (done / "eval.json").write_text(json.dumps({"run": "x", "step": 5, "stop_reason": "steps", "rows": rows}))
-    (done / "model.safetensors").write_bytes(b"x")
+    save_tensors(done / "model.safetensors", {"w": torch.ones(1)})  # collect checks the weights are whole
     (done / "metrics.jsonl").write_text('{"step": 5, "loss": 0.25}\n{"step": 5, "eval_min": 0.5}\n')
     GridDir(grid.out / "g").write_manifest(lines)
     result = collect(grid.out / "g")
@@ -278,3 +280,59 @@ def test_tenseeds_grid_packs_ten_seeds_of_the_extrapolate_preset(tmp_path):
     recipe = ["model.t5_max_distance=16", "train.target_acc=0", "model.attn_scale=logn", "model.attn_jitter=0.75"]
     assert (build_config("parity", None, ["train.threads=2"], "extrapolate").to_dict()
             == build_config("parity", None, ["train.threads=2", *recipe], encoding="t5+coupling").to_dict())
+
+
+def test_a_grid_changed_since_submission_is_explained_not_mixed(tmp_path):
+    path = grid_file(tmp_path)
+    grid = load_grid(path)
+    grid.dir.write_manifest(expand(grid))  # submitted: pe x seed
+    assert not launch(path, dry_run=True).change  # resubmitting the same file: no change
+    more = launch(grid_file(tmp_path, axes={"pe": ["rotary", "alibi"], "seed": [0, 1, 2]}), dry_run=True)
+    assert more.change.new == ["pe=rotary_seed=2", "pe=alibi_seed=2"] and not more.change.mixes  # more seeds: fine
+    assert "2 new runs" in more.change.explain()
+    for data, message in [
+        ({"axes": {"pe": ["rotary", "alibi"], "seed": [0, 1], "lr": [0.001]}}, "axes added: lr"),
+        ({"axes": {"pe": ["rotary", "alibi"]}}, "axes removed: seed"),
+        ({"command": "train parity --steps 6"}, "4 runs keep their name but change their command"),
+    ]:
+        changed = grid_file(tmp_path, **data)
+        with pytest.raises(CompError, match=f"grid g changed since it was submitted \\({message}.*new name") as e:
+            launch(changed, dry_run=True)
+        assert "\n" not in str(e.value)
+        with pytest.raises(CompError, match=message):
+            open_grid(changed)  # status and collect of the changed file
+        assert [x.run for x in open_grid(grid.dir.root)[1]] == [x.run for x in expand(grid)]  # the submitted grid
+        res = runner.invoke(app, ["grid", str(changed), "--dry-run"])
+        assert res.exit_code == 2 and res.output.count("\n") == 1 and message in res.output, res.output
+    assert GridDir(grid.dir.root).read_manifest() == expand(grid)  # nothing rewritten
+
+
+def test_collect_reports_corrupt_runs_and_collects_the_rest(tmp_path):
+    import torch
+
+    from comp.io import save_tensors
+
+    grid = load_grid(grid_file(tmp_path))
+    lines = expand(grid)
+    rows = [{"task": "parity", "length": 1, "acc_generate": 1.0}]
+    for line in lines:
+        Path(line.run_dir).mkdir(parents=True)
+        (Path(line.run_dir) / "eval.json").write_text(json.dumps({"step": 5, "rows": rows}))
+        save_tensors(Path(line.run_dir) / "model.safetensors", {"w": torch.ones(64)})
+    a, b, c, d = (Path(x.run_dir) for x in lines)
+    (a / "eval.json").write_text('{"step": 5, "rows": [')  # half-written
+    whole = (c / "model.safetensors").read_bytes()
+    (c / "model.safetensors").write_bytes(whole[:-10])  # half-copied weights
+    grid.dir.write_manifest(lines)
+    grid.dir.write_record(lines[3].run, {"state": "done"})
+    grid.dir.record_path(lines[3].run).write_text("{not json")  # a corrupt run record
+    (d / "eval.json").unlink()  # (read when the files do not settle the state)
+    result = collect(grid.dir.root)
+    assert [r["state"] for r in result["rows"]] == ["corrupt", "done", "corrupt", "corrupt"]
+    assert result["rows"][1]["acc_generate_L1"] == 1.0
+    problems = [r.get("problem", "") for r in result["rows"]]
+    assert "Expecting value" in problems[0] or "JSON" in problems[0], problems[0]
+    assert "truncated" in problems[2] and "run record" in problems[3]
+    res = runner.invoke(app, ["collect", str(grid.dir.root), "--csv", str(tmp_path / "c.csv")])
+    assert res.exit_code == 0 and res.output.count("corrupt, not collected") == 3, res.output
+    assert len((tmp_path / "c.csv").read_text().splitlines()) == 5

@@ -32,8 +32,12 @@ def dirs(base: Path, seeds) -> list[Path]:
     return [base / f"run-s{s}" for s in seeds]
 
 
-def assert_same_run(a: Path, b: Path, atol: float = 1e-6, resumed: bool = False) -> None:
+def assert_same_run(a: Path, b: Path, atol: float = 1e-4, resumed: bool = False) -> None:
     """Two run directories hold the same run: weights, optimizer and RNG state, metrics, evaluation.
+
+    To float tolerance: a single run computes attention with the fused kernel (comp.model.fused),
+    stacked seeds with the hook path under ``vmap``, and AdamW turns the rounding of tiny
+    gradients (``b_K``) into steps of about ``lr``-size noise, so weights agree to ~1e-5.
 
     ``resumed``: the logging window that spans an interruption averages fewer steps, so
     only the steps of metrics rows are compared.
@@ -71,6 +75,16 @@ def test_each_seed_ends_as_if_trained_alone_with_early_stopping(tiny, tmp_path):
         assert_same_run(result.run_dir, alone.run_dir)
         stops.append(result.state.step)
     assert len(set(stops)) > 1  # seeds left the stack at different steps
+
+
+def test_seeds_equal_alone_exactly_at_the_default_threads(tiny, tmp_path, default_threads):
+    """Big enough batches for PyTorch's parallel kernels: each seed is bit-identical to itself alone
+    trained on the hook path (``fast_kernels=False``; the fast kernels agree to ~1e-5, see assert_same_run)."""
+    opts = dict(steps=6, batch_size=128, eval_every=3, log_every=3, threads=default_threads, fast_kernels=False)
+    results = train_seeds(tiny(**opts), [0, 1], dirs(tmp_path / "multi", [0, 1]), quiet=True)
+    for seed, result in zip([0, 1], results):
+        alone = train(tiny(seed=seed, **opts), tmp_path / f"alone-s{seed}", quiet=True)
+        assert_same_run(result.run_dir, alone.run_dir, atol=0)
 
 
 def test_curriculum_seeds_match_alone_to_float_tolerance(tiny, tmp_path):
@@ -278,10 +292,11 @@ def test_chunked_forward_backward_gives_the_same_gradients(tiny, tmp_path):
 
 def test_attention_jitter_comes_from_each_seeds_own_stream(tiny, tmp_path):
     """With attn_jitter (factors drawn from the data stream after the batch and its ids), seeds
-    trained as one stack end as if trained alone; with randomized ids too (both draws per seed)."""
+    trained as one stack end as if trained alone (on the hook path, fast_kernels=False: the fused
+    kernel's rounding of the zero-gradient b_K grows under jitter); with randomized ids too."""
     for pe in ["t5+coupling", "rotary+randomized"]:
         def cfg(seed=0, pe=pe):
-            c = tiny(seed=seed, steps=20, eval_every=10)
+            c = tiny(seed=seed, steps=20, eval_every=10, fast_kernels=False)
             c.model = ModelConfig(n_layers=2, n_heads=2, d_model=32, n_ctx=64, encoding=pe, attn_scale="logn",
                                   attn_jitter=0.75, t5_max_distance=16)
             return c

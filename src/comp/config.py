@@ -10,17 +10,17 @@ from __future__ import annotations
 
 import json
 import platform
-import subprocess
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from comp.catalog import EVAL_SEED  # seed of the evaluation sets, in training and in every analysis
 from comp.errors import CompError
 from comp.model import ModelConfig
+from comp.provenance import git_commit, package_versions
 from comp.tasks import LengthRange, Task, make_task, parse_lengths
 
 FORMAT = "comp-run/1"  # marks config.json files written by comp
-EVAL_SEED = 12345  # seed of the evaluation sets, in training and in every analysis (the default of --seed)
 
 
 @dataclass
@@ -67,6 +67,7 @@ class TrainConfig:
     device: str = "auto"  # auto (cuda when present) | cpu | cuda | cuda:N
     amp: bool = True  # bf16 autocast (CUDA only)
     compile: bool = False  # torch.compile the model (CUDA only)
+    fast_kernels: bool = True  # training: fused attention, length buckets (CPU), fused AdamW; false: the hook path, bit-identical to the seed in a --seeds pack
     threads: int = 0  # CPU threads for torch (0: leave torch's default)
     wandb: bool = False  # log to Weights & Biases (offline unless logged in and WANDB_MODE=online)
     wandb_project: str = "comp"  # wandb project
@@ -225,35 +226,17 @@ def build_config(task: str, config_file: Path | None, sets: list[str], preset: s
 
 def environment() -> dict[str, str]:
     """Package versions and the git commit, stored with every run."""
-    import numpy
-    import torch
-    import transformer_lens
-
     import comp
 
+    versions = package_versions()
     return {
         "comp": comp.__version__,
-        "torch": torch.__version__,
-        "transformer_lens": getattr(transformer_lens, "__version__", "unknown"),
-        "numpy": numpy.__version__,
+        "torch": versions["torch"],
+        "transformer_lens": versions["transformer-lens"],
+        "numpy": versions["numpy"],
         "python": platform.python_version(),
         "git_commit": git_commit(),
     }
-
-
-def git_commit() -> str:
-    """The commit of the comp checkout, with ``-dirty`` when it has local changes."""
-    here = Path(__file__).resolve().parent
-    try:
-        sha = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=here, capture_output=True, text=True, timeout=5
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    return (sha + ("-dirty" if dirty else "")) if sha else "unknown"
 
 
 def load_config_file(path: "str | Path") -> dict:

@@ -26,6 +26,7 @@ import torch.nn.functional as F
 
 from comp.config import EVAL_SEED
 from comp.decoding import decode_after_errors
+from comp.resources import check_rows, chunk_size
 from comp.runs.load import load_run_for_lengths
 from comp.tasks import Batch, Task, parse_lengths, score
 
@@ -93,9 +94,12 @@ def evaluate_length(
 ) -> LengthResult:
     """Accuracies of ``model`` on the fixed evaluation set of one task and length."""
     device = next(model.parameters()).device
+    width = task.seq_len(length)
+    what = f"evaluating {task.name} at length {length}"
+    fit = chunk_size(model.cfg, width, n, device, what=what, lower="evaluate shorter --lengths")  # rows per pass
+    check_rows(n, width, device, what, "lower --n")
     full = eval_batch(task, length, n, seed, device)
-    width = full.tokens.shape[1]
-    batch_size = max(1, min(batch_size, ATTN_BUDGET // (model.cfg.n_heads * width * width)))
+    batch_size = max(1, min(batch_size, fit, ATTN_BUDGET // (model.cfg.n_heads * width * width)))
     sums = {"cot": 0.0, "answer": 0.0, "gen": 0.0, "gen_answer": 0.0, "loss": 0.0}
     preds = []  # [batch, pos] teacher-forced predictions of each chunk
     was_training = model.training

@@ -15,7 +15,6 @@ import copy
 from dataclasses import dataclass, field
 
 from comp.errors import CompError
-from comp.tasks import TASKS
 
 
 @dataclass(frozen=True)
@@ -63,6 +62,8 @@ def preset_settings(name: str, task: str) -> dict:
     """A copy of preset ``name``'s settings for ``task``; a clear error for an unknown name or a task it is not for."""
     if name not in PRESETS:
         raise CompError(f"unknown preset {name!r}; choose one of: {', '.join(PRESETS)}")
+    from comp.tasks import TASKS  # here, not at import: --help must not load torch
+
     preset = PRESETS[name]
     if preset.cot is not None and task in TASKS and TASKS[task].cot != preset.cot:
         fits = [t for t, cls in TASKS.items() if cls.cot == preset.cot]

@@ -17,9 +17,8 @@ from dataclasses import dataclass
 import torch
 from transformer_lens import utils
 
+from comp.catalog import WHAT  # components ablated one at a time (kept in comp.catalog for --help)
 from comp.errors import CompError
-
-WHAT = ("heads", "mlps", "both")
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,7 @@ from transformer_lens.cache.key_value_cache import TransformerLensKeyValueCache
 from transformer_lens.cache.key_value_cache_entry import TransformerLensKeyValueCacheEntry
 
 from comp.model import pinned_positions
+from comp.resources import chunk_size
 
 Masks = dict[str, torch.Tensor]  # hook name -> [K, pos, ...] bool: where copy k takes the source
 Sources = dict[str, torch.Tensor]  # hook name -> [B, pos, ...]: the values edited in
@@ -127,16 +128,22 @@ def run_edited(
     max_rows: int = DEFAULT_MAX_ROWS,
     prefix: "Prefix | None" = None,
     ids: "torch.Tensor | None" = None,
+    start: "tuple[int, torch.Tensor] | None" = None,
 ) -> torch.Tensor:
     """Run ``K`` edited copies of ``tokens`` [B, pos] and reduce each copy's logits.
 
     ``reduce`` maps logits ``[k, B, pos, d_vocab]`` to ``[k, ...]`` (a metric, or
     per-row scores) so that only the reduced values of each chunk are kept. With a
     ``prefix``, ``tokens`` are the positions after it. ``ids`` [B, pos]: position ids to
-    pin (models that read ids; else they follow from the tokens). Returns ``[K, ...]``.
+    pin (models that read ids; else they follow from the tokens). ``start``: ``(layer,
+    resid_pre [B, pos, d_model])``, the copies start there (masks of later layers only).
+    Returns ``[K, ...]``.
     """
     k_total, b = n_copies(masks), tokens.shape[0]
-    per_chunk = max(1, max_rows // b)
+    width = tokens.shape[1] + (prefix.keys[0].shape[1] if prefix is not None else 0)
+    fit = chunk_size(model.cfg, width, k_total * b, tokens.device, copies=b, what=f"{b} edited sequences",
+                     lower="lower --n or use a shorter length")  # rows that fit one pass
+    per_chunk = max(1, min(max_rows, fit) // b)
     outs = []
     for lo in range(0, k_total, per_chunk):
         chunk = {name: m[lo : lo + per_chunk].to(tokens.device) for name, m in masks.items()}
@@ -147,7 +154,9 @@ def run_edited(
             edits = sources
         hooks = [(name, _edit_hook(m, edits[name])) for name, m in chunk.items()]
         rows = tokens.repeat(k, 1)  # [k * B, pos]
-        if prefix is None:
+        if start is not None:
+            logits = model.run_with_hooks(start[1].repeat(k, 1, 1), start_at_layer=start[0], fwd_hooks=hooks)
+        elif prefix is None:
             with pinned_positions(model, None if ids is None else ids.repeat(k, 1)):
                 logits = model.run_with_hooks(rows, fwd_hooks=hooks)  # [k * B, pos, d_vocab]
         else:

@@ -39,6 +39,7 @@ from comp.config import EVAL_SEED
 from comp.errors import CompError
 from comp.evaluation import eval_batch
 from comp.model import pinned_positions
+from comp.resources import check_batch
 from comp.tasks import Batch, Task, member_task
 
 # ---- corruptions ------------------------------------------------------------------------
@@ -240,6 +241,8 @@ def patch_sweep(model, pair: Pair, max_rows: int = DEFAULT_MAX_ROWS) -> dict:
     """Every sweep of :data:`SWEEPS` on one pair (MLPs only if the model has them):
     ``{"resid_pre": [layer][pos], "head_out": [layer][pos][head], "mlp_out": [layer][pos],
     "clean_logit_diff", "corrupted_logit_diff", "query_positions"}``."""
+    check_batch(model.cfg, *pair.clean.tokens.shape, pair.clean.tokens.device, "patching",
+                "lower --n or use a shorter --length")
     metric = LogitDiff.for_pair(model, pair)
     kinds = [k for k in SWEEPS if not (k == "mlp_out" and model.cfg.attn_only)]
     names = {utils.get_act_name(SWEEPS[k].keywords["activation_name"], layer) for k in kinds for layer in range(model.cfg.n_layers)}

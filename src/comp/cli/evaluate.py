@@ -8,7 +8,6 @@ import typer
 
 from comp.cli.common import check_output_path, user_errors, write_outputs
 from comp.cli.options import CKPT, DEVICE, EVAL_SEED_OPTION, JSON, sequences
-from comp.evaluation import evaluate_run
 from comp.views.tables import print_table
 
 
@@ -30,13 +29,15 @@ def eval_cli(
 def _eval(ckpt, lengths, n, seed, generate, device, json_path, plot) -> None:
     check_output_path(json_path, (".json",))
     check_output_path(plot, (".html",))
+    from comp.evaluation import evaluate_run
+
     result = evaluate_run(ckpt, lengths, n, seed, generate, device)
     print_table(
         result["rows"],
         ["task", "length", "acc_generate", "acc_generate_answer", "acc_cot", "acc_answer", "loss"],
         title=f"{result['run']} ({result['encoding']}, trained on {result['train_lengths']})",
     )
-    write_outputs(result, json_path)
+    write_outputs(result, json_path, run=ckpt)
     if plot is not None:
         from comp.views.plots import accuracy_by_length, write_html
 

@@ -68,6 +68,8 @@ def _run(grid_file: Path, backend, dry_run: bool, max_parallel, overrides: dict)
     result = launch(grid_file, backend=backend, max_parallel=max_parallel, slurm=overrides, dry_run=dry_run,
                     on_exit=report, check_lines=check_command_lines)
     grid, todo = result.grid, set(result.todo)
+    if result.change:
+        stderr(f"grid {grid.name} changed since it was submitted: {result.change.explain()}")
     skipped = {s: sum(1 for i, st in result.states.items() if st == s and i not in todo) for s in ("done", "pending", "running")}
     skip_text = ", ".join(f"{n} {s}" for s, n in skipped.items() if n)
     packed = any(x.pack for x in result.lines)
@@ -147,6 +149,9 @@ def _collect(grid: str, json_path: Path | None, csv_path: Path | None) -> None:
     rows = result["rows"]
     shown = [c for c in ["step", "final_loss", "mean_acc_generate", "min_acc_generate"] if any(c in r for r in rows)]
     print_table(rows, ["run", "state", *result["axes"], *shown], title=f"grid {result['grid']}: {len(rows)} runs")
+    for row in rows:
+        if row["state"] == "corrupt":
+            stderr(f"{row['run']}: corrupt, not collected: {row['problem']}")
     write_outputs(result, json_path)
     if csv_path is not None:
         write_csv(rows, csv_path)

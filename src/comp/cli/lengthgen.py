@@ -6,11 +6,10 @@ from pathlib import Path
 
 import typer
 
+from comp.catalog import DEFAULT_PES
+from comp.catalog import LENGTHGEN_BACKENDS as BACKENDS
 from comp.cli.common import check_output_path, user_errors, write_outputs
 from comp.cli.options import JSON, QUIET, SETS, MaxParallel, sequences, slurm_options
-from comp.lengthgen import BACKENDS, RULES, Study, run_study
-from comp.lengthgen.report import multiples_rows
-from comp.lengthgen.study import DEFAULT_PES
 from comp.runs.names import parse_seeds, runs_dir
 from comp.views.tables import print_table
 
@@ -21,14 +20,14 @@ def lengthgen_cli(
     pe: str = typer.Option(DEFAULT_PES, "--pe", help="Encodings to compare, comma-separated (see comp train --help)."),
     seeds: str = typer.Option("0,1,2", help="Seeds, e.g. 0,1,2 or 0-4: one run per encoding and seed."),
     train_lengths: str = typer.Option("1-16", help="Training lengths of every run."),
-    test_lengths: str = typer.Option("1-128", help="Evaluation lengths, e.g. 1-128 or 1-16,32,64,128."),
+    test_lengths: str = typer.Option("1-128", "--lengths", "--test-lengths", help="Evaluation lengths, e.g. 1-128 or 1-16,32,64,128."),
     out: Path | None = typer.Option(None, help="Report directory; runs go to OUT/runs (default: $COMP_RUNS_DIR/lengthgen-TASK)."),
     steps: int | None = typer.Option(None, help="Training steps per run (default: comp train's)."),
     set_: list[str] = SETS,
     n: int = sequences("lengthgen"),
     val_lengths: str = typer.Option("", help="Validation lengths, e.g. 24-48: every run is evaluated there first, one "
                                     "encoding is chosen by --select and recorded, and only it is tested."),
-    select: str = typer.Option("max-min-acc", help=f"Rule that chooses on --val-lengths: {', '.join(RULES)} "
+    select: str = typer.Option("max-min-acc", help="Rule that chooses on --val-lengths: max-min-acc, max-mean-acc "
                                "(ties: the encoding listed first in --pe)."),
     decode: bool = typer.Option(False, "--decode/--no-decode",
                                 help="Greedy-decode for acc_generate (slow) instead of the exact teacher-forced identity."),
@@ -50,6 +49,9 @@ def lengthgen_cli(
 def _lengthgen(task, pe, seeds, train_lengths, test_lengths, out, steps, set_, n, decode, backend, json_path,
                quiet, options: dict, val_lengths: str = "", select: str = "max-min-acc") -> None:
     check_output_path(json_path, (".json",))
+    from comp.lengthgen import Study, run_study
+    from comp.lengthgen.report import multiples_rows
+
     study = Study(task=task, pes=pe.split(","), seeds=parse_seeds(seeds), train_lengths=train_lengths,
                   test_lengths=test_lengths, steps=steps, sets=list(set_), n=n, decode=decode,
                   val_lengths=val_lengths, select=select)
@@ -63,5 +65,5 @@ def _lengthgen(task, pe, seeds, train_lengths, test_lengths, out, steps, set_, n
                     title=f"{task} trained on {train_lengths}: free generation, mean ± sd [worst seed]")
     if results["pending"]:
         print(f"pending runs: {', '.join(results['pending'])}")
-    write_outputs(results, json_path)
+    write_outputs(results, json_path, config=results["study"])  # the study's settings (its meta left out)
     print(f"report in {out}: {', '.join(sorted(p.name for p in Path(out).iterdir() if p.is_file()))}")

@@ -1,8 +1,8 @@
 """Options shared by several commands, each defined once: its name, help and default.
 
 Analyses (``eval``, ``heads``, ``ablate``, ``patch``, ``probe``, ``viz``) take ``--ckpt``,
-``--device`` and ``--json`` from here; the evaluation-set ``--seed`` defaults to
-:data:`comp.config.EVAL_SEED` everywhere it means the evaluation sets. ``--n`` has one
+``--device`` and ``--json`` from here; the evaluation-set ``--data-seed`` (``--seed`` still accepted) defaults to
+:data:`comp.catalog.EVAL_SEED` everywhere it means the evaluation sets. ``--n`` has one
 help text but, today, a default per command (:data:`N_DEFAULTS`, one table to change).
 ``comp grid`` and ``comp lengthgen`` get the Slurm options by :func:`slurm_options`.
 """
@@ -16,18 +16,21 @@ from typing import Annotated, Any
 
 import typer
 
-from comp.config import EVAL_SEED
+from comp.catalog import EVAL_SEED
 
 CKPT = typer.Option(..., help="Run name under runs/ or a run directory.")
 DEVICE = typer.Option("cpu", help="cpu, cuda or cuda:N.")
 JSON = typer.Option(None, "--json", help="Write the results as JSON here.")
-EVAL_SEED_OPTION = typer.Option(EVAL_SEED, help="Seed of the evaluation sets.")
+EVAL_SEED_OPTION = typer.Option(EVAL_SEED, "--data-seed", "--seed", help="Seed of the evaluation sets.")
+# --seed is the model seed of comp train; analyses call the seed of their inputs --data-seed (--seed still works)
+ANALYSIS_SEED = typer.Option(EVAL_SEED, "--data-seed", "--seed",
+                             help="Seed of the evaluation sets (the reference set uses seed + 1).")
 ANALYSIS_LENGTHS = typer.Option("", help="Lengths to analyse, e.g. 1-16 (default: the run's training lengths).")
 SETS = typer.Option([], "--set", help="Override any setting: --set train.weight_decay=0.1 (repeatable).")
 QUIET = typer.Option(False, "--quiet", "-q", help="No progress bars (batch jobs).")
 
 # sequences per length (--n) of each command that takes it
-N_DEFAULTS = {"eval": 512, "heads": 128, "ablate": 128, "patch": 64, "lengthgen": 256}
+N_DEFAULTS = {"eval": 512, "heads": 128, "ablate": 128, "patch": 64, "circuit": 32, "lengthgen": 256}
 
 
 def sequences(command: str, help: str = "Sequences per length.") -> Any:

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import typer
 
+from comp.catalog import PROBE_TARGETS as TARGETS
 from comp.cli.common import check_output_path, user_errors, write_outputs
 from comp.cli.options import CKPT, DEVICE, JSON
-from comp.probes import TARGETS, probe_run
 from comp.views.tables import print_table
 
 TARGET_HELP = "What to probe for: " + "; ".join(f"{k}: {v}" for k, v in TARGETS.items()) + "."
@@ -18,9 +18,9 @@ def probe_cli(
     ckpt: str = CKPT,
     target: str = typer.Option(..., help=TARGET_HELP),
     lengths: str = typer.Option("", help="Input lengths of the probe sequences, e.g. 1-16 (default: the run's training lengths)."),
-    n_train: int = typer.Option(512, help="Training sequences (fresh, seeded by --seed)."),
+    n_train: int = typer.Option(512, help="Training sequences (fresh, seeded by --data-seed)."),
     n_test: int = typer.Option(512, help="Test sequences (fresh, a different seed)."),
-    seed: int = typer.Option(0, help="Seed of the sequences and of the control task."),
+    seed: int = typer.Option(0, "--data-seed", "--seed", help="Seed of the sequences and of the control task."),
     steps: int = typer.Option(200, help="L-BFGS iterations per probe."),
     weight_decay: float = typer.Option(1e-3, help="L2 penalty on the probe weights."),
     device: str = DEVICE,
@@ -39,6 +39,8 @@ def probe_cli(
 def _probe(ckpt, target, lengths, n_train, n_test, seed, steps, weight_decay, device, json_path, plot) -> None:
     check_output_path(json_path, (".json",))
     check_output_path(plot, (".html",))
+    from comp.probes import probe_run
+
     result = probe_run(ckpt, target, lengths, device, n_train=n_train, n_test=n_test, seed=seed, steps=steps,
                        weight_decay=weight_decay)
     print_table(
@@ -47,7 +49,7 @@ def _probe(ckpt, target, lengths, n_train, n_test, seed, steps, weight_decay, de
         title=f"{result['run']}: probe {target} on lengths {result['lengths']}",
         headers=["layer", "pos", "acc", "ctrl", "select", "chance", "K", "n"],
     )
-    write_outputs(result, json_path)
+    write_outputs(result, json_path, run=ckpt)
     if plot is not None:
         from comp.views.plots import write_html
         from comp.views.probes import probe_heatmap

@@ -3,23 +3,25 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
+from comp.catalog import ENCODING_HELP as PE_HELP
+from comp.catalog import TASK_NAMES, TRAIN_DEFAULTS
 from comp.cli.common import user_errors
 from comp.cli.options import QUIET, SETS
-from comp.config import default_of
-from comp.encodings import HELP as PE_HELP
 from comp.presets import HELP as PRESET_HELP
 from comp.signals import EXIT_INTERRUPTED, stop_on_signals
-from comp.tasks import TASKS
-from comp.train.request import TrainRequest, plan_training, run_training, seed_summary
 from comp.views.tables import print_table
 
-TASK_HELP = f"Task to learn: {', '.join([*TASKS, 'multi'])}."
+if TYPE_CHECKING:  # pragma: no cover
+    from comp.train.request import TrainRequest
+
+TASK_HELP = f"Task to learn: {', '.join([*TASK_NAMES, 'multi'])}."
 
 def _h(section: str, name: str, text: str) -> str:
-    return f"{text} (default: {default_of(section, name)})"
+    return f"{text} (default: {TRAIN_DEFAULTS[section, name]})"
 
 
 def train_cli(
@@ -44,7 +46,7 @@ def train_cli(
     n_heads: int | None = typer.Option(None, help=_h("model", "n_heads", "Heads per layer.")),
     d_model: int | None = typer.Option(None, help=_h("model", "d_model", "Residual width.")),
     d_mlp: int | None = typer.Option(None, help=_h("model", "d_mlp", "MLP width (0: 4*d_model).")),
-    attn_only: bool | None = typer.Option(None, "--attn-only/--with-mlp", help=_h("model", "attn_only", "Drop MLPs.")),
+    attn_only: bool | None = typer.Option(None, "--attn-only/--no-attn-only", " /--with-mlp", help=_h("model", "attn_only", "Drop MLPs.")),
     n_ctx: int | None = typer.Option(None, help=_h("model", "n_ctx", "Longest sequence in tokens.")),
     slack: int | None = typer.Option(None, help=_h("task", "slack", "Filler tokens between EoI and the answer.")),
     tasks: str | None = typer.Option(None, help="Members of 'multi', e.g. parity,copy,polynomial."),
@@ -74,6 +76,8 @@ def train_cli(
 
 def request_of(params: dict) -> TrainRequest:
     """The :class:`TrainRequest` of ``comp train``'s parsed options."""
+    from comp.train.request import TrainRequest
+
     p = dict(params)
     settings = {key: p[option] for key, option in SETTING_OPTIONS.items()}
     settings["tasks"] = [t for t in p["tasks"].split(",") if t] if p["tasks"] else None
@@ -93,6 +97,8 @@ SETTING_OPTIONS = {
 
 @user_errors
 def _train(request: TrainRequest, quiet: bool) -> None:
+    from comp.train.request import plan_training, run_training, seed_summary
+
     plan = plan_training(request)
     with stop_on_signals() as stop:  # SIGUSR1/SIGTERM: checkpoint now, exit 75 (resumable)
         results = run_training(plan, quiet=quiet, should_stop=stop)

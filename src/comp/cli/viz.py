@@ -9,17 +9,16 @@ import typer
 from comp.cli.common import check_output_path, user_errors
 from comp.cli.options import CKPT, DEVICE
 from comp.io import write_text
-from comp.views.attention import attention_html
 
 
 def viz_cli(
     ckpt: str = CKPT,
-    out: Path = typer.Option(..., help="Write the attention view here (.html, self-contained, works offline)."),
+    out: Path = typer.Option(..., "--html", "--out", help="Write the attention view here (.html, self-contained, works offline)."),
     input_spec: str = typer.Option("", "--input", help="Input to show, e.g. 0110 or 3,2,10 (default: a random one)."),
     length: int = typer.Option(0, help="Length of the random input (default: the longest training length)."),
-    seed: int = typer.Option(0, help="Seed of the random input."),
+    seed: int = typer.Option(0, "--data-seed", "--seed", help="Seed of the random input."),
     layer: int | None = typer.Option(None, help="Only this layer (default: every layer)."),
-    task: str = typer.Option("", help="Member task of a multi-task run (default: its first)."),
+    task: str = typer.Option("", "--member", "--task", help="Member task of a multi-task run (default: its first)."),
     device: str = DEVICE,
 ) -> None:
     """Attention patterns of every head (circuitsvis), labelled <task> x1 .. xL EoI s1 .. sL."""
@@ -29,5 +28,7 @@ def viz_cli(
 @user_errors
 def _viz(ckpt, out, input_spec, length, seed, layer, task, device) -> None:
     check_output_path(out, (".html",))
+    from comp.views.attention import attention_html
+
     write_text(out, attention_html(ckpt, input_spec, length, seed, layer, task, device))
     typer.echo(f"wrote {out}", err=True)

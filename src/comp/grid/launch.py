@@ -18,6 +18,7 @@ from typing import Any
 
 from comp.errors import CompError
 from comp.grid.backends import check_sbatch, job_script, queue_of, run_local, submit_slurm
+from comp.grid.changes import GridChange, check_grid_change
 from comp.grid.layout import GridDir, RunLine, array_tasks
 from comp.grid.sbatch import check_slurm_options
 from comp.grid.spec import BACKENDS, Grid, expand, load_grid
@@ -37,6 +38,7 @@ class Launch:
     script: "str | None" = None  # the Slurm job script
     job_id: "str | None" = None  # the Slurm job id
     exit_codes: dict[int, int] = field(default_factory=dict)  # local backend: task -> exit status
+    change: GridChange = field(default_factory=GridChange)  # how the file differs from the last submission
 
 
 def launch(
@@ -71,9 +73,10 @@ def launch(
     if gdir.exists() and queue and gdir.read_manifest() != lines:
         raise CompError(f"grid {grid.name} changed since its jobs were submitted and some are still queued "
                         f"(tasks {sorted(queue)}); wait for them or scancel them, or give the grid a new name")
+    change = check_grid_change(gdir, lines)  # axes added or removed, runs changed under their name: refused
     states = {x.index: run_state(gdir, x, queue) for x in lines}
     todo = [i for i, s in states.items() if s != "done" and s not in ACTIVE]
-    result = Launch(gdir, backend, lines, states, todo, array_tasks([lines[i] for i in todo]))
+    result = Launch(gdir, backend, lines, states, todo, array_tasks([lines[i] for i in todo]), change=change)
     if backend == "slurm" and todo:
         result.script = job_script(gdir, result.tasks, parallel, options)
     if dry_run or not todo:

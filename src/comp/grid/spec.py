@@ -33,6 +33,7 @@ from typing import Any
 
 from comp.errors import CompError
 from comp.grid.bases import Base, base_for
+from comp.grid.changes import check_grid_change
 from comp.grid.layout import GridDir, RunLine
 from comp.grid.sbatch import check_slurm_options
 from comp.runs.names import runs_dir
@@ -229,7 +230,9 @@ def open_grid(spec: "str | Path") -> tuple[GridDir, list[RunLine]]:
     path = Path(spec)
     if path.is_file():
         grid = load_grid(path)
-        return grid.dir, expand(grid)
+        lines = expand(grid)
+        check_grid_change(grid.dir, lines)  # a file changed since submission would mix two grids
+        return grid.dir, lines
     for candidate in (path, runs_dir() / str(spec)):
         if GridDir(candidate).exists():
             return GridDir(candidate), GridDir(candidate).read_manifest()

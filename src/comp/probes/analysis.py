@@ -21,6 +21,7 @@ from transformer_lens.utilities import get_act_name
 from comp.errors import CompError
 from comp.probes.linear import control_labels, probe_score
 from comp.probes.sites import CONDITIONS, POSITION_CLASSES, TARGETS, UNDEFINED, find_sites
+from comp.resources import check_fits, chunk_size
 from comp.runs.load import load_run_config, load_run_for_lengths
 from comp.runs.names import resolve_run
 from comp.tasks import LengthRange, Task
@@ -45,6 +46,12 @@ def residual_points(model) -> list[tuple[str, str]]:
 def residual_activations(model, tokens: torch.Tensor, hooks: list[str], batch_size: int = 256) -> dict[str, torch.Tensor]:
     """``{hook: [batch, pos, d_model]}`` for the given hook names, in chunks of ``batch_size``."""
     wanted = set(hooks)
+    rows, width = tokens.shape
+    check_fits(rows * width * len(hooks) * model.cfg.d_model * 4, tokens.device,
+               f"the residual stream of {rows} probe sequences of {width} tokens at {len(hooks)} points",
+               "lower --n-train/--n-test or use shorter --lengths")
+    batch_size = chunk_size(model.cfg, width, min(rows, batch_size), tokens.device, cached_patterns=0,
+                            what="probe activations", lower="use shorter --lengths")
     chunks = []
     for lo in range(0, tokens.shape[0], batch_size):
         _, cache = model.run_with_cache(tokens[lo : lo + batch_size], names_filter=lambda name: name in wanted)

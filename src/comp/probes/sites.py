@@ -39,6 +39,7 @@ from dataclasses import dataclass, fields
 
 import torch
 
+from comp.catalog import PROBE_TARGETS as TARGETS  # noqa: F401  (what a probe can read; in comp.catalog for --help)
 from comp.tasks import Batch, Task
 
 POSITION_CLASSES = ("input", "eoi", "answer")
@@ -54,16 +55,6 @@ CONDITIONS: dict[str, str] = {
     "length": "task, token, length",
     "task": "task, token",
 }
-
-TARGETS: dict[str, str] = {
-    "s_prev": "state before the step, s_{t-1} (undefined at t = 1)",
-    "x_t": "input of the step, x_t (at answer sites: the input to read next)",
-    "s_t": "state after the step, s_t (at answer sites: the token about to be written)",
-    "position": "position index of the site",
-    "length": "input length L of the sequence",
-    "task": "task token of the sequence (for multi-task runs)",
-}
-
 
 @dataclass
 class Sites:

@@ -31,11 +31,11 @@ from pathlib import Path
 import torch
 from torch.func import vmap
 
-from comp.attention_scale import draw_jitter
 from comp.config import RunConfig
 from comp.errors import CompError
 from comp.evaluation import autocast, eval_batch, predictions
 from comp.model import CompTransformer, ModelConfig, resolve_device
+from comp.model.attention_scale import draw_jitter
 from comp.runs.files import CONFIG_FILE
 from comp.runs.load import resume_config
 from comp.tasks import Batch, Task, cat_batches, score

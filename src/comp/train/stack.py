@@ -28,7 +28,8 @@ import torch
 from torch.func import functional_call, vmap
 
 from comp.evaluation import answer_loss, autocast
-from comp.model import CompTransformer, jittered, pinned_positions
+from comp.model import CompTransformer, pinned_positions
+from comp.model.build import jittered
 from comp.train.loop import Run, make_optimizer, maybe_compile
 
 

@@ -19,6 +19,7 @@ import torch
 from transformer_lens.utilities import get_act_name
 
 from comp.errors import CompError
+from comp.resources import check_fits, row_bytes
 from comp.runs.load import load_run_config, load_run_for_lengths
 from comp.runs.names import resolve_run
 from comp.tasks import Batch, Task, member_task, vocab
@@ -111,6 +112,10 @@ def attention_view(model, task: Task, batch: Batch, layer: "int | None" = None, 
     if layer is not None and not 0 <= layer < n_layers:
         raise CompError(f"--layer {layer} does not exist; this model has layers 0..{n_layers - 1}")
     tokens = batch.tokens[0].to(next(model.parameters()).device)
+    width, shown = tokens.shape[0], (1 if layer is not None else n_layers)
+    html_bytes = shown * model.cfg.n_heads * width * width * 12  # every weight as JSON text
+    check_fits(row_bytes(model.cfg, width, cached_patterns=n_layers) + html_bytes, tokens.device,
+               f"an attention view of {width} tokens", "use a shorter --length or --input, or one --layer")
     labels = task.position_labels(int(batch.lengths[0]))
     patterns = attention_patterns(model, tokens)
     caption = "\n".join(

@@ -12,7 +12,7 @@ Each replaces one TransformerLens part and keeps its hook names:
   ``hook_attn_scores`` and ``hook_pattern`` include it as they do for TransformerLens's
   own ALiBi. A built ``Attention`` becomes one by :meth:`PositionedAttention.adopt`.
 
-Every module reads ids from the model's shared :class:`~comp.encodings.positions.PositionState`.
+Every module reads ids from the model's shared :class:`~comp.model.encodings.positions.PositionState`.
 """
 
 from __future__ import annotations
@@ -26,7 +26,8 @@ from transformer_lens.components.abstract_attention import AbstractAttention
 from transformer_lens.components.t5_attention import T5Attention
 from transformer_lens.hook_points import HookPoint
 
-from comp.encodings.positions import PositionState
+from comp.model.determinism import lookup
+from comp.model.encodings.positions import PositionState
 
 
 class ZeroPosEmbed(nn.Module):
@@ -51,7 +52,7 @@ class LearnedPosEmbed(nn.Module):
 
     def forward(self, tokens: torch.Tensor, past_kv_pos_offset: int = 0, attention_mask=None) -> torch.Tensor:
         ids = self.positions.window(past_kv_pos_offset, tokens.shape[1], tokens.shape[0], tokens.device)
-        return self.W_pos[ids]  # [batch, pos, d_model]
+        return lookup(self.W_pos, ids)  # [batch, pos, d_model]
 
 
 def sinusoid(ids: torch.Tensor, d_model: int) -> torch.Tensor:
@@ -104,8 +105,8 @@ class PrevPosEmbed(nn.Module):
         b, n = tokens.shape
         ids = self.positions.window(0, past_kv_pos_offset + n, b, tokens.device)  # [batch, offset + pos]
         prev = torch.cat([ids.new_full((b, 1), -1), ids[:, :-1]], dim=1)[:, past_kv_pos_offset:]  # [batch, pos]
-        pos = self.hook_pos(self.W_pos[ids[:, past_kv_pos_offset:]])
-        prev_vec = self.W_pos[prev.clamp(min=0)] * (prev >= 0)[..., None]
+        pos = self.hook_pos(lookup(self.W_pos, ids[:, past_kv_pos_offset:]))
+        prev_vec = lookup(self.W_pos, prev.clamp(min=0)) * (prev >= 0)[..., None]
         prev_vec = self.hook_prev_pos(prev_vec)
         return torch.cat([pos, prev_vec], dim=-1) @ self.W_proj  # [batch, pos, d_model]
 
@@ -165,6 +166,10 @@ class PositionedAttention(Attention):
         scores = super().calculate_attention_scores(q, k)  # [batch, head_index, query_pos, key_pos]
         if not self.bias:
             return scores
+        return scores + self.position_bias(q, k).to(scores.dtype)
+
+    def position_bias(self, q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+        """[batch, head_index, query_pos, key_pos] ALiBi or T5 bias of queries ``q`` on keys ``k``."""
         nq, nk = q.shape[1], k.shape[1]
         q_ids = self.positions.window(nk - nq, nq, q.shape[0], q.device)  # [batch, query_pos]
         k_ids = self.positions.window(0, nk, q.shape[0], q.device)  # [batch, key_pos]
@@ -175,5 +180,5 @@ class PositionedAttention(Attention):
             bucket = T5Attention._relative_position_bucket(
                 rel, bidirectional=self.t5_bidirectional, num_buckets=self.t5_buckets, max_distance=self.t5_max_distance
             )
-            bias = self.hook_t5_bias(self.t5_bias[bucket].permute(0, 3, 1, 2))
-        return scores + bias.to(scores.dtype)
+            bias = self.hook_t5_bias(lookup(self.t5_bias, bucket).permute(0, 3, 1, 2))
+        return bias

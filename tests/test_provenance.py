@@ -1,0 +1,40 @@
+"""Every result file records where it came from, one way: comp version, commit, package
+versions, the hash of the run's settings and the command line, under "provenance"."""
+
+from __future__ import annotations
+
+import json
+from importlib import metadata
+
+from typer.testing import CliRunner
+
+from comp.cli.main import app
+from comp.config import environment
+from comp.io import read_json
+from comp.provenance import KEY, config_hash
+
+runner = CliRunner()
+
+
+def test_an_analysis_result_records_its_provenance(trained_run, tmp_path):
+    out = tmp_path / "heads.json"
+    args = ["heads", "--ckpt", str(trained_run), "--lengths", "2-3", "--n", "8", "--json", str(out)]
+    res = runner.invoke(app, args)
+    assert res.exit_code == 0, res.output
+    block = json.loads(out.read_text())[KEY]
+    assert block["packages"]["transformer-lens"] == metadata.version("transformer-lens") != "unknown"
+    assert block["packages"]["torch"] == metadata.version("torch")
+    assert block["comp"] and block["git_commit"]
+    config = read_json(trained_run / "config.json")
+    assert block["config_sha256"] == config_hash(config) and len(block["config_sha256"]) == 64
+    assert block["command"] == "comp " + " ".join(args)
+
+
+def test_the_settings_hash_ignores_bookkeeping_and_sees_settings():
+    config = {"task": {"name": "parity"}, "train": {"seed": 0}, "meta": {"git_commit": "a"}}
+    assert config_hash(config) == config_hash({**config, "meta": {"git_commit": "b"}})
+    assert config_hash(config) != config_hash({**config, "train": {"seed": 1}})
+
+
+def test_runs_record_the_transformer_lens_version():
+    assert environment()["transformer_lens"] == metadata.version("transformer-lens")
