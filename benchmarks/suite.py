@@ -12,7 +12,7 @@ import importlib
 import traceback
 from collections.abc import Callable
 
-from benchmarks import discovery, dynamics, kernels, paper, seeds, solve, startup, throughput
+from benchmarks import decode, discovery, dynamics, kernels, paper, seeds, solve, startup, throughput
 from benchmarks.common import Options, Row
 
 
@@ -38,6 +38,7 @@ BENCHMARKS: dict[str, Callable[[Options], list[Row]]] = {
     "discovery": discovery.bench,  # rows edge_patching, discovery_nodes, discovery_edges
     "startup": startup.bench,  # also the "startup-error" row: a bad argument's error
     "dynamics": dynamics.bench,  # cost of comp dynamics per snapshot
+    "decode": decode.bench,  # key-value cached greedy decoding against the uncached loop
 }
 
 

@@ -13,7 +13,6 @@ from comp.io import load_tensors
 from comp.model import ModelConfig, build_model
 from comp.tasks import make_task
 from comp.train.loop import train
-from comp.train.multiseed import train_seeds
 
 
 def tokens(n=4):
@@ -107,9 +106,3 @@ def test_bad_jitter():
     with pytest.raises(CompError, match="attn_jitter must lie in"):
         ModelConfig(attn_jitter=1.0)
 
-
-def test_jitter_with_packed_seeds_is_a_clear_error(tmp_path):
-    cfg = build_config("parity", None, ["model.attn_jitter=0.5"], encoding="rotary", steps=2, train_lengths="1-4")
-    with pytest.raises(CompError, match="attn_jitter"):
-        train_seeds(cfg, [0, 1], [tmp_path / "r-s0", tmp_path / "r-s1"])
-    assert not list(tmp_path.iterdir())

@@ -11,7 +11,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 ROWS = ["throughput", "paper", "kernels", "seeds", "solve", "memory", "patching", "edge_patching", "discovery_nodes",
-        "discovery_edges", "startup", "startup-error", "dynamics"]
+        "discovery_edges", "startup", "startup-error", "dynamics", "decode"]
 
 
 @pytest.fixture(autouse=True)
@@ -55,7 +55,7 @@ def test_only_and_skip_select_benchmarks():
 
     assert select(["seeds", "throughput"], []) == ["throughput", "seeds"]
     assert select([], ["solve"]) == ["throughput", "paper", "kernels", "seeds", "patching", "discovery", "startup",
-                                     "dynamics"]
+                                     "dynamics", "decode"]
     with pytest.raises(SystemExit, match="unknown benchmark"):
         select(["nope"], [])
 

@@ -267,6 +267,21 @@ def test_dilution_grid_expands_to_valid_train_commands():
     assert lines[-1].run == "parity-t5c-logn-j0.75-s2" and "model.attn_scale=logn" in argv and "model.attn_jitter=0.75" in argv
 
 
+def test_tenseeds_grid_packs_ten_seeds_of_the_extrapolate_preset(tmp_path):
+    """The 10-seed study's grid (docs/results/lengthgen/tenseeds.md): one packed task whose
+    runs are configured as the study's --set flags configure them."""
+    from comp.config import build_config
+
+    grid = load_grid(ROOT / "launchers" / "grids" / "parity-tenseeds.yaml")
+    lines = expand(grid)
+    assert [x.run for x in lines] == [f"parity-t5+coupling-s{s}" for s in range(10)] and {x.task for x in lines} == {0}
+    check_command_lines(lines)
+    assert "--preset extrapolate" in " ".join(lines[0].pack["argv"])
+    recipe = ["model.t5_max_distance=16", "train.target_acc=0", "model.attn_scale=logn", "model.attn_jitter=0.75"]
+    assert (build_config("parity", None, ["train.threads=2"], "extrapolate").to_dict()
+            == build_config("parity", None, ["train.threads=2", *recipe], encoding="t5+coupling").to_dict())
+
+
 def test_a_grid_changed_since_submission_is_explained_not_mixed(tmp_path):
     path = grid_file(tmp_path)
     grid = load_grid(path)

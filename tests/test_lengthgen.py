@@ -134,9 +134,7 @@ def test_cli_study_and_errors(tmp_path, no_png):
                       (["--partition", "gpu"], "Slurm options (--partition, --time, --sbatch ...) do not apply to "
                                                "--backend local; use --backend slurm"),
                       (["--backend", "grid-local", "--sbatch", "--exclusive"], "use --backend slurm"),
-                      (["--pe", "rotary+abacus"], "does not combine"), (["--test-lengths", "9-1"], "inverted"),
-                      (["--backend", "grid-local", "--pack-seeds", "--set", "model.attn_jitter=0.5"],
-                       "not supported when seeds train together")]:
+                      (["--pe", "rotary+abacus"], "does not combine"), (["--test-lengths", "9-1"], "inverted")]:
         res = runner.invoke(app, ["lengthgen", "--out", str(tmp_path / "x"), *args])
         assert res.exit_code == 2 and msg in res.output and "Traceback" not in res.output, res.output
         assert not (tmp_path / "x").exists()
@@ -204,4 +202,42 @@ def test_slurm_backend_needs_sbatch_before_writing_anything(tmp_path, monkeypatc
     monkeypatch.setenv("PATH", str(tmp_path))  # no sbatch anywhere
     with pytest.raises(CompError, match="sbatch not found"):
         run_study(study(), tmp_path / "x", backend="slurm", quiet=True)
+    assert not (tmp_path / "x").exists()
+
+
+def test_selection_rules_rank_by_worst_or_mean_and_break_ties_by_order():
+    from comp.lengthgen.select import select
+
+    def rows(pe, accs):
+        return [{"pe": pe, "seed": s, "length": n, "acc_generate": a} for (s, n), a in accs.items()]
+
+    data = (rows("a", {(0, 24): 1.0, (1, 24): 0.90, (0, 32): 1.0, (1, 32): 1.0})  # min 0.90, mean 0.975
+            + rows("b", {(0, 24): 0.95, (1, 24): 0.95, (0, 32): 0.95, (1, 32): 0.95})  # min 0.95, mean 0.95
+            + rows("c", {(0, 24): 0.95, (1, 24): 0.95, (0, 32): 0.95, (1, 32): 0.95}))  # ties with b
+    by_min = select(data, ["a", "c", "b"], [24, 32], "max-min-acc")
+    assert by_min.ranking == ["c", "b", "a"] and by_min.chosen == "c" and "tie broken by the order" in by_min.why
+    assert by_min.scores["a"] == {"min": 0.90, "mean": pytest.approx(0.975), "worst": [1, 24], "rows": 4}
+    by_mean = select(data, ["b", "c", "a"], [24, 32], "max-mean-acc")
+    assert by_mean.chosen == "a" and by_mean.ranking == ["a", "b", "c"] and "tie" not in by_mean.why
+    with pytest.raises(CompError, match="no rows at validation lengths \\[48\\]"):
+        select(data, ["a"], [24, 32, 48])
+    with pytest.raises(CompError, match="unknown selection rule 'best'; choose one of: max-min-acc"):
+        select(data, ["a"], [24], "best")
+
+
+def test_validation_choice_is_written_before_only_the_chosen_encoding_is_tested(tmp_path, no_png):
+    s = study(val_lengths="4-5", test_lengths="1-3,6", select="max-mean-acc")
+    results = run_study(s, tmp_path, quiet=True)
+    sel = json.loads((tmp_path / "selection.json").read_text())
+    assert results["selection"] == sel and sel["val_lengths"] == [4, 5] and set(sel["ranking"]) == set(results["study"]["pes"])
+    means = {pe: sum(r["acc_generate"] for r in results["val_rows"] if r["pe"] == pe) / 4 for pe in sel["ranking"]}
+    assert sel["scores"][sel["chosen"]]["mean"] == pytest.approx(max(means.values()))
+    assert {r["pe"] for r in results["rows"]} == {sel["chosen"]} and len(results["rows"]) == 2 * 4
+    other = next(pe for pe in sel["ranking"] if pe != sel["chosen"])
+    cache = json.loads((tmp_path / "runs" / f"parity-{other}-s0" / "lengthgen_eval.json").read_text())
+    assert sorted(cache["rows"]) == ["4", "5"]  # never tested
+    report = (tmp_path / "report.md").read_text()
+    assert "Chosen on validation lengths 4-5" in report and "--val-lengths 4-5 --select max-mean-acc" in report
+    with pytest.raises(CompError, match="overlap"):
+        run_study(study(val_lengths="3-5", test_lengths="1-4"), tmp_path / "x", quiet=True)
     assert not (tmp_path / "x").exists()

@@ -288,3 +288,25 @@ def test_chunked_forward_backward_gives_the_same_gradients(tiny, tmp_path):
     torch.testing.assert_close(grads[0][0], grads[1][0])
     for name in grads[0][1]:
         torch.testing.assert_close(grads[0][1][name], grads[1][1][name], msg=name)
+
+
+def test_attention_jitter_comes_from_each_seeds_own_stream(tiny, tmp_path):
+    """With attn_jitter (factors drawn from the data stream after the batch and its ids), seeds
+    trained as one stack end as if trained alone (on the hook path, fast_kernels=False: the fused
+    kernel's rounding of the zero-gradient b_K grows under jitter); with randomized ids too."""
+    for pe in ["t5+coupling", "rotary+randomized"]:
+        def cfg(seed=0, pe=pe):
+            c = tiny(seed=seed, steps=20, eval_every=10, fast_kernels=False)
+            c.model = ModelConfig(n_layers=2, n_heads=2, d_model=32, n_ctx=64, encoding=pe, attn_scale="logn",
+                                  attn_jitter=0.75, t5_max_distance=16)
+            return c
+
+        results = train_seeds(cfg(), [0, 1], dirs(tmp_path / pe / "multi", [0, 1]), quiet=True)
+        for seed, result in zip([0, 1], results):
+            alone = train(cfg(seed), tmp_path / pe / f"alone-s{seed}", quiet=True)
+            assert_same_run(result.run_dir, alone.run_dir)
+        unjittered = cfg(0)
+        unjittered.model = ModelConfig(**{**unjittered.model.to_dict(), "attn_jitter": 0.0})
+        plain = train(unjittered, tmp_path / pe / "plain-s0", quiet=True)
+        with pytest.raises(AssertionError):  # the jitter changes training: the test can fail
+            assert_same_run(results[0].run_dir, plain.run_dir)

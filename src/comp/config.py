@@ -212,11 +212,16 @@ def name_in(cls, name: str) -> bool:
     return any(f.name == name for f in fields(cls))
 
 
-def build_config(task: str, config_file: Path | None, sets: list[str], **options) -> RunConfig:
-    """Defaults < ``--config`` file < named options < ``--set`` overrides."""
+def build_config(task: str, config_file: Path | None, sets: list[str], preset: str | None = None,
+                 **options) -> RunConfig:
+    """Defaults < ``preset`` (:mod:`comp.presets`) < ``--config`` file < named options < ``--set`` overrides."""
     data: dict = load_config_file(config_file) if config_file else {}
     if not isinstance(data, dict):
         raise CompError(f"config file {config_file} must hold an object with task/model/train sections")
+    if preset:
+        from comp.presets import merge, preset_settings  # presets name tasks; comp.tasks imports this module
+
+        data = merge(preset_settings(preset, task), data)
     data.setdefault("task", {})["name"] = task
     for key, value in options.items():
         if value is None:

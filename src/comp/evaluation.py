@@ -11,8 +11,9 @@ evaluated. Three accuracies per length (per-sequence exact match):
 
 :func:`evaluate_run` does this for a saved run (``comp eval``).
 
-Greedy decoding reproduces the targets exactly when every teacher-forced prediction is
-right, so only rows with a teacher-forced error are decoded (with a key-value cache).
+Greedy decoding reproduces the targets exactly up to a row's first teacher-forced error,
+so only rows with an error are decoded, from that error on, with a key-value cache
+(:func:`comp.decoding.decode_after_errors`): the result is real greedy decoding.
 """
 
 from __future__ import annotations
@@ -22,9 +23,9 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from transformer_lens.cache.key_value_cache import TransformerLensKeyValueCache
 
 from comp.config import EVAL_SEED
+from comp.decoding import decode_after_errors
 from comp.resources import check_rows, chunk_size
 from comp.runs.load import load_run_for_lengths
 from comp.tasks import Batch, Task, parse_lengths, score
@@ -72,34 +73,6 @@ def answer_loss(
     return (logp * mask).sum() / mask.sum().clamp_min(1)
 
 
-@torch.no_grad()
-def greedy_decode(model, batch: Batch) -> torch.Tensor:
-    """Tokens with the answer region replaced by the model's greedy decoding.
-
-    All rows must share one length (one prompt width). Uses TransformerLens's
-    key-value cache: one forward over the prompt, then one token at a time. Encodings
-    that read position ids get the ids of the full-length sequence (for randomized
-    ids these depend on the whole row), exactly as a teacher-forced forward would.
-    """
-    start = int(batch.answer_start[0])
-    width = batch.tokens.shape[1]
-    tokens = batch.tokens.clone()
-    device = tokens.device
-    cache = TransformerLensKeyValueCache.init_cache(model.cfg, device, tokens.shape[0])
-    # ids of the full-length sequence (the layout fixes them), read step by step
-    pin = model.use_position_ids(model.position_ids(tokens)) if model.encoding.uses_ids else contextlib.nullcontext()
-    with pin:
-        prompt = tokens[:, :start]
-        logits = model(prompt, past_kv_cache=cache, attention_mask=torch.ones_like(prompt))
-        for pos in range(start, width):
-            nxt = logits[:, -1].argmax(-1)  # [batch]
-            tokens[:, pos] = nxt
-            if pos + 1 < width:
-                step = tokens[:, pos : pos + 1]
-                logits = model(step, past_kv_cache=cache, attention_mask=torch.ones_like(step))
-    return tokens
-
-
 @dataclass
 class LengthResult:
     task: str
@@ -128,6 +101,7 @@ def evaluate_length(
     full = eval_batch(task, length, n, seed, device)
     batch_size = max(1, min(batch_size, fit, ATTN_BUDGET // (model.cfg.n_heads * width * width)))
     sums = {"cot": 0.0, "answer": 0.0, "gen": 0.0, "gen_answer": 0.0, "loss": 0.0}
+    preds = []  # [batch, pos] teacher-forced predictions of each chunk
     was_training = model.training
     model.eval()
     try:
@@ -135,23 +109,17 @@ def evaluate_length(
             batch = full.select(slice(lo, lo + batch_size))
             with autocast(device):
                 logits = model(batch.tokens)
-            s = score(batch, predictions(logits, batch.tokens))
+            preds.append(predictions(logits, batch.tokens))
+            s = score(batch, preds[-1])
             sums["cot"] += s["cot"].sum().item()
             sums["answer"] += s["answer"].sum().item()
             sums["loss"] += masked_loss(logits, batch, per_row=True).sum().item()
-            if generate:
-                gen_ok, gen_ans = s["cot"].clone(), s["cot"].clone()
-                wrong = (~s["cot"]).nonzero()[:, 0]
-                if len(wrong):
-                    sub = batch.select(wrong)
-                    with autocast(device):
-                        decoded = greedy_decode(model, sub)
-                    gen_ok[wrong] = ((decoded == sub.tokens) | ~sub.loss_mask).all(1)
-                    gen_ans[wrong] = decoded.gather(1, sub.answer_pos[:, None])[:, 0] == sub.tokens.gather(
-                        1, sub.answer_pos[:, None]
-                    )[:, 0]
-                sums["gen"] += gen_ok.sum().item()
-                sums["gen_answer"] += gen_ans.sum().item()
+        if generate:  # the whole set at once: the decoder chunks rows by its own memory budget
+            with autocast(device):
+                decoded = decode_after_errors(model, full, torch.cat(preds))  # [n, pos]
+            right = decoded == full.tokens
+            sums["gen"] = (right | ~full.loss_mask).all(1).sum().item()
+            sums["gen_answer"] = right.gather(1, full.answer_pos[:, None]).sum().item()
     finally:
         model.train(was_training)
     return LengthResult(

@@ -25,6 +25,10 @@ def lengthgen_cli(
     steps: int | None = typer.Option(None, help="Training steps per run (default: comp train's)."),
     set_: list[str] = SETS,
     n: int = sequences("lengthgen"),
+    val_lengths: str = typer.Option("", help="Validation lengths, e.g. 24-48: every run is evaluated there first, one "
+                                    "encoding is chosen by --select and recorded, and only it is tested."),
+    select: str = typer.Option("max-min-acc", help="Rule that chooses on --val-lengths: max-min-acc, max-mean-acc "
+                               "(ties: the encoding listed first in --pe)."),
     decode: bool = typer.Option(False, "--decode/--no-decode",
                                 help="Greedy-decode for acc_generate (slow) instead of the exact teacher-forced identity."),
     backend: str = typer.Option("local", help=f"Where runs train: {', '.join(BACKENDS)} (slurm: one array job; "
@@ -38,20 +42,23 @@ def lengthgen_cli(
 ) -> None:
     """Train (or reuse) one run per encoding and seed, evaluate by length, write a report directory."""
     _lengthgen(task, pe, seeds, train_lengths, test_lengths, out, steps, set_, n, decode, backend, json_path, quiet,
-               dict(max_parallel=max_parallel, pack=pack_seeds, slurm=slurm))
+               dict(max_parallel=max_parallel, pack=pack_seeds, slurm=slurm), val_lengths, select)
 
 
 @user_errors
 def _lengthgen(task, pe, seeds, train_lengths, test_lengths, out, steps, set_, n, decode, backend, json_path,
-               quiet, options: dict) -> None:
+               quiet, options: dict, val_lengths: str = "", select: str = "max-min-acc") -> None:
     check_output_path(json_path, (".json",))
     from comp.lengthgen import Study, run_study
     from comp.lengthgen.report import multiples_rows
 
     study = Study(task=task, pes=pe.split(","), seeds=parse_seeds(seeds), train_lengths=train_lengths,
-                  test_lengths=test_lengths, steps=steps, sets=list(set_), n=n, decode=decode)
+                  test_lengths=test_lengths, steps=steps, sets=list(set_), n=n, decode=decode,
+                  val_lengths=val_lengths, select=select)
     out = out or runs_dir() / f"lengthgen-{task}"
     results = run_study(study, out, backend=backend, quiet=quiet, **options)
+    if results.get("selection"):
+        print(f"chosen on lengths {val_lengths}: {results['selection']['why']}")
     if results["rows"]:
         rows = multiples_rows(results)
         print_table(rows, list(rows[0]),

@@ -11,6 +11,7 @@ from comp.catalog import ENCODING_HELP as PE_HELP
 from comp.catalog import TASK_NAMES, TRAIN_DEFAULTS
 from comp.cli.common import user_errors
 from comp.cli.options import QUIET, SETS
+from comp.presets import HELP as PRESET_HELP
 from comp.signals import EXIT_INTERRUPTED, stop_on_signals
 from comp.views.tables import print_table
 
@@ -62,6 +63,7 @@ def train_cli(
     wandb: bool | None = typer.Option(None, "--wandb/--no-wandb", help=_h("train", "wandb", "Log to wandb (offline by default).")),
     wandb_group: str | None = typer.Option(None, help="wandb group name."),
     config: Path | None = typer.Option(None, help="JSON/YAML file with task/model/train sections."),
+    preset: str | None = typer.Option(None, help=PRESET_HELP),
     set_: list[str] = SETS,
     quiet: bool = QUIET,
     init_from: str | None = typer.Option(None, help="Start from this finished run's weights (same model shape)."),
@@ -85,7 +87,7 @@ def request_of(params: dict) -> TrainRequest:
     settings = {key: p[option] for key, option in SETTING_OPTIONS.items()}
     settings["tasks"] = [t for t in p["tasks"].split(",") if t] if p["tasks"] else None
     settings["freeze"] = [g for g in p["freeze"].split(",") if g] if p["freeze"] else None
-    return TrainRequest(task=p["task"], settings=settings, config_file=p["config"], sets=list(p["set_"] or []),
+    return TrainRequest(task=p["task"], settings=settings, config_file=p["config"], sets=list(p["set_"] or []), preset=p["preset"],
                         seed=p["seed"], seeds=p["seeds"], steps=p["steps"], device=p["device"], name=p["name"],
                         out=p["out"], resume=p["resume"])
 

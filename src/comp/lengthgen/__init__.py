@@ -7,7 +7,10 @@
 backend train what is missing (:mod:`comp.lengthgen.backends`: a run directory with
 ``eval.json`` is finished and reused, an interrupted one is resumed), evaluates every
 finished run by length (:func:`~comp.lengthgen.study.evaluate_job`) and writes the
-report directory (:mod:`comp.lengthgen.report`). Runs live in ``OUT/runs/``. With
+report directory. With ``val_lengths``, every run is first evaluated there, one encoding
+is chosen by the study's rule (:mod:`comp.lengthgen.select`), the choice is written to
+``OUT/selection.json``, and only the chosen encoding's runs are evaluated at the test
+lengths (:mod:`comp.lengthgen.report`). Runs live in ``OUT/runs/``. With
 ``backend="slurm"`` the study's directory is also a :mod:`comp.grid` grid: the runs train
 as one Slurm array and a second call, once they are done, evaluates and reports.
 """
@@ -18,9 +21,12 @@ from dataclasses import asdict
 from pathlib import Path
 
 from comp.config import environment
+from comp.io import write_json
 from comp.lengthgen.backends import BACKENDS, get_backend
 from comp.lengthgen.report import write_report
+from comp.lengthgen.select import RULES, select
 from comp.lengthgen.study import Study, evaluate_job, plan
+from comp.tasks import parse_lengths
 
 
 def run_study(study: Study, out: "str | Path", backend: str = "local", quiet: bool = False, **options) -> dict:
@@ -30,12 +36,22 @@ def run_study(study: Study, out: "str | Path", backend: str = "local", quiet: bo
     runner = get_backend(backend, quiet=quiet, **options)
     jobs = plan(study, out)
     pending = {j.name for j in runner.run(study, out, jobs)}
-    rows = [row for job in jobs if job.name not in pending for row in evaluate_job(job, study)]
+    done = [job for job in jobs if job.name not in pending]
     pes = list(dict.fromkeys(j.pe for j in jobs))  # canonical names, in the order asked
+    if study.val_lengths and pending:  # a choice among some of the candidates is no choice: wait for all
+        done = []
+    extra = {}
+    if study.val_lengths and done:
+        val_rows = [row for job in done for row in evaluate_job(job, study, study.val_lengths)]
+        chosen = select(val_rows, pes, parse_lengths(study.val_lengths), study.select)
+        write_json(out / "selection.json", asdict(chosen))  # on disk before any test length is evaluated
+        done = [job for job in done if job.pe == chosen.chosen]
+        extra = {"selection": asdict(chosen), "val_rows": val_rows}
+    rows = [row for job in done for row in evaluate_job(job, study)]
     results = {"study": {**asdict(study), "pes": pes, "backend": backend, "meta": environment()},
-               "pending": sorted(pending), "rows": rows}
+               "pending": sorted(pending), **extra, "rows": rows}
     write_report(out, results)
     return results
 
 
-__all__ = ["BACKENDS", "Study", "run_study"]
+__all__ = ["BACKENDS", "RULES", "Study", "run_study"]

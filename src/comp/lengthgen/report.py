@@ -73,7 +73,19 @@ def command(study: dict) -> str:
     if study["steps"] is not None:
         parts.append(f"--steps {study['steps']}")
     parts += [f"--set {s}" for s in study["sets"]] + (["--decode"] if study["decode"] else [])
+    if study.get("val_lengths"):
+        parts += [f"--val-lengths {study['val_lengths']}", f"--select {study['select']}"]
     return " ".join(parts)
+
+
+def selection_markdown(sel: dict) -> list[str]:
+    """The validation choice: rule, every candidate's numbers, the reason."""
+    rows = [{"candidate": c, "min": f"{sel['scores'][c]['min']:.4f}", "mean": f"{sel['scores'][c]['mean']:.4f}",
+             "worst (seed, length)": tuple(sel["scores"][c]["worst"]), "chosen": "yes" if c == sel["chosen"] else ""}
+            for c in sel["ranking"]]
+    return [f"## Chosen on validation lengths {sel['val_lengths'][0]}-{sel['val_lengths'][-1]} before testing",
+            "", f"Rule {sel['rule']} on {sel['metric']}: {sel['why']}. Only {sel['chosen']} was evaluated at the "
+            "test lengths.", "", _md_table(rows), ""]
 
 
 def markdown(results: dict) -> str:
@@ -90,6 +102,8 @@ def markdown(results: dict) -> str:
     ]
     if results.get("pending"):
         out += [f"**Pending runs (not in the tables):** {', '.join(results['pending'])}", ""]
+    if results.get("selection"):
+        out += selection_markdown(results["selection"])
     if rows:
         for metric in ("acc_generate", "acc_answer"):
             out += [f"## At 1x, 2x, 4x, 8x the training length: {LABELS[metric]}", "",

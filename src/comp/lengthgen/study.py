@@ -22,6 +22,7 @@ from comp.config import EVAL_SEED, RunConfig, build_config
 from comp.errors import CompError
 from comp.evaluation import evaluate_run
 from comp.io import read_json, write_json
+from comp.lengthgen.select import check_rule
 from comp.model import max_length
 from comp.model.encodings import COMPARED, canonical_encoding
 from comp.runs.files import RunStatus, read_eval, run_status
@@ -49,6 +50,8 @@ class Study:
     n: int = 256  # evaluation sequences per length
     eval_seed: int = EVAL_SEED  # seed of the evaluation sets
     decode: bool = False  # greedy-decode for acc_generate instead of the teacher-forced identity
+    val_lengths: str = ""  # validation lengths: choose one encoding on them first, test only it ("": test all)
+    select: str = "max-min-acc"  # the rule that chooses on val_lengths (comp.lengthgen.select.RULES)
 
 
 @dataclass
@@ -103,6 +106,10 @@ def plan(study: Study, out: Path) -> list[RunJob]:
         raise CompError("a length study compares one task; run one study per task (--task parity, --task copy, ...)")
     if study.n < 1:
         raise CompError(f"--n must be at least 1, got {study.n}")
+    check_rule(study.select)
+    if study.val_lengths and set(parse_lengths(study.val_lengths)) & set(parse_lengths(study.test_lengths)):
+        raise CompError(f"--val-lengths {study.val_lengths} and --test-lengths {study.test_lengths} overlap; "
+                        "choose on lengths that are not tested (e.g. --val-lengths 24-48 --test-lengths 64,128)")
     longest = max(parse_lengths(study.test_lengths))
     group = Path(os.path.abspath(out)).name  # wandb group (when --set train.wandb=true): the study's name
     jobs = []
@@ -127,15 +134,15 @@ def plan(study: Study, out: Path) -> list[RunJob]:
     return jobs
 
 
-def evaluate_job(job: RunJob, study: Study) -> list[dict]:
-    """Rows ``{"pe", "seed", "length", "acc_generate", "acc_cot", "acc_answer"}`` of one finished run,
-    evaluating only lengths its cache lacks."""
+def evaluate_job(job: RunJob, study: Study, lengths: "str | None" = None) -> list[dict]:
+    """Rows ``{"pe", "seed", "length", "acc_generate", "acc_cot", "acc_answer"}`` of one finished run
+    at ``lengths`` (default: the test lengths), evaluating only lengths its cache lacks."""
     trained = read_eval(job.run_dir)
     key = {"n": study.n, "seed": study.eval_seed, "decode": study.decode, "step": trained.get("step")}
     path = job.run_dir / EVAL_CACHE
     cache = read_json(path, "evaluation cache") if path.exists() else {}
     rows: dict = cache.get("rows", {}) if cache.get("key") == key else {}
-    lengths = parse_lengths(study.test_lengths)
+    lengths = parse_lengths(lengths or study.test_lengths)
     missing = [n for n in lengths if str(n) not in rows]
     if missing:
         result = evaluate_run(str(job.run_dir), ",".join(map(str, missing)), n=study.n, seed=study.eval_seed,

@@ -77,8 +77,8 @@ class CompTransformer(HookedTransformer):
             if self.encoding.random:
                 stack.enter_context(self.use_position_ids(self.position_ids(tokens, gen)))
             if self.model_cfg.attn_jitter > 0:
-                self.jitter.factor = draw_jitter(tokens.shape[0], self.model_cfg.attn_jitter, gen, tokens.device)
-                stack.callback(setattr, self.jitter, "factor", None)
+                stack.enter_context(jittered(self, draw_jitter(tokens.shape[0], self.model_cfg.attn_jitter, gen,
+                                                               tokens.device)))
             yield
 
     @contextlib.contextmanager
@@ -140,6 +140,17 @@ def pinned_positions(model, ids: "torch.Tensor | None"):
     if ids is None or not getattr(getattr(model, "encoding", None), "uses_ids", False):
         return contextlib.nullcontext()
     return model.use_position_ids(ids)
+
+
+def jittered(model, factor: "torch.Tensor | None"):
+    """Forwards inside multiply each sequence's attention logits by ``factor`` [batch]
+    (``attn_jitter`` models; a no-op when ``factor`` is None)."""
+    if factor is None:
+        return contextlib.nullcontext()
+    stack = contextlib.ExitStack()
+    model.jitter.factor = factor
+    stack.callback(setattr, model.jitter, "factor", None)
+    return stack
 
 
 def build_model(cfg: ModelConfig, seed: int = 0, device: "str | torch.device" = "cpu") -> CompTransformer:

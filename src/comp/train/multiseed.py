@@ -35,6 +35,7 @@ from comp.config import RunConfig
 from comp.errors import CompError
 from comp.evaluation import autocast, eval_batch, predictions
 from comp.model import CompTransformer, ModelConfig, resolve_device
+from comp.model.attention_scale import draw_jitter
 from comp.runs.files import CONFIG_FILE
 from comp.runs.load import resume_config
 from comp.tasks import Batch, Task, cat_batches, score
@@ -115,10 +116,20 @@ def stacked_quick_eval(stack: SeedStack, task: Task, runs: Sequence[Run]) -> lis
 
 def check_packable(model: ModelConfig) -> None:
     """The one rule on what seeds trained together (``--seeds``, ``--pack-seeds``, ``pack: seed``)
-    support: settings the stacked (vmapped) forward does not implement are refused before anything runs."""
-    if model.attn_jitter > 0:
-        raise CompError("model.attn_jitter (per-sequence attention temperature) is not supported when seeds train "
-                        "together (--seeds, --pack-seeds, pack: seed); train each seed as its own run")
+    support, checked before anything runs. Every model setting is packable today (attention
+    jitter draws each seed's factors from that seed's own stream, :func:`sample_jitter`);
+    this stays the one place a future unpackable setting would be refused."""
+    del model
+
+
+def sample_jitter(template: CompTransformer, batches: list[Batch], runs: Sequence[Run]) -> "torch.Tensor | None":
+    """Each seed's attention temperature factors ``[seeds, batch]``, drawn from its own data
+    stream after its batch and position ids, as :meth:`CompTransformer.sampled_positions`
+    draws them in the single-seed loop (``None`` without ``attn_jitter``)."""
+    amount = template.model_cfg.attn_jitter
+    if not (template.training and amount > 0):
+        return None
+    return torch.stack([draw_jitter(b.tokens.shape[0], amount, r.gen, b.tokens.device) for b, r in zip(batches, runs)])
 
 
 def train_seeds(
@@ -185,14 +196,16 @@ def _train_group(
             # 1. learning rate for this step (one schedule for every seed)
             lr = lr_at(step, t)
             # 2. a fresh batch per seed from its own stream (and its random position ids, if
-            #    the encoding has them), stacked [seeds, batch, pos]
+            #    the encoding has them, and its attention temperature factors [batch] with attn_jitter),
+            #    stacked [seeds, batch, pos]
             batches = [task.sample(r.gen, train_range(r.state, t), t.batch_size) for r in active]
             ids = sample_position_ids(template, batches, active)
+            factors = sample_jitter(template, batches, active)  # after the ids, as alone
             tokens, mask = stack_batches(batches)
             # 3. forward every seed at once, 4. each seed's loss on its answers [seeds], 5. backward
             stack.zero_grad()
             chunk = None if device.type == "cuda" else CPU_CHUNK
-            losses = stack.forward_backward(tokens, mask, t.amp, ids, chunk)
+            losses = stack.forward_backward(tokens, mask, t.amp, ids, chunk, factors)
             # 6. clip each seed by its own norm, 7. update
             if t.grad_clip > 0:
                 stack.clip_grads_(t.grad_clip)

@@ -43,13 +43,14 @@ class TrainRequest:
     name: str | None = None  # run name; with seeds, {seed} marks the seed's place (else -s<seed> is added)
     out: Path | None = None  # runs directory (default: comp.runs.names.runs_dir())
     resume: Path | None = None  # continue this run (with seeds: its seed siblings, or {seed} filled)
+    preset: str | None = None  # a key of comp.presets.PRESETS, under every other setting
 
     def config(self) -> RunConfig:
         """The config of a new run."""
         if self.task is None:
             raise CompError(f"missing TASK; e.g. comp train parity (tasks: {', '.join([*TASKS, 'multi'])})")
         options = {**self.settings, "seed": self.seed, "steps": self.steps, "device": self.device}
-        return build_config(self.task, self.config_file, self.sets, **options)
+        return build_config(self.task, self.config_file, self.sets, preset=self.preset, **options)
 
 
 @dataclass

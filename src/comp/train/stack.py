@@ -29,6 +29,7 @@ from torch.func import functional_call, vmap
 
 from comp.evaluation import answer_loss, autocast
 from comp.model import CompTransformer, pinned_positions
+from comp.model.build import jittered
 from comp.train.loop import Run, make_optimizer, maybe_compile
 
 
@@ -38,22 +39,24 @@ def stacked_logits(
     buffers: dict[str, torch.Tensor],
     tokens: torch.Tensor,
     position_ids: "torch.Tensor | None" = None,
+    jitter: "torch.Tensor | None" = None,
 ) -> torch.Tensor:
     """Logits ``[seeds, batch, pos, d_vocab]`` of every stacked model.
 
     ``params`` are ``[seeds, ...]``; ``tokens`` is ``[seeds, batch, pos]`` (each seed its
     own batch) or ``[batch, pos]`` (one batch for all); ``position_ids`` ``[seeds, batch,
     pos]``, if given, are each seed's own ids (random ids drawn from its data stream),
-    pinned on the template for that seed's slice of the forward.
+    pinned on the template for that seed's slice of the forward; ``jitter`` ``[seeds, batch]``,
+    if given, each seed's attention temperature factors (``attn_jitter``, drawn from its stream).
     """
 
-    def one(p, tok, ids):
-        with pinned_positions(template, ids):
+    def one(p, tok, ids, factor):
+        with pinned_positions(template, ids), jittered(template, factor):
             return functional_call(template, (p, buffers), (tok,))  # [batch, pos, d_vocab]
 
     shared = tokens.dim() == 2  # one batch for all: ids the model draws itself (evaluation) are the same for all
-    in_dims = (0, None if shared else 0, None if position_ids is None else 0)
-    return vmap(one, in_dims=in_dims, randomness="same" if shared else "error")(params, tokens, position_ids)
+    in_dims = (0, None if shared else 0, None if position_ids is None else 0, None if jitter is None else 0)
+    return vmap(one, in_dims=in_dims, randomness="same" if shared else "error")(params, tokens, position_ids, jitter)
 
 
 def stacked_losses(
@@ -63,9 +66,10 @@ def stacked_losses(
     tokens: torch.Tensor,
     loss_mask: torch.Tensor,
     position_ids: "torch.Tensor | None" = None,
+    jitter: "torch.Tensor | None" = None,
 ) -> torch.Tensor:
     """Answer-region loss of each seed on its own batch: ``[seeds]``."""
-    logits = stacked_logits(template, params, buffers, tokens, position_ids)  # [seeds, batch, pos, d_vocab]
+    logits = stacked_logits(template, params, buffers, tokens, position_ids, jitter)  # [seeds, batch, pos, d_vocab]
     return vmap(answer_loss)(logits, tokens, loss_mask)
 
 
@@ -108,12 +112,13 @@ class SeedStack:
         loss_mask: torch.Tensor,
         position_ids: "torch.Tensor | None" = None,
         seeds: slice = slice(None),
+        jitter: "torch.Tensor | None" = None,
     ) -> torch.Tensor:
         """Loss of each seed on its own batch (``tokens``, ``loss_mask``, ``position_ids``:
         ``[seeds, batch, pos]``): ``[seeds]``. ``seeds`` picks a slice of the stack (the
-        tensors then cover that slice only)."""
+        tensors then cover that slice only); ``jitter`` ``[seeds, batch]``: attention temperature factors."""
         params = {name: p[seeds] for name, p in self.params.items()}
-        return self._losses(self.template, params, self.buffers, tokens, loss_mask, position_ids)
+        return self._losses(self.template, params, self.buffers, tokens, loss_mask, position_ids, jitter)
 
     def forward_backward(
         self,
@@ -122,6 +127,7 @@ class SeedStack:
         amp: bool,
         position_ids: "torch.Tensor | None" = None,
         chunk: "int | None" = None,
+        jitter: "torch.Tensor | None" = None,
     ) -> torch.Tensor:
         """Gradients of every seed's loss (seeds are independent: the sum's gradient is each
         seed's own), ``chunk`` seeds at a time; returns the detached losses ``[seeds]``."""
@@ -130,8 +136,9 @@ class SeedStack:
         for lo in range(0, self.size, chunk):
             part = slice(lo, lo + chunk)
             ids = None if position_ids is None else position_ids[part]
+            factors = None if jitter is None else jitter[part]
             with autocast(tokens.device, amp):
-                losses = self.losses(tokens[part], loss_mask[part], ids, seeds=part)  # [chunk]
+                losses = self.losses(tokens[part], loss_mask[part], ids, seeds=part, jitter=factors)  # [chunk]
             losses.sum().backward()
             out.append(losses.detach())
         return torch.cat(out)

@@ -29,7 +29,7 @@ An evaluation sequence must need no more than ``max_position`` ids (checked by
 
 The layout functions are causal: the id of token ``i`` depends on tokens ``0..i``
 only. Random ids depend on the whole row (its ``K``), so decoding pins the ids of the
-full-length sequence (see :func:`comp.evaluation.greedy_decode`).
+full-length sequence (see :func:`comp.decoding.greedy_decode`).
 """
 
 from __future__ import annotations
