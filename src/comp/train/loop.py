@@ -16,6 +16,7 @@ checkpoint stopped: same weights as a run that never stopped.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,8 +26,17 @@ import torch
 from comp.config import RunConfig
 from comp.evaluation import autocast, evaluate, evaluate_length, masked_loss
 from comp.model import CompTransformer, build_model, resolve_device
-from comp.runs.files import METRICS_FILE
-from comp.runs.state import TrainState, load_state, prepare_run_dir, save_state, save_weights, write_eval
+from comp.runs.files import METRICS_FILE, STATE_FILE, clear_unstarted
+from comp.runs.lock import locked
+from comp.runs.state import (
+    TrainState,
+    load_state,
+    prepare_run_dir,
+    save_state,
+    save_weights,
+    write_eval,
+    write_failure,
+)
 from comp.tasks import LengthRange, Task
 from comp.train.reporting import MetricsLog, ProgressBar, WandbLogger, Window
 from comp.train.schedule import lr_at
@@ -99,6 +109,10 @@ def open_run(
     lengths = t.lengths
     state = TrainState(hi=min(t.curriculum_start, lengths.hi) if t.curriculum else lengths.hi)
     metrics = MetricsLog(run_dir / METRICS_FILE)
+    if resume and not (run_dir / STATE_FILE).exists():  # stopped before its first checkpoint
+        print(f"run {run_dir} has no checkpoint yet: starting it from scratch", file=sys.stderr)
+        clear_unstarted(run_dir)
+        resume = False
     if resume:
         state = load_state(run_dir, model, opt, gen)
         metrics.truncate_after(state.step)
@@ -188,7 +202,17 @@ def train(
     device = resolve_device(t.device)
     if t.threads:
         torch.set_num_threads(t.threads)
+    with locked(run_dir):  # one process per run; released on every exit path
+        try:
+            return _train(cfg, run_dir, task, device, resume, quiet, should_stop, model_hook)
+        except OSError as e:  # a full disk, a quota: checkpoints are atomic, the last one is whole
+            raise write_failure(run_dir, e) from None
 
+
+def _train(cfg: RunConfig, run_dir: Path, task: Task, device: torch.device, resume: bool, quiet: bool,
+           should_stop: Callable[[], bool], model_hook: "Callable[[CompTransformer], None] | None") -> TrainResult:
+    """The body of :func:`train`, with the run locked."""
+    t = cfg.train
     # ---- model, optimizer, data stream ---------------------------------------------
     run = open_run(cfg, run_dir, device, resume=resume, model_hook=model_hook)
     model, opt, gen, state = run.model, run.opt, run.gen, run.state
