@@ -12,7 +12,7 @@ import importlib
 import traceback
 from collections.abc import Callable
 
-from benchmarks import seeds, solve, throughput
+from benchmarks import discovery, kernels, paper, seeds, solve, throughput
 from benchmarks.common import Options, Row
 
 
@@ -30,9 +30,12 @@ def patching(opts: Options) -> list[Row]:
 
 BENCHMARKS: dict[str, Callable[[Options], list[Row]]] = {
     "throughput": throughput.bench,
+    "paper": paper.bench,  # against a plain PyTorch transformer of the paper's shape
+    "kernels": kernels.bench,  # comp's training step against the hook path's
     "seeds": seeds.bench,
     "solve": solve.bench,  # also the "memory" row: peak memory of the same run
     "patching": patching,
+    "discovery": discovery.bench,  # rows edge_patching, discovery_nodes, discovery_edges
 }
 
 

@@ -32,6 +32,7 @@
 
 # %%
 import os
+from dataclasses import asdict
 
 import torch
 from IPython.display import HTML, display
@@ -88,9 +89,9 @@ display(HTML(page))
 # %%
 ckpt, lengths = str(run.path), str(L)
 heads = score_heads(ckpt, lengths=lengths, n=n)
-print_table(heads["rows"], ["component", *SCORES], headers=["head", "prev", "iter", "iter>0.5", "eoi", "bos", "self"],
+print_table(heads.rows, ["component", *SCORES], headers=["head", "prev", "iter", "iter>0.5", "eoi", "bos", "self"],
             title="attention head scores")
-top = max(heads["rows"], key=lambda r: r["iteration"])["component"]
+top = max(heads.rows, key=lambda r: r.iteration).component
 print("iteration-head candidate:", top)
 
 # %% [markdown]
@@ -101,7 +102,7 @@ print("iteration-head candidate:", top)
 
 # %%
 ablation = ablate_run(ckpt, method="mean", what="both", lengths=lengths, n=n)
-print_table([{"component": "none (baseline)", **ablation["baseline"]}, *ablation["rows"]],
+print_table([{"component": "none (baseline)", **asdict(ablation.baseline)}, *ablation.rows],
             ["component", "acc_cot", "acc_answer", "loss"], title="mean ablation")
 
 # %% [markdown]
@@ -124,8 +125,8 @@ display(patch_heatmaps(patching))
 
 # %%
 verdicts = assess_run(ckpt, "all", lengths=lengths, n=n)
-print_table([{"hypothesis": r["hypothesis"], "components": ", ".join(r["components"]), "score": r["score"],
-              "verdict": r["verdict"]} for r in verdicts["hypotheses"]], ["hypothesis", "components", "score", "verdict"])
+print_table([{"hypothesis": r.hypothesis, "components": ", ".join(r.components), "score": r.score,
+              "verdict": r.verdict} for r in verdicts.hypotheses], ["hypothesis", "components", "score", "verdict"])
 
 # %% [markdown]
 # ## Probes: where does `x_t` arrive?

@@ -77,9 +77,71 @@ def planted_model():
     return model.eval()
 
 
-def save_planted_run(run_dir: Path) -> Path:
-    """The planted model saved as a comp run trained on length L (for the CLI)."""
-    cfg = RunConfig(task=TaskConfig(name="parity"), model=ModelConfig(**CONFIG), train=TrainConfig(train_lengths=str(L)))
+def save_planted_run(run_dir: Path, discovery: bool = False, model=None) -> Path:
+    """The planted model (or :func:`discovery_model`, or ``model`` built from its config) saved
+    as a comp run trained on length L (for the CLI)."""
+    config = DISCOVERY_CONFIG if discovery else CONFIG
+    cfg = RunConfig(task=TaskConfig(name="parity"), model=ModelConfig(**config), train=TrainConfig(train_lengths=str(L)))
     prepare_run_dir(run_dir, cfg)
-    save_weights(run_dir, planted_model(), cfg, step=0)
+    save_weights(run_dir, model or (discovery_model() if discovery else planted_model()), cfg, step=0)
     return run_dir
+
+
+# ---- a planted circuit for discovery: an MLP role, a role split over two heads, decoys ----------
+# Features: ONE, BIT, EOI as above; C (x_t copied by MLP0); A (x_t, half from each of L1H0 and L1H1);
+# Z (s_t, computed by MLP1). Decoys attend sharply but write nothing (W_O = 0): L0H0 (EoI
+# anchor), L0H1 (previous token), L1H2 (a third iteration head); L0H2, L0H3, L1H3 are empty.
+C_FEAT, D_P0 = 5, 6
+DISCOVERY_CONFIG = dict(n_layers=2, n_heads=4, d_model=32, d_head=16, d_mlp=8, act_fn="relu", normalization="none",
+                        encoding="standard", n_ctx=N_CTX)
+# the planted circuit under mean or resample ablation at length L, positions split by class
+# (edges that carry positions only, such as the iteration heads' q and k, are the same in
+# every sequence and so outside it)
+DISCOVERY_NODES = {"embed@input", "embed@answer", "MLP0@input", "L1H0@eoi", "L1H0@answer", "L1H1@eoi",
+                   "L1H1@answer", "MLP1@eoi", "MLP1@answer", "logits"}
+DISCOVERY_EDGES = {"embed@input -> MLP0", "MLP0@input -> L1H0.v", "MLP0@input -> L1H1.v",
+                   "L1H0@eoi -> MLP1", "L1H0@answer -> MLP1", "L1H1@eoi -> MLP1", "L1H1@answer -> MLP1",
+                   "embed@answer -> MLP1", "MLP1@eoi -> logits", "MLP1@answer -> logits"}
+
+
+def discovery_model():
+    model = build_model(ModelConfig(**DISCOVERY_CONFIG), seed=0)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.zero_()
+        model.embed.W_E[:, ONE] = 1.0
+        model.embed.W_E[1, BIT] = 1.0
+        model.embed.W_E[vocab.EOI, EOI] = 1.0
+        model.pos_embed.W_pos[:, D_P0 : D_P0 + N_CTX] = torch.eye(N_CTX)
+        a0, a1 = model.blocks[0].attn, model.blocks[1].attn
+        a0.W_Q[0, ONE, 0] = SHARP  # L0H0 decoy: attends to EoI ...
+        a0.W_K[0, EOI, 0] = 1.0
+        a0.W_V[0, BIT, 0] = 1.0  # ... reads the bit there, writes nothing (W_O = 0)
+        for i in range(N_CTX):
+            a0.W_Q[1, D_P0 + i, i] = SHARP  # L0H1 decoy: previous token, writes nothing
+            if i + 1 < N_CTX:
+                a0.W_K[1, D_P0 + i, i + 1] = 1.0
+            for h in (0, 1, 2):  # L1H0, L1H1 (the split iteration head) and the L1H2 decoy: q -> q - L
+                a1.W_Q[h, D_P0 + i, i] = SHARP
+                if i + L < N_CTX:
+                    a1.W_K[h, D_P0 + i, i + L] = 1.0
+        a0.W_V[1, BIT, 0] = 1.0
+        m0 = model.blocks[0].mlp
+        m0.W_in[BIT, 0] = 1.0  # MLP0: C = relu(BIT)
+        m0.W_out[0, C_FEAT] = 1.0
+        for h in (0, 1, 2):
+            a1.W_V[h, C_FEAT, 0] = 1.0  # the iteration heads read C at x_t ...
+        a1.W_O[0, 0, A] = 0.5  # ... L1H0 and L1H1 each write half of A; L1H2 writes nothing
+        a1.W_O[1, 0, A] = 0.5
+        m1 = model.blocks[1].mlp
+        m1.W_in[BIT, :2] = 1.0  # MLP1: Z = BIT xor A, as in planted_model
+        m1.W_in[A, :2] = 1.0
+        m1.b_in[1] = -1.0
+        m1.W_out[0, Z] = 1.0
+        m1.W_out[1, Z] = -2.0
+        model.unembed.W_U[Z, 1] = GAIN
+        model.unembed.W_U[Z, 0] = -GAIN
+        model.unembed.b_U[:] = -100.0
+        model.unembed.b_U[0] = GAIN
+        model.unembed.b_U[1] = 0.0
+    return model.eval()

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-ROWS = ["throughput", "seeds", "solve", "memory", "patching"]
+ROWS = ["throughput", "paper", "kernels", "seeds", "solve", "memory", "patching", "edge_patching", "discovery_nodes",
+        "discovery_edges"]
 
 
 @pytest.fixture(autouse=True)
@@ -29,8 +30,10 @@ def test_quick_suite_prints_every_row_and_writes_json(tmp_path, capsys):
     assert [r["bench"] for r in data["rows"]] == ROWS
     for row in data["rows"]:
         assert row["bench"] in table
-        if row["bench"] not in ("solve", "memory"):
+        if row["bench"] not in ("solve", "memory", "discovery_nodes", "discovery_edges"):
             assert row["comp"] > 0 and row["baseline"] > 0 and row["ratio"] > 0
+        if row["bench"].startswith("discovery"):
+            assert row["comp"] > 0 and row["extra"]["kept"] <= row["extra"]["total"]
     assert data["machine"]["torch"] and data["command"].startswith("python -m benchmarks")
 
 
@@ -51,6 +54,28 @@ def test_only_and_skip_select_benchmarks():
     from benchmarks.suite import select
 
     assert select(["seeds", "throughput"], []) == ["throughput", "seeds"]
-    assert select([], ["solve"]) == ["throughput", "seeds", "patching"]
+    assert select([], ["solve"]) == ["throughput", "paper", "kernels", "seeds", "patching", "discovery"]
     with pytest.raises(SystemExit, match="unknown benchmark"):
         select(["nope"], [])
+
+
+def test_plain_transformer_is_the_paper_shape_and_learns():
+    """The baseline is what it says: 2 pre-LN blocks, 1 head, width 128, causal, and it trains."""
+    import torch
+
+    from benchmarks.paper import PlainTransformer
+    from comp.tasks import make_task, vocab
+
+    torch.manual_seed(0)
+    model = PlainTransformer(vocab.D_VOCAB, 64)
+    assert len(model.blocks) == 2 and model.blocks[0].n_heads == 1 and model.embed.embedding_dim == 128
+    tokens = make_task("parity").sample(torch.Generator().manual_seed(0), "1-3", 16).tokens
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    for _ in range(30):
+        loss = torch.nn.functional.cross_entropy(model(tokens[:, :-1]).flatten(0, 1), tokens[:, 1:].flatten())
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert loss.item() < 0.5  # memorises a fixed batch
+    with torch.no_grad():
+        torch.testing.assert_close(model(tokens)[:, :3], model(tokens[:, :3]))  # causal: later tokens change nothing

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
 import pytest
 import torch
 from planted import USED, L, planted_model
@@ -10,10 +12,10 @@ from transformer_lens import utils
 from comp.circuits.ablate import ABLATIONS, ablate_components, ablate_sets
 from comp.circuits.components import Component, component_outputs, components
 from comp.circuits.data import analysis_groups
-from comp.encodings import ENCODINGS
 from comp.errors import CompError
 from comp.evaluation import masked_loss, predictions
 from comp.model import ModelConfig, build_model
+from comp.model.encodings import ENCODINGS
 from comp.tasks import make_task, score
 
 
@@ -25,12 +27,12 @@ def random_model(encoding: str = "rotary", **kw):
 def test_ablations_find_exactly_the_used_components(method):
     groups = analysis_groups(make_task("parity"), [L], 64, seed=0)
     result = ablate_components(planted_model(), groups, method)
-    assert result["baseline"]["acc_cot"] == 1.0
-    hurt = {r["component"] for r in result["rows"] if r["acc_cot"] < 0.9}
+    assert result.baseline.acc_cot == 1.0
+    hurt = {r.component for r in result.rows if r.acc_cot < 0.9}
     assert hurt == USED
-    for r in result["rows"]:
-        if r["component"] not in USED:  # an unused component changes nothing at all
-            assert r["acc_cot"] == r["acc_answer"] == 1.0 and r["loss"] == result["baseline"]["loss"]
+    for r in result.rows:
+        if r.component not in USED:  # an unused component changes nothing at all
+            assert r.acc_cot == r.acc_answer == 1.0 and r.loss == result.baseline.loss
 
 
 def _by_hand(model, group, component: Component, method: str) -> dict:
@@ -59,7 +61,7 @@ def test_batched_ablation_equals_one_hook_at_a_time(method):
     batched = ablate_sets(model, groups, [[c] for c in chosen], method)
     for c, got in zip(chosen, batched):
         want = _by_hand(model, groups[0], c, method)
-        assert got == pytest.approx(want, abs=1e-5), c.label
+        assert asdict(got) == pytest.approx(want, abs=1e-5), c.label
 
 
 def test_ablation_methods_replace_as_documented():

@@ -32,9 +32,9 @@ def test_head_scores_find_exactly_the_planted_heads():
     rows = head_scores(planted_model(), analysis_groups(make_task("parity"), [L], 64, seed=0))
     for score, planted in [("eoi_anchor", PLANTED_HEADS["eoi_anchor"]), ("prev_token", PLANTED_HEADS["prev_token"]),
                            ("iteration", PLANTED_HEADS["iteration"]), ("iteration_frac", PLANTED_HEADS["iteration"])]:
-        high = {r["component"] for r in rows if r[score] > 0.5}
+        high = {r.component for r in rows if getattr(r, score) > 0.5}
         assert high == {planted}, (score, high)
-        assert max(r[score] for r in rows) > 0.99
+        assert max(getattr(r, score) for r in rows) > 0.99
 
 
 def test_head_scores_are_attention_averages():
@@ -46,11 +46,11 @@ def test_head_scores_are_attention_averages():
     batch_len = 3  # 8 positions; query i sees i + 1 keys
     (row,) = head_scores(model, analysis_groups(make_task("parity"), [batch_len], 8, seed=0))
     uniform = sum(1 / (i + 1) for i in range(1, 8)) / 7
-    assert row["prev_token"] == pytest.approx(uniform) and row["bos"] == pytest.approx(uniform)
-    assert row["self"] == pytest.approx(uniform)
+    assert row.prev_token == pytest.approx(uniform) and row.bos == pytest.approx(uniform)
+    assert row.self == pytest.approx(uniform)
     # iteration: queries 4, 5, 6 (EoI, s1, s2) see 5, 6, 7 keys
-    assert row["iteration"] == pytest.approx((1 / 5 + 1 / 6 + 1 / 7) / 3) and row["iteration_frac"] == 0
-    assert row["eoi_anchor"] == pytest.approx((1 / 6 + 1 / 7 + 1 / 8) / 3)  # queries 5, 6, 7 after EoI at 4
+    assert row.iteration == pytest.approx((1 / 5 + 1 / 6 + 1 / 7) / 3) and row.iteration_frac == 0
+    assert row.eoi_anchor == pytest.approx((1 / 6 + 1 / 7 + 1 / 8) / 3)  # queries 5, 6, 7 after EoI at 4
 
 
 @pytest.mark.parametrize("task", ["parity_nocot", "polynomial", "multi"])
@@ -58,4 +58,33 @@ def test_head_scores_run_on_every_task(task):
     t = make_task(task, tasks=["parity", "copy", "parity_nocot"] if task == "multi" else None)
     model = build_model(ModelConfig(n_layers=2, n_heads=2, d_model=16, n_ctx=32), seed=0).eval()
     rows = head_scores(model, analysis_groups(t, [1, 3], 4, seed=0))
-    assert len(rows) == 4 and all(0 <= r[s] <= 1 for r in rows for s in ("prev_token", "iteration", "eoi_anchor"))
+    assert len(rows) == 4 and all(0 <= getattr(r, s) <= 1 for r in rows for s in ("prev_token", "iteration", "eoi_anchor"))
+
+
+def forced_patterns(n_pos: int) -> torch.Tensor:
+    """[head, q, k] one-hot patterns of parity at length 3 (``<p> x1 x2 x3 EoI s1 s2 s3``, EoI at 4):
+    head 0 reads the previous token, head 1 reads EoI from after it, head 2 is an iteration head
+    (the position predicting s_t, 3 + t, reads x_t at t); every other query reads itself."""
+    target = torch.arange(n_pos).repeat(3, 1)  # [head, q]: each query's one key
+    target[0, 1:] = torch.arange(n_pos - 1)
+    target[1, 5:] = 4
+    target[2, 4:7] = torch.tensor([1, 2, 3])
+    return torch.nn.functional.one_hot(target, n_pos).float()
+
+
+def test_planted_heads_get_their_exact_scores():
+    """Patterns forced by a hook on hook_pattern: every score is a known fraction of the 7 queries
+    after BOS, the 3 after EoI, or the 3 predicting positions."""
+    model = build_model(ModelConfig(n_layers=1, n_heads=3, d_model=12, n_ctx=16, encoding="nope"), seed=0)
+    model.blocks[0].attn.hook_pattern.add_hook(lambda pattern, hook: forced_patterns(8).expand_as(pattern).clone())
+    rows = head_scores(model, analysis_groups(make_task("parity"), [3], 8, seed=0))
+    model.reset_hooks()
+    want = {  # head: prev_token, iteration, iteration_frac, eoi_anchor, bos, self
+        "L0H0": (1, 0, 0, 1 / 3, 1 / 7, 0),  # x1 reads BOS; s1 reads EoI
+        "L0H1": (1 / 7, 0, 0, 1, 0, 4 / 7),  # s1 reads EoI, its previous token; x1..EoI read themselves
+        "L0H2": (0, 1, 1, 0, 0, 4 / 7),  # x1, x2, x3 and s3 read themselves
+    }
+    assert [r.component for r in rows] == list(want)
+    for r in rows:
+        got = (r.prev_token, r.iteration, r.iteration_frac, r.eoi_anchor, r.bos, r.self)
+        assert got == pytest.approx(want[r.component], abs=1e-6), r.component

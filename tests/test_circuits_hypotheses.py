@@ -11,8 +11,10 @@ from planted import L, planted_model, save_planted_run
 from typer.testing import CliRunner
 
 from comp.circuits.data import analysis_groups
+from comp.circuits.heads import SCORES
 from comp.circuits.hypotheses import HYPOTHESES, Thresholds, assess_hypothesis, component_scores
 from comp.circuits.patching import make_pair
+from comp.circuits.results import Evidence
 from comp.cli.main import app
 from comp.tasks import make_task
 
@@ -29,7 +31,7 @@ def invoke(*args):
     return runner.invoke(app, list(args))
 
 
-def assess(model, name: str) -> dict:
+def assess(model, name: str) -> Evidence:
     task = make_task("parity")
     groups = analysis_groups(task, [L], 64, seed=0)
     return assess_hypothesis(model, name, groups, component_scores(model, groups, make_pair(task, L, 64, seed=0)))
@@ -43,18 +45,18 @@ def assess(model, name: str) -> dict:
 ])
 def test_planted_verdicts(name, components, verdict, necessity):
     r = assess(planted_model(), name)
-    assert r["components"] == components and r["score"] > 0.99
-    assert r["verdict"] == verdict and r["necessity"]["result"] == necessity
-    assert r["sufficiency"]["circuit"] == ["L0H0", "L0H1", "L1H0", "MLP1"]
-    assert r["sufficiency"]["ablated"] == ["MLP0", "L1H1"] and r["sufficiency"]["result"] == "yes"
-    assert r["thresholds"] == Thresholds().__dict__
+    assert r.components == components and r.score > 0.99
+    assert r.verdict == verdict and r.necessity.result == necessity
+    assert r.sufficiency.circuit == ["L0H0", "L0H1", "L1H0", "MLP1"]
+    assert r.sufficiency.ablated == ["MLP0", "L1H1"] and r.sufficiency.result == "yes"
+    assert r.thresholds == Thresholds().__dict__
 
 
 def test_a_model_that_fails_the_task_gets_no_verdict():
     model = planted_model()
     model.unembed.W_U.data.neg_()  # always the wrong bit
     r = assess(model, "iteration_head")
-    assert r["verdict"] == "inconclusive" and "accuracy" in r["reason"]
+    assert r.verdict == "inconclusive" and "accuracy" in r.reason
 
 
 def test_heads_ablate_patch_commands(planted_run, tmp_path):
@@ -62,6 +64,8 @@ def test_heads_ablate_patch_commands(planted_run, tmp_path):
     assert res.exit_code == 0, res.output
     rows = json.loads((tmp_path / "h.json").read_text())["rows"]
     assert max(rows, key=lambda r: r["iteration"])["component"] == "L1H0"
+    printed = [[c.strip() for c in line.strip().strip("│").split("│")] for line in res.output.splitlines() if "│ L" in line]
+    assert printed == [[r["component"], *(f"{r[s]:.3f}" for s in SCORES)] for r in rows]  # the table is the JSON
     res = invoke("ablate", "--ckpt", planted_run, "--method", "resample", "--what", "heads", "--n", "32",
                  "--json", str(tmp_path / "a.json"))
     assert res.exit_code == 0, res.output

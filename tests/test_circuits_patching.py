@@ -16,9 +16,9 @@ from comp.circuits.patching import (
     patch_resid_pre,
     patch_sweep,
 )
-from comp.encodings import ENCODINGS
 from comp.errors import CompError
 from comp.model import ModelConfig, build_model
+from comp.model.encodings import ENCODINGS
 from comp.tasks import make_task
 
 PAIRS = [

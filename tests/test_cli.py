@@ -48,6 +48,38 @@ def test_train_then_eval_with_json_and_plot(tmp_path):
     assert "plotly" in (tmp_path / "e.html").read_text()[:200000]
 
 
+def printed_rows(output: str, first: str) -> list[list[str]]:
+    """The cells of the printed table rows whose first cell is ``first``."""
+    rows = [[c.strip() for c in line.strip().strip("│").split("│")] for line in output.splitlines() if "│" in line]
+    return [r for r in rows if r[0] == first]
+
+
+def three(value) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+def test_printed_tables_show_the_saved_values(tmp_path):
+    """comp train prints eval.json's rows; comp eval prints its --json rows, value for value."""
+    res = invoke("train", "parity", *TINY, "--eval-lengths", "1-4")
+    assert res.exit_code == 0, res.output
+    saved = json.loads((runs() / "parity-rotary-s0" / "eval.json").read_text())
+    assert f"parity-rotary-s0: step {saved['step']} ({saved['stop_reason']})" in res.output
+    assert printed_rows(res.output, "parity") == [
+        ["parity", str(r["length"]), *(three(r[k]) for k in ("acc_generate", "acc_cot", "acc_answer", "loss"))]
+        for r in saved["rows"]
+    ]
+    assert [r["length"] for r in saved["rows"]] == [1, 2, 3, 4]
+    res = invoke("eval", "--ckpt", "parity-rotary-s0", "--lengths", "2,6", "--n", "16", "--json", str(tmp_path / "e.json"))
+    assert res.exit_code == 0, res.output
+    data = json.loads((tmp_path / "e.json").read_text())
+    assert printed_rows(res.output, "parity") == [
+        ["parity", str(r["length"]), *(three(r[k]) for k in ("acc_generate", "acc_generate_answer", "acc_cot",
+                                                             "acc_answer", "loss"))]
+        for r in data["rows"]
+    ]
+    assert [r["length"] for r in data["rows"]] == [2, 6] and data["n"] == 16 and data["seed"] == 12345
+
+
 def test_eval_past_learned_table_is_a_clear_error():
     assert invoke("train", "parity", *TINY, "--pe", "standard").exit_code == 0
     res = invoke("eval", "--ckpt", "parity-standard-s0", "--lengths", "1-40", "--n", "4")

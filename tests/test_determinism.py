@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from comp.determinism import LookupEmbed, lookup
-from comp.encodings import ENCODINGS
 from comp.evaluation import masked_loss
 from comp.model import ModelConfig, build_model
+from comp.model.encodings import ENCODINGS
 from comp.tasks import make_task
 
 BASES = [n for n, e in ENCODINGS.items() if e.kind == "base"]

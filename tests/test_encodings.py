@@ -8,11 +8,11 @@ import pytest
 import torch
 
 from comp.config import RunConfig, TaskConfig, TrainConfig
-from comp.encodings import ENCODINGS, canonical_encoding
-from comp.encodings.positions import coupled_ids, natural_ids
 from comp.errors import CompError
 from comp.evaluation import evaluate_run
 from comp.model import ModelConfig, build_model
+from comp.model.encodings import ENCODINGS, canonical_encoding
+from comp.model.encodings.positions import coupled_ids, natural_ids
 from comp.runs.load import load_run, resume_config
 from comp.tasks import make_task
 from comp.tasks import vocab as V

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
+from planted import L, planted_model
 
-from comp.encodings import ENCODINGS
 from comp.evaluation import eval_batch, evaluate, evaluate_length, greedy_decode
 from comp.model import ModelConfig, build_model
-from comp.tasks import make_task
+from comp.model.encodings import ENCODINGS
+from comp.tasks import make_task, vocab
 
 COMBINATIONS = ["rotary+coupling+randomized", "t5+coupling", "alibi+coupling", "prevpos+coupling",
                 "sinusoidal+randomized", "standard+coupling+abacus", "shortformer+randomized", "t5+randomized"]
@@ -34,13 +36,36 @@ def test_cached_greedy_equals_recomputed_greedy(pe):
     assert torch.equal(greedy_decode(model, batch), naive_greedy(model, batch))
 
 
-def test_generation_matches_teacher_forcing_when_all_correct():
-    """A model that copies targets perfectly: every accuracy is 1 (the decoder sees the same prefixes)."""
-    model = build_model(ModelConfig(d_model=32, n_heads=2, n_ctx=64)).eval()
-    row = evaluate_length(model, make_task("copy"), 5, n=32)
-    # an untrained model: generation can only be as good as teacher forcing on the whole CoT
-    assert row.acc_generate == pytest.approx(row.acc_cot)
-    assert 0 <= row.acc_generate_answer <= 1
+def accuracies(row) -> tuple[float, ...]:
+    return row.acc_cot, row.acc_answer, row.acc_generate, row.acc_generate_answer
+
+
+def test_a_model_that_solves_the_task_scores_one_everywhere():
+    """The hand-planted parity circuit predicts every answer token: teacher-forced and
+    generated accuracies are exactly 1, and the loss is that of logits +-GAIN."""
+    row = evaluate_length(planted_model().eval(), make_task("parity"), L, n=32)
+    assert accuracies(row) == (1.0, 1.0, 1.0, 1.0)
+    assert row.loss < 1e-2
+
+
+def test_a_model_that_never_predicts_an_answer_scores_zero():
+    """The same circuit with a hook on the unembedding that makes EoI win every position:
+    no answer token is ever right, teacher-forced or decoded."""
+    model = planted_model().eval()
+    handle = model.unembed.register_forward_hook(lambda module, args, logits: logits + 1e4 * F.one_hot(
+        torch.tensor(vocab.EOI), logits.shape[-1]))  # [batch, pos, d_vocab]
+    row = evaluate_length(model, make_task("parity"), L, n=32)
+    handle.remove()
+    assert accuracies(row) == (0.0, 0.0, 0.0, 0.0)
+    assert row.loss > 1e3
+
+
+def test_generation_matches_teacher_forcing_on_the_whole_answer():
+    """Greedy decoding is all right exactly when every teacher-forced prediction is."""
+    model = build_model(ModelConfig(d_model=32, n_heads=2, n_ctx=64), seed=3).eval()
+    for length in (1, 2, 5):
+        row = evaluate_length(model, make_task("copy"), length, n=32)
+        assert row.acc_generate == row.acc_cot
 
 
 def test_eval_sets_are_fixed_per_length():

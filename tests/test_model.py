@@ -6,9 +6,9 @@ import pytest
 import torch
 from transformer_lens import HookedTransformer, utils
 
-from comp.encodings import ENCODINGS
 from comp.errors import CompError
 from comp.model import ModelConfig, build_model, max_length, with_context
+from comp.model.encodings import ENCODINGS
 from comp.tasks import make_task
 
 COMBINATIONS = ["rotary+coupling+randomized", "t5+coupling", "alibi+coupling", "prevpos+coupling",

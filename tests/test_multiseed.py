@@ -32,8 +32,12 @@ def dirs(base: Path, seeds) -> list[Path]:
     return [base / f"run-s{s}" for s in seeds]
 
 
-def assert_same_run(a: Path, b: Path, atol: float = 1e-6, resumed: bool = False) -> None:
+def assert_same_run(a: Path, b: Path, atol: float = 1e-4, resumed: bool = False) -> None:
     """Two run directories hold the same run: weights, optimizer and RNG state, metrics, evaluation.
+
+    To float tolerance: a single run computes attention with the fused kernel (comp.model.fused),
+    stacked seeds with the hook path under ``vmap``, and AdamW turns the rounding of tiny
+    gradients (``b_K``) into steps of about ``lr``-size noise, so weights agree to ~1e-5.
 
     ``resumed``: the logging window that spans an interruption averages fewer steps, so
     only the steps of metrics rows are compared.

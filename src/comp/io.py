@@ -10,8 +10,9 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from comp.errors import CompError
 
@@ -25,14 +26,27 @@ def _umask_mode() -> int:
     return 0o666 & ~mask
 
 
-def _atomic_write(path: Path, write) -> None:
+def _atomic_write(path: Path, write: Callable[[BinaryIO], Any]) -> None:
+    """Write ``path`` through ``write(file)``, atomically."""
+
+    def fill(tmp: str) -> None:
+        with open(tmp, "wb") as f:
+            write(f)
+
+    _atomic_fill(path, fill)
+
+
+def _atomic_fill(path: Path, fill: Callable[[str], Any]) -> None:
+    """Create ``path`` atomically: ``fill(tmp)`` writes a temporary file beside it, which is
+    synced and renamed over ``path`` (or removed on any error), so a reader sees the old
+    file or the whole new one, never a part."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
     try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
+        fill(tmp)
+        with open(tmp, "rb") as f:
             os.fsync(f.fileno())
         os.chmod(tmp, _umask_mode())
         os.replace(tmp, path)
@@ -72,20 +86,7 @@ def save_tensors(path: "str | Path", tensors: dict[str, torch.Tensor], metadata:
     from safetensors.torch import save_file
 
     flat = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        save_file(flat, tmp, metadata=metadata)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.chmod(tmp, _umask_mode())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    _atomic_fill(Path(path), lambda tmp: save_file(flat, tmp, metadata=metadata))
 
 
 def load_tensors(path: "str | Path", what: str = "checkpoint") -> dict[str, torch.Tensor]:

@@ -4,7 +4,11 @@
 - :mod:`~comp.circuits.ablate`: accuracy and loss with heads or MLPs ablated (zero, mean, resample);
 - :mod:`~comp.circuits.patching`: batched activation patching, equal to ``transformer_lens.patching``;
 - :mod:`~comp.circuits.hypotheses`: named circuit hypotheses tested with score, necessity,
-  sufficiency and a verdict.
+  sufficiency and a verdict;
+- :mod:`~comp.circuits.discover`: automatic circuit discovery over the nodes and edges of
+  :mod:`~comp.circuits.graph` (exact greedy pruning, EAP, EAP-IG), scored by
+  :mod:`~comp.circuits.circuit_eval` with path patching (:mod:`~comp.circuits.edge_patching`),
+  compared by :mod:`~comp.circuits.circuit_diff`.
 
 They share :mod:`~comp.circuits.data` (evaluation and reference sets, answer steps),
 :mod:`~comp.circuits.components` (heads and MLPs by name) and

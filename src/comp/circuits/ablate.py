@@ -17,12 +17,14 @@ the per-component sweep, many at once for circuits (:mod:`comp.circuits.hypothes
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import asdict
 
 import torch
 
 from comp.circuits.components import Component, components
 from comp.circuits.data import Group, analysis_groups, load_for_analysis
 from comp.circuits.interventions import run_edited
+from comp.circuits.results import AblatedComponent, Ablations, Accuracy, RunAblations
 from comp.config import EVAL_SEED
 from comp.errors import CompError
 from comp.evaluation import masked_loss, predictions
@@ -69,9 +71,9 @@ def _scores(group: Group) -> Callable[[torch.Tensor], torch.Tensor]:
 
 
 @torch.no_grad()
-def ablate_sets(model, groups: list[Group], sets: list[list[Component]], method: str = "mean") -> list[dict]:
-    """``{"acc_cot", "acc_answer", "loss"}`` with each set of components ablated (an empty
-    set is the intact model), over all rows of all groups."""
+def ablate_sets(model, groups: list[Group], sets: list[list[Component]], method: str = "mean") -> list[Accuracy]:
+    """Accuracy and loss with each set of components ablated (an empty set is the intact
+    model), over all rows of all groups."""
     replace = check_method(method)
     hooks = sorted({c.hook for s in sets for c in s})
     totals, rows = torch.zeros(len(sets), len(METRICS)), 0
@@ -90,7 +92,7 @@ def ablate_sets(model, groups: list[Group], sets: list[list[Component]], method:
         else:  # every set is empty: the intact model
             totals += _scores(group)(model(tokens)[None]).cpu()
         rows += len(tokens)
-    return [dict(zip(METRICS, (t / rows).tolist())) for t in totals]
+    return [Accuracy(**dict(zip(METRICS, (t / rows).tolist()))) for t in totals]
 
 
 def chance(groups: list[Group]) -> float:
@@ -98,31 +100,25 @@ def chance(groups: list[Group]) -> float:
     return sum(1 / g.task.n_classes for g in groups) / len(groups)
 
 
-def ablate_components(model, groups: list[Group], method: str = "mean", what: str = "both") -> dict:
-    """The intact model and each head and/or MLP ablated alone: ``{"baseline", "rows"}``."""
+def ablate_components(model, groups: list[Group], method: str = "mean", what: str = "both") -> Ablations:
+    """The intact model and each head and/or MLP ablated alone."""
     chosen = components(model, what)
     results = ablate_sets(model, groups, [[]] + [[c] for c in chosen], method)
-    base = results[0]
+    base = asdict(results[0])
     rows = [
-        {**c.as_dict(), **r, **{f"d_{m}": r[m] - base[m] for m in METRICS}} for c, r in zip(chosen, results[1:])
+        AblatedComponent(**c.as_dict(), **asdict(r), **{f"d_{m}": getattr(r, m) - base[m] for m in METRICS})
+        for c, r in zip(chosen, results[1:])
     ]
-    return {"baseline": base, "chance_answer": chance(groups), "rows": rows}
+    return Ablations(baseline=results[0], chance_answer=chance(groups), rows=rows)
 
 
 def ablate_run(ckpt: str, method: str = "mean", what: str = "both", lengths: str = "", n: int = 128,
-               seed: int = EVAL_SEED, device: str = "cpu") -> dict:
-    """Ablate every head and/or MLP of a run: ``{"run", "method", "baseline", "rows": [...]}``."""
+               seed: int = EVAL_SEED, device: str = "cpu") -> RunAblations:
+    """Ablate every head and/or MLP of a run."""
     check_method(method)
     run, wanted = load_for_analysis(ckpt, lengths, device)
     groups = analysis_groups(run.task, wanted, n, seed, device)
-    return {
-        "run": run.name,
-        "task": run.config.task.name,
-        "encoding": run.config.model.encoding,
-        "method": method,
-        "what": what,
-        "lengths": wanted,
-        "n": n,
-        "seed": seed,
-        **ablate_components(run.model, groups, method, what),
-    }
+    found = ablate_components(run.model, groups, method, what)
+    return RunAblations(run=run.name, task=run.config.task.name, encoding=run.config.model.encoding, method=method,
+                        what=what, lengths=wanted, n=n, seed=seed, baseline=found.baseline,
+                        chance_answer=found.chance_answer, rows=found.rows)

@@ -21,6 +21,7 @@ from transformer_lens import utils
 
 from comp.circuits.components import Component
 from comp.circuits.data import Group, analysis_groups, answer_steps, load_for_analysis
+from comp.circuits.results import HeadScore, HeadScores
 from comp.config import EVAL_SEED
 from comp.resources import chunk_size
 
@@ -53,8 +54,8 @@ def _group_scores(pattern: torch.Tensor, group: Group) -> dict[str, torch.Tensor
 
 
 @torch.no_grad()
-def head_scores(model, groups: list[Group]) -> list[dict]:
-    """One row per head: ``{"component", "layer", "head", "prev_token", "iteration", ...}``."""
+def head_scores(model, groups: list[Group]) -> list[HeadScore]:
+    """One row per head, in model order."""
     names = [utils.get_act_name("pattern", layer) for layer in range(model.cfg.n_layers)]
     totals = {s: torch.zeros(model.cfg.n_layers, model.cfg.n_heads) for s in SCORES}  # [layer, head]
     for group in groups:
@@ -69,24 +70,15 @@ def head_scores(model, groups: list[Group]) -> list[dict]:
                 for s, v in _group_scores(cache[name].float(), part).items():
                     totals[s][layer] += v.cpu() * weight
     return [
-        {**Component(layer, h).as_dict(), **{s: totals[s][layer, h].item() for s in SCORES}}
+        HeadScore(**Component(layer, h).as_dict(), **{s: totals[s][layer, h].item() for s in SCORES})
         for layer in range(model.cfg.n_layers)
         for h in range(model.cfg.n_heads)
     ]
 
 
-def score_heads(ckpt: str, lengths: str = "", n: int = 128, seed: int = EVAL_SEED, device: str = "cpu") -> dict:
-    """Head scores of a run on its training lengths (or ``lengths``):
-    ``{"run", "lengths", "n", "seed", "rows": [...]}``."""
+def score_heads(ckpt: str, lengths: str = "", n: int = 128, seed: int = EVAL_SEED, device: str = "cpu") -> HeadScores:
+    """Head scores of a run on its training lengths (or ``lengths``)."""
     run, wanted = load_for_analysis(ckpt, lengths, device)
     groups = analysis_groups(run.task, wanted, n, seed, device)
-    return {
-        "run": run.name,
-        "task": run.config.task.name,
-        "encoding": run.config.model.encoding,
-        "lengths": wanted,
-        "n": n,
-        "seed": seed,
-        "iteration_peak": ITERATION_PEAK,
-        "rows": head_scores(run.model, groups),
-    }
+    return HeadScores(run=run.name, task=run.config.task.name, encoding=run.config.model.encoding, lengths=wanted,
+                      n=n, seed=seed, iteration_peak=ITERATION_PEAK, rows=head_scores(run.model, groups))

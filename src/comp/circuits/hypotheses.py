@@ -22,17 +22,30 @@ the position predicting the changed answer, into a run with one input flipped.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import Literal
 
 from comp.circuits.ablate import ablate_sets, chance
 from comp.circuits.components import Component, heads, mlps
 from comp.circuits.data import Group, analysis_groups, load_for_analysis
-from comp.circuits.heads import head_scores
+from comp.circuits.heads import SCORES, head_scores
 from comp.circuits.patching import LogitDiff, Pair, make_pair, patch_mlp_out
+from comp.circuits.results import (
+    Assessment,
+    ComponentKind,
+    Evidence,
+    HypothesisTest,
+    Necessity,
+    NecessityResult,
+    SufficiencyResult,
+    Verdict,
+)
 from comp.config import EVAL_SEED
 from comp.errors import CompError
 from comp.tasks import member_task
 
 ALL = "all"  # test every hypothesis of the registry
+ScoreName = Literal["prev_token", "iteration", "iteration_frac", "eoi_anchor", "bos", "self", "patch_at_query"]
+Layers = Literal["early", "late", "any"]
 PARITY_CIRCUIT = ("eoi_anchor", "prev_token", "iteration_head", "parity_accumulator")
 
 
@@ -42,9 +55,9 @@ class Hypothesis:
 
     name: str
     claim: str  # which components do what
-    kind: str  # "head" or "mlp"
-    score: str  # a head score of comp.circuits.heads, or "patch_at_query" (MLPs)
-    layers: str  # where to look: "early" (before the last layer), "late" (after the first), "any"
+    kind: ComponentKind  # "head" or "mlp"
+    score: ScoreName  # a head score of comp.circuits.heads, or "patch_at_query" (MLPs)
+    layers: Layers  # where to look: "early" (before the last layer), "late" (after the first), "any"
     ablation: str  # ablation method of the necessity test (a key of comp.circuits.ablate.ABLATIONS)
     circuit: tuple[str, ...]  # the hypotheses whose components make the circuit of the sufficiency test
 
@@ -110,8 +123,8 @@ def component_scores(model, groups: list[Group], pair: Pair) -> dict[str, dict[s
     patching scores come from ``pair`` (clean and corrupted sequences)."""
     out: dict[str, dict[str, float]] = {}
     for row in head_scores(model, groups):
-        for name, value in row.items():
-            out.setdefault(name, {})[row["component"]] = value
+        for name in SCORES:
+            out.setdefault(name, {})[row.component] = getattr(row, name)
     if not model.cfg.attn_only:
         metric = LogitDiff.for_pair(model, pair)
         _, clean = model.run_with_cache(pair.clean.tokens, names_filter=lambda n: n.endswith("hook_mlp_out"))
@@ -127,7 +140,7 @@ def _found(model, h: Hypothesis, scores: dict, thr: Thresholds) -> tuple[list[Co
     return chosen, values
 
 
-def assess_hypothesis(model, name: str, groups: list[Group], scores: dict, thr: Thresholds = Thresholds()) -> dict:
+def assess_hypothesis(model, name: str, groups: list[Group], scores: dict, thr: Thresholds = Thresholds()) -> Evidence:
     """The evidence for one hypothesis on a model (see the module docstring), from
     ``scores`` (:func:`component_scores`) and ablations on ``groups``."""
     h = check_hypothesis(name)
@@ -142,13 +155,14 @@ def assess_hypothesis(model, name: str, groups: list[Group], scores: dict, thr: 
     only = ablate_sets(model, groups, [outside], "mean")[0]
     p_chance = chance(groups)
     score_ok = max(values[c.label] for c in chosen) >= thr.score
-    necessity = (
-        "yes" if without["acc_answer"] <= p_chance + thr.chance_margin
-        else "no" if without["acc_answer"] >= base["acc_answer"] - thr.no_effect else "partial"
+    necessity: Necessity = (
+        "yes" if without.acc_answer <= p_chance + thr.chance_margin
+        else "no" if without.acc_answer >= base.acc_answer - thr.no_effect else "partial"
     )
-    sufficient = only["acc_answer"] >= base["acc_answer"] - thr.sufficiency
-    if base["acc_answer"] < thr.baseline:
-        verdict, reason = "inconclusive", f"the intact model reaches only {base['acc_answer']:.3f} final-answer accuracy"
+    sufficient = only.acc_answer >= base.acc_answer - thr.sufficiency
+    verdict: Verdict
+    if base.acc_answer < thr.baseline:
+        verdict, reason = "inconclusive", f"the intact model reaches only {base.acc_answer:.3f} final-answer accuracy"
     elif not score_ok:
         verdict, reason = "refuted", f"no {h.kind} reaches {h.score} score {thr.score}"
     elif necessity == "no":
@@ -157,26 +171,23 @@ def assess_hypothesis(model, name: str, groups: list[Group], scores: dict, thr: 
         verdict, reason = "supported", "the components score high, are necessary, and the circuit is sufficient"
     else:
         verdict, reason = "inconclusive", f"necessity {necessity}, sufficiency {'yes' if sufficient else 'no'}"
-    return {
-        "hypothesis": name,
-        "claim": h.claim,
-        "test": {"score": h.score, "layers": h.layers, "necessity_ablation": h.ablation, "sufficiency_ablation": "mean"},
-        "components": [c.label for c in sorted(chosen)],
-        "scores": values,
-        "score": max(values[c.label] for c in chosen),
-        "baseline": base,
-        "chance_answer": p_chance,
-        "necessity": {**without, "result": necessity},
-        "sufficiency": {
-            "circuit": [c.label for c in sorted(circuit)],
-            "ablated": [c.label for c in sorted(outside)],
-            **only,
-            "result": "yes" if sufficient else "no",
-        },
-        "thresholds": asdict(thr),
-        "verdict": verdict,
-        "reason": reason,
-    }
+    return Evidence(
+        hypothesis=name,
+        claim=h.claim,
+        test=HypothesisTest(score=h.score, layers=h.layers, necessity_ablation=h.ablation, sufficiency_ablation="mean"),
+        components=[c.label for c in sorted(chosen)],
+        scores=values,
+        score=max(values[c.label] for c in chosen),
+        baseline=base,
+        chance_answer=p_chance,
+        necessity=NecessityResult(**asdict(without), result=necessity),
+        sufficiency=SufficiencyResult(circuit=[c.label for c in sorted(circuit)],
+                                      ablated=[c.label for c in sorted(outside)], **asdict(only),
+                                      result="yes" if sufficient else "no"),
+        thresholds=asdict(thr),
+        verdict=verdict,
+        reason=reason,
+    )
 
 
 def hypothesis_names(spec: str) -> list[str]:
@@ -185,8 +196,8 @@ def hypothesis_names(spec: str) -> list[str]:
 
 
 def assess_run(ckpt: str, hypothesis: str, lengths: str = "", n: int = 128, seed: int = EVAL_SEED, length: int = 0,
-               at: int = 0, member: str = "", device: str = "cpu", thr: Thresholds = Thresholds()) -> dict:
-    """Test a hypothesis (or ``all``) on a run: ``{"run", ..., "hypotheses": [evidence]}``.
+               at: int = 0, member: str = "", device: str = "cpu", thr: Thresholds = Thresholds()) -> Assessment:
+    """Test a hypothesis (or ``all``) on a run.
     Patching flips input ``at`` (default: the middle) of sequences of ``length``
     (default: the longest analysed) of task ``member`` (mixtures: default the first)."""
     names = hypothesis_names(hypothesis)
@@ -194,6 +205,6 @@ def assess_run(ckpt: str, hypothesis: str, lengths: str = "", n: int = 128, seed
     groups = analysis_groups(run.task, wanted, n, seed, device)
     pair = make_pair(member_task(run.task, member), length or max(wanted), n, seed, "flip_one", at, device)
     scores = component_scores(run.model, groups, pair)
-    return {"run": run.name, "task": run.config.task.name, "encoding": run.config.model.encoding, "lengths": wanted,
-            "n": n, "seed": seed, "patch_length": length or max(wanted), "thresholds": asdict(thr),
-            "hypotheses": [assess_hypothesis(run.model, name, groups, scores, thr) for name in names]}
+    return Assessment(run=run.name, task=run.config.task.name, encoding=run.config.model.encoding, lengths=wanted,
+                      n=n, seed=seed, patch_length=length or max(wanted), thresholds=asdict(thr),
+                      hypotheses=[assess_hypothesis(run.model, name, groups, scores, thr) for name in names])

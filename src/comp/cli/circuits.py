@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from pathlib import Path
 
 import typer
@@ -11,15 +12,15 @@ from comp.circuits.components import WHAT, Component
 from comp.circuits.heads import SCORES, score_heads
 from comp.circuits.hypotheses import ALL, HYPOTHESES, Thresholds, assess_run, hypothesis_names
 from comp.circuits.patching import CORRUPTIONS, check_corruption, patch_run
+from comp.circuits.results import Evidence
 from comp.cli.common import check_output_path, user_errors, write_outputs
-from comp.cli.options import ANALYSIS_LENGTHS, CKPT, DEVICE, JSON, sequences
-from comp.config import EVAL_SEED
+from comp.cli.options import ANALYSIS_LENGTHS, ANALYSIS_SEED, CKPT, DEVICE, JSON, sequences
 from comp.errors import CompError
 from comp.views.patching import FORMATS, patch_heatmaps, write_figure
 from comp.views.tables import console, print_table
 
 LENGTHS = ANALYSIS_LENGTHS
-SEED = typer.Option(EVAL_SEED, help="Seed of the evaluation sets (the reference set uses seed + 1).")
+SEED = ANALYSIS_SEED
 
 
 def heads_cli(
@@ -38,8 +39,8 @@ def heads_cli(
 def _heads(ckpt, lengths, n, seed, device, json_path) -> None:
     check_output_path(json_path, (".json",))
     result = score_heads(ckpt, lengths, n, seed, device)
-    print_table(result["rows"], ["component", *SCORES], headers=["head", "prev", "iter", "iter>0.5", "eoi", "bos", "self"],
-                title=f"{result['run']}: head scores, lengths {_span(result['lengths'])}, {n} sequences each")
+    print_table(result.rows, ["component", *SCORES], headers=["head", "prev", "iter", "iter>0.5", "eoi", "bos", "self"],
+                title=f"{result.run}: head scores, lengths {_span(result.lengths)}, {n} sequences each")
     write_outputs(result, json_path)
 
 
@@ -64,10 +65,10 @@ def _ablate(ckpt, method, what, lengths, n, seed, device, json_path) -> None:
     if what not in WHAT:
         raise CompError(f"unknown --what {what!r}; choose one of: {', '.join(WHAT)}")
     result = ablate_run(ckpt, method, what, lengths, n, seed, device)
-    rows = [{"component": "none (baseline)", **result["baseline"]}, *result["rows"]]
+    rows = [{"component": "none (baseline)", **asdict(result.baseline)}, *result.rows]
     print_table(rows, ["component", "acc_cot", "acc_answer", "loss", "d_acc_answer"],
-                title=f"{result['run']}: {method} ablation, lengths {_span(result['lengths'])} "
-                      f"(chance final answer {result['chance_answer']:.3f})")
+                title=f"{result.run}: {method} ablation, lengths {_span(result.lengths)} "
+                      f"(chance final answer {result.chance_answer:.3f})")
     write_outputs(result, json_path)
 
 
@@ -100,9 +101,9 @@ def _patch(ckpt, corruption, length, at, n, seed, member, hypothesis, lengths, m
         if plot is not None:
             raise CompError("--plot draws the patching sweeps; drop it with --hypothesis")
         result = assess_run(ckpt, hypothesis, lengths, n, seed, length, at, member, device, Thresholds(score=min_score))
-        for evidence in result["hypotheses"]:
-            _print_evidence(result["run"], evidence)
-        _print_thresholds(result["thresholds"])
+        for evidence in result.hypotheses:
+            _print_evidence(result.run, evidence)
+        _print_thresholds(result.thresholds)
         write_outputs(result, json_path)
         return
     result = patch_run(ckpt, corruption, length, at, n, seed, member, device)
@@ -136,22 +137,22 @@ def _print_top_sites(result: dict, top: int = 12) -> None:
         console.print(f"{len(sites) - top} more sites restore >= {SHOWN}; --json has every value")
 
 
-def _print_evidence(run: str, r: dict) -> None:
-    thr = r["thresholds"]
+def _print_evidence(run: str, r: Evidence) -> None:
+    thr = r.thresholds
     rows = [
-        {"test": "score", "value": r["score"], "threshold": f">= {thr['score']}",
-         "detail": f"{r['test']['score']} of {', '.join(r['components'])}", "result": "yes" if r["score"] >= thr["score"] else "no"},
-        {"test": "baseline", "value": r["baseline"]["acc_answer"], "threshold": f">= {thr['baseline']}",
-         "detail": "final-answer accuracy, intact", "result": "yes" if r["baseline"]["acc_answer"] >= thr["baseline"] else "no"},
-        {"test": "necessity", "value": r["necessity"]["acc_answer"],
-         "threshold": f"<= {r['chance_answer'] + thr['chance_margin']:.3f} (chance + {thr['chance_margin']})",
-         "detail": f"{r['test']['necessity_ablation']}-ablating {', '.join(r['components'])}", "result": r["necessity"]["result"]},
-        {"test": "sufficiency", "value": r["sufficiency"]["acc_answer"],
-         "threshold": f">= {r['baseline']['acc_answer'] - thr['sufficiency']:.3f} (baseline - {thr['sufficiency']})",
-         "detail": f"mean-ablating {', '.join(r['sufficiency']['ablated']) or 'nothing'}", "result": r["sufficiency"]["result"]},
+        {"test": "score", "value": r.score, "threshold": f">= {thr['score']}",
+         "detail": f"{r.test.score} of {', '.join(r.components)}", "result": "yes" if r.score >= thr["score"] else "no"},
+        {"test": "baseline", "value": r.baseline.acc_answer, "threshold": f">= {thr['baseline']}",
+         "detail": "final-answer accuracy, intact", "result": "yes" if r.baseline.acc_answer >= thr["baseline"] else "no"},
+        {"test": "necessity", "value": r.necessity.acc_answer,
+         "threshold": f"<= {r.chance_answer + thr['chance_margin']:.3f} (chance + {thr['chance_margin']})",
+         "detail": f"{r.test.necessity_ablation}-ablating {', '.join(r.components)}", "result": r.necessity.result},
+        {"test": "sufficiency", "value": r.sufficiency.acc_answer,
+         "threshold": f">= {r.baseline.acc_answer - thr['sufficiency']:.3f} (baseline - {thr['sufficiency']})",
+         "detail": f"mean-ablating {', '.join(r.sufficiency.ablated) or 'nothing'}", "result": r.sufficiency.result},
     ]
-    print_table(rows, ["test", "value", "threshold", "detail", "result"], title=f"{run}: {r['hypothesis']}: {r['claim']}")
-    typer.echo(f"{r['hypothesis']}: {r['verdict']} ({r['reason']})")
+    print_table(rows, ["test", "value", "threshold", "detail", "result"], title=f"{run}: {r.hypothesis}: {r.claim}")
+    typer.echo(f"{r.hypothesis}: {r.verdict} ({r.reason})")
 
 
 def _print_thresholds(thr: dict) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import sys
 from collections.abc import Callable
+from dataclasses import asdict, is_dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,9 +33,9 @@ def user_errors(fn: Callable) -> Callable:
 
 
 def write_outputs(data: Any, json_path: "Path | None") -> None:
-    """Write ``--json`` output (atomically) if asked."""
+    """Write ``--json`` output (atomically) if asked; a result dataclass as :func:`dataclasses.asdict` gives it."""
     if json_path is not None:
-        write_json(json_path, data)
+        write_json(json_path, asdict(data) if is_dataclass(data) else data)
         typer.echo(f"wrote {json_path}", err=True)
 
 

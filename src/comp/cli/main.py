@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from comp.cli import circuits, evaluate, grid, lengthgen, probe, train, viz
+from comp.cli import circuit, circuits, evaluate, grid, lengthgen, probe, train, viz
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -22,6 +22,7 @@ app.command("collect")(grid.collect_cli)
 app.command("heads")(circuits.heads_cli)
 app.command("ablate")(circuits.ablate_cli)
 app.command("patch")(circuits.patch_cli)
+app.add_typer(circuit.app, name="circuit")
 
 
 def main() -> None:

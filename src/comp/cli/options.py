@@ -22,12 +22,13 @@ CKPT = typer.Option(..., help="Run name under runs/ or a run directory.")
 DEVICE = typer.Option("cpu", help="cpu, cuda or cuda:N.")
 JSON = typer.Option(None, "--json", help="Write the results as JSON here.")
 EVAL_SEED_OPTION = typer.Option(EVAL_SEED, help="Seed of the evaluation sets.")
+ANALYSIS_SEED = typer.Option(EVAL_SEED, help="Seed of the evaluation sets (the reference set uses seed + 1).")
 ANALYSIS_LENGTHS = typer.Option("", help="Lengths to analyse, e.g. 1-16 (default: the run's training lengths).")
 SETS = typer.Option([], "--set", help="Override any setting: --set train.weight_decay=0.1 (repeatable).")
 QUIET = typer.Option(False, "--quiet", "-q", help="No progress bars (batch jobs).")
 
 # sequences per length (--n) of each command that takes it
-N_DEFAULTS = {"eval": 512, "heads": 128, "ablate": 128, "patch": 64, "lengthgen": 256}
+N_DEFAULTS = {"eval": 512, "heads": 128, "ablate": 128, "patch": 64, "circuit": 32, "lengthgen": 256}
 
 
 def sequences(command: str, help: str = "Sequences per length.") -> Any:

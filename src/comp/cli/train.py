@@ -9,7 +9,7 @@ import typer
 from comp.cli.common import user_errors
 from comp.cli.options import QUIET, SETS
 from comp.config import default_of
-from comp.encodings import HELP as PE_HELP
+from comp.model.encodings import HELP as PE_HELP
 from comp.signals import EXIT_INTERRUPTED, stop_on_signals
 from comp.tasks import TASKS
 from comp.train.request import TrainRequest, plan_training, run_training, seed_summary

@@ -19,11 +19,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from comp.config import EVAL_SEED, RunConfig, build_config
-from comp.encodings import COMPARED, canonical_encoding
 from comp.errors import CompError
 from comp.evaluation import evaluate_run
 from comp.io import read_json, write_json
 from comp.model import max_length
+from comp.model.encodings import COMPARED, canonical_encoding
 from comp.runs.files import RunStatus, read_eval, run_status
 from comp.runs.load import load_run_config
 from comp.runs.names import default_run_name

@@ -24,8 +24,9 @@ from pathlib import Path
 import torch
 
 from comp.config import RunConfig
-from comp.evaluation import autocast, evaluate, evaluate_length, masked_loss
+from comp.evaluation import evaluate, evaluate_length
 from comp.model import CompTransformer, build_model, resolve_device
+from comp.model.fused import fused_training
 from comp.runs.files import METRICS_FILE, STATE_FILE, clear_unstarted
 from comp.runs.lock import locked
 from comp.runs.state import (
@@ -38,6 +39,7 @@ from comp.runs.state import (
     write_failure,
 )
 from comp.tasks import LengthRange, Task
+from comp.train.buckets import forward_backward, n_buckets
 from comp.train.reporting import MetricsLog, ProgressBar, WandbLogger, Window
 from comp.train.schedule import lr_at
 
@@ -60,7 +62,8 @@ def make_optimizer(params: "torch.nn.Module | Iterable[torch.Tensor]", cfg, batc
     decay = [p for p in params if p.dim() - batch_dims >= 2]
     rest = [p for p in params if p.dim() - batch_dims < 2]
     groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": rest, "weight_decay": 0.0}]
-    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
+    fused = bool(params) and params[0].device.type in ("cpu", "cuda")  # one kernel for every tensor
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), fused=fused or None)
 
 
 def quick_eval(model, task: Task, lengths: range, n: int, seed: int) -> dict[int, float]:
@@ -220,6 +223,9 @@ def _train(cfg: RunConfig, run_dir: Path, task: Task, device: torch.device, resu
     bar = ProgressBar(t.steps, state.step, run_dir.name, quiet)
 
     model.train()
+    buckets = n_buckets(t.batch_size, device)  # length buckets on a CPU, one fixed-shape batch on a GPU
+    fused = fused_training(model)  # SDPA attention in training forwards; evaluation keeps the hook path
+    fused.__enter__()
     window = Window(device)  # loss and tokens summed on the device: no host sync per step
     interrupted = False
     try:
@@ -229,14 +235,12 @@ def _train(cfg: RunConfig, run_dir: Path, task: Task, device: torch.device, resu
                 group["lr"] = lr_at(state.step, t)
             # 2. a fresh batch, lengths uniform in lo..hi (hi grows with the curriculum)
             batch = task.sample(gen, train_range(state, t), t.batch_size)
-            # 3. forward (random position ids, if the encoding has them, come from the data stream too)
-            with autocast(device, t.amp), model.sampled_positions(batch.tokens, gen):
-                logits = forward(batch.tokens)  # [batch, pos, d_vocab]
-            # 4. loss on the answer region only
-            loss = masked_loss(logits, batch)
-            # 5. backward, 6. clip, 7. update
+            # 3. forward (random position ids, if the encoding has them, come from the data stream too),
+            # 4. loss on the answer region only, 5. backward: in length buckets on a CPU (no compute on padding)
             opt.zero_grad(set_to_none=True)
-            loss.backward()
+            with model.sampled_positions(batch.tokens, gen):
+                loss = forward_backward(model, forward, batch, buckets, t.amp)
+            # 6. clip, 7. update
             if t.grad_clip > 0:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip)
             opt.step()
@@ -266,6 +270,7 @@ def _train(cfg: RunConfig, run_dir: Path, task: Task, device: torch.device, resu
                 interrupted = True
                 break
     finally:
+        fused.__exit__(None, None, None)
         bar.close()
 
     if interrupted:

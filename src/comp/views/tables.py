@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import asdict, is_dataclass
 from typing import Any
 
 from rich.console import Console
@@ -20,8 +21,9 @@ def fmt(value: Any) -> str:
     return str(value)
 
 
-def print_table(rows: Sequence[dict], columns: Sequence[str], title: str = "", headers: "Sequence[str] | None" = None) -> None:
-    """Print rows as a rich table (to stdout)."""
+def print_table(rows: Sequence[Any], columns: Sequence[str], title: str = "", headers: "Sequence[str] | None" = None) -> None:
+    """Print rows (dicts or result dataclasses) as a rich table (to stdout)."""
+    rows = [asdict(r) if is_dataclass(r) else r for r in rows]
     table = Table(title=title or None)
     for c, h in zip(columns, headers or columns):
         table.add_column(h, justify="right" if rows and isinstance(rows[0].get(c), (int, float)) else "left")

@@ -12,7 +12,7 @@ Each replaces one TransformerLens part and keeps its hook names:
   ``hook_attn_scores`` and ``hook_pattern`` include it as they do for TransformerLens's
   own ALiBi. A built ``Attention`` becomes one by :meth:`PositionedAttention.adopt`.
 
-Every module reads ids from the model's shared :class:`~comp.encodings.positions.PositionState`.
+Every module reads ids from the model's shared :class:`~comp.model.encodings.positions.PositionState`.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from transformer_lens.components.t5_attention import T5Attention
 from transformer_lens.hook_points import HookPoint
 
 from comp.determinism import lookup
-from comp.encodings.positions import PositionState
+from comp.model.encodings.positions import PositionState
 
 
 class ZeroPosEmbed(nn.Module):
@@ -166,6 +166,10 @@ class PositionedAttention(Attention):
         scores = super().calculate_attention_scores(q, k)  # [batch, head_index, query_pos, key_pos]
         if not self.bias:
             return scores
+        return scores + self.position_bias(q, k).to(scores.dtype)
+
+    def position_bias(self, q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+        """[batch, head_index, query_pos, key_pos] ALiBi or T5 bias of queries ``q`` on keys ``k``."""
         nq, nk = q.shape[1], k.shape[1]
         q_ids = self.positions.window(nk - nq, nq, q.shape[0], q.device)  # [batch, query_pos]
         k_ids = self.positions.window(0, nk, q.shape[0], q.device)  # [batch, key_pos]
@@ -177,4 +181,4 @@ class PositionedAttention(Attention):
                 rel, bidirectional=self.t5_bidirectional, num_buckets=self.t5_buckets, max_distance=self.t5_max_distance
             )
             bias = self.hook_t5_bias(lookup(self.t5_bias, bucket).permute(0, 3, 1, 2))
-        return scores + bias.to(scores.dtype)
+        return bias

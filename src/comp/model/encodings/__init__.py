@@ -6,7 +6,7 @@ An encoding name is a *base*, optionally joined with *id modifiers* by ``+``::
 
 A base decides how position ids become part of the model (a learned table, sinusoids,
 rotations of queries and keys, an attention bias, nothing). An id modifier decides
-which ids tokens get (:mod:`comp.encodings.positions`): coupled to the task layout,
+which ids tokens get (:mod:`comp.model.encodings.positions`): coupled to the task layout,
 randomized during training, or shifted by a random offset during training. A bare
 modifier means its default base (``coupling`` is ``rotary+coupling``). The canonical
 name (base first, modifiers in registry order) is what ``config.json`` stores.
@@ -14,7 +14,7 @@ name (base first, modifiers in registry order) is what ``config.json`` stores.
 TransformerLens ships learned absolute (``standard``), ``shortformer``, ``rotary`` and
 ``alibi``; these are used as TransformerLens builds them when no modifier is given.
 Everything else is installed here, by replacing ``model.pos_embed`` or turning the
-attention modules into :class:`~comp.encodings.modules.PositionedAttention`, so that
+attention modules into :class:`~comp.model.encodings.modules.PositionedAttention`, so that
 TransformerLens hook names (``hook_pos_embed``, ``blocks.0.attn.hook_pattern``,
 ``blocks.0.hook_resid_pre`` ...) stay valid for all of them; an encoding that adds a
 component adds a hook point (``blocks.L.attn.hook_t5_bias``, ``pos_embed.hook_prev_pos``).
@@ -29,19 +29,20 @@ from typing import TYPE_CHECKING, Literal
 
 import torch
 
-from comp.encodings import positions as P
-from comp.encodings.modules import (
+from comp.errors import CompError
+from comp.model.encodings import positions as P
+from comp.model.encodings.modules import (
     LearnedPosEmbed,
     PositionedAttention,
     PrevPosEmbed,
     SinusoidalPosEmbed,
     ZeroPosEmbed,
 )
-from comp.errors import CompError
 from comp.tasks import vocab
 
 if TYPE_CHECKING:  # pragma: no cover
-    from comp.model import CompTransformer, ModelConfig
+    from comp.model.build import CompTransformer
+    from comp.model.config import ModelConfig
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,86 @@
+"""Circuit discovery: batched edge patching against one forward per edge, and discovery times.
+
+Rows (``python -m benchmarks --only discovery``):
+
+- ``edge_patching``: every edge of a random 2-layer 4-head model (float64) removed alone,
+  by :func:`comp.circuits.edge_patching.run_edges` (all edges stacked along the batch)
+  against :func:`~comp.circuits.edge_patching.path_patch_plain` (TransformerLens-style
+  path patching, one forward per edge, caches computed once); the same logits (1e-5);
+- ``discovery_nodes``: node-level exact discovery of a 2-layer 4-head model (default
+  width) on parity lengths 1-16, 32 sequences each (goal: <= 60 s on the 2-core CPU);
+- ``discovery_edges``: edge-level exact discovery of the same model (time reported).
+
+The model is random (discovery's search does the same work on any model; the check that
+the model solves its task is skipped). Ratios compare figures of the same run only.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+import torch
+
+from comp.circuits.circuit_eval import EdgeEvaluator
+from comp.circuits.data import analysis_groups
+from comp.circuits.discover import discover
+from comp.circuits.edge_patching import path_patch_plain, run_edges
+from comp.circuits.graph import Graph
+from comp.model import ModelConfig, build_model
+from comp.tasks import make_task
+
+if TYPE_CHECKING:  # pragma: no cover
+    from benchmarks.common import Options, Row
+
+
+def model_2l4h(device: str, dtype: torch.dtype = torch.float32, d_model: int = 64):
+    model = build_model(ModelConfig(n_layers=2, n_heads=4, d_model=d_model, n_ctx=64), seed=0, device=device).eval()
+    return model if dtype == torch.float32 else model.to(dtype)
+
+
+def edge_patching(opts: "Options", length: int, n: int) -> "Row":
+    from benchmarks.common import Row, Timer
+
+    model = model_2l4h(opts.device, torch.float64)
+    group = analysis_groups(make_task("parity"), [length], n, seed=0, device=opts.device)[0]
+    ev = EdgeEvaluator(model, Graph.of(model, split_positions=False), [group])
+    removed = torch.eye(len(ev.units), dtype=torch.float64)  # [E, E]: each edge alone
+    last = lambda logits: logits[:, :, -1]  # noqa: E731  [k, B, d_vocab]: keep what both compare
+    with Timer(opts.torch_device) as ours_t:
+        ours = run_edges(model, group.batch.tokens, ev.masks(0, removed), ev.ablated[0], last)
+    with Timer(opts.torch_device) as plain_t:
+        _, clean = model.run_with_cache(group.batch.tokens)
+        _, reference = model.run_with_cache(group.reference.tokens)
+        plain = torch.stack([path_patch_plain(model, group.batch.tokens, clean, reference, e.sender, e.receiver)[:, -1]
+                             for e in ev.units])
+    diff = (ours - plain).abs().max().item()
+    assert diff < 1e-5, diff
+    ratio = plain_t.seconds / ours_t.seconds
+    return Row("edge_patching", f"seconds, every edge of a 2L4H model patched alone, length {length}: one forward per edge / batched",
+               comp=ours_t.seconds, baseline=plain_t.seconds, ratio=ratio, goal="> 1", met=ratio > 1,
+               note=f"{len(ev.units)} edges x {n} sequences, same logits (max diff {diff:.1e})",
+               extra={"edges": len(ev.units), "max_diff": diff})
+
+
+def discovery_time(opts: "Options", level: str, lengths: list[int], n: int, goal_s: "float | None") -> "Row":
+    from benchmarks.common import Row
+
+    model = model_2l4h(opts.device)
+    groups = analysis_groups(make_task("parity"), lengths, n, seed=0, device=opts.device)
+    t0 = time.perf_counter()
+    r = discover(model, groups, level, "exact", require_solved=False)
+    seconds = time.perf_counter() - t0
+    kept, total = (r["n_nodes"], r["n_nodes_total"]) if level == "nodes" else (r["n_edges"], r["n_edges_total"])
+    return Row(f"discovery_{level}", f"seconds, {level}-level exact discovery, 2L4H d64, lengths "
+               f"{lengths[0]}-{lengths[-1]} x {n} sequences", comp=seconds,
+               goal=f"<= {goal_s:.0f} s" if goal_s else "", met=seconds <= goal_s if goal_s else None,
+               note=f"kept {kept} of {total} {level} (random model)", extra={"kept": kept, "total": total})
+
+
+def bench(opts: "Options") -> list["Row"]:
+    """The suite's rows; ``quick``: tiny sizes."""
+    if opts.quick:
+        return [edge_patching(opts, 3, 2), discovery_time(opts, "nodes", [3], 4, 60.0),
+                discovery_time(opts, "edges", [3], 2, None)]
+    return [edge_patching(opts, 8, 16), discovery_time(opts, "nodes", list(range(1, 17)), 32, 60.0),
+            discovery_time(opts, "edges", [4, 8, 12, 16], 16, None)]
