@@ -87,6 +87,17 @@ def test_seeds_equal_alone_exactly_at_the_default_threads(tiny, tmp_path, defaul
         assert_same_run(result.run_dir, alone.run_dir, atol=0)
 
 
+def test_seeds_trained_together_reproduce_exactly_at_the_default_threads(tiny, tmp_path, default_threads):
+    """Big enough batches for PyTorch's parallel kernels: two identical multi-seed runs are bit-identical.
+    (Against a seed alone they agree to float tolerance only: on a CPU the single-seed loop sums
+    gradients over length buckets, comp.train.buckets, the stack over one padded batch.)"""
+    opts = dict(steps=6, batch_size=128, eval_every=3, log_every=3, threads=default_threads)
+    a = train_seeds(tiny(**opts), [0, 1], dirs(tmp_path / "a", [0, 1]), quiet=True)
+    b = train_seeds(tiny(**opts), [0, 1], dirs(tmp_path / "b", [0, 1]), quiet=True)
+    for x, y in zip(a, b):
+        assert_same_run(x.run_dir, y.run_dir, atol=0)
+
+
 def test_curriculum_seeds_match_alone_to_float_tolerance(tiny, tmp_path):
     """Seeds at different curriculum stages are padded to one width: same results to float tolerance."""
     opts = dict(steps=30, train_lengths="1-4", eval_every=5, curriculum=True, curriculum_start=1,

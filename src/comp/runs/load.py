@@ -36,7 +36,9 @@ def resume_config(run_dir: Path, steps: int | None = None) -> RunConfig:
     if not (run_dir / STATE_FILE).exists():
         if not run_dir.exists():
             raise CompError(f"run {run_dir} does not exist; check the path or train it first")
-        raise CompError(f"run {run_dir} has no {STATE_FILE} to resume from; train it again from scratch")
+        if not (run_dir / CONFIG_FILE).exists():
+            raise CompError(f"{run_dir} is not a comp run (no {CONFIG_FILE}); point --resume at a run made by comp train")
+        # stopped before its first checkpoint: its config is all there is; training starts from scratch
     cfg = load_run_config(run_dir)
     if steps is not None:
         cfg.train.steps = steps

@@ -12,6 +12,7 @@ written atomically, so a run killed at any moment resumes from the last complete
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -20,7 +21,7 @@ import torch
 from comp.config import FORMAT, RunConfig, environment
 from comp.errors import CompError
 from comp.io import load_tensors, read_metadata, save_tensors, write_json
-from comp.runs.files import CONFIG_FILE, EVAL_FILE, MODEL_FILE, STATE_FILE, snapshot_path
+from comp.runs.files import CONFIG_FILE, EVAL_FILE, MODEL_FILE, STATE_FILE, clear_unstarted, run_status, snapshot_path
 
 
 @dataclass
@@ -101,11 +102,29 @@ def load_state(
 
 
 def prepare_run_dir(run_dir: Path, cfg: RunConfig) -> None:
-    """Create a new run directory with its config.json; refuse to overwrite a run."""
+    """Create a new run directory with its config.json; refuse to overwrite a run. A run
+    stopped before its first checkpoint has nothing to keep: it starts again."""
+    if run_status(run_dir) == "stale":
+        print(f"run {run_dir} stopped before its first checkpoint: starting it again", file=sys.stderr)
+        clear_unstarted(run_dir)
     if (run_dir / CONFIG_FILE).exists():
         raise CompError(f"run {run_dir} already exists; resume it with --resume {run_dir}, or pick another --name")
     run_dir.mkdir(parents=True, exist_ok=True)
     write_json(run_dir / CONFIG_FILE, {"format": FORMAT, **cfg.to_dict(), "meta": environment()})
+
+
+def write_failure(run_dir: Path, error: OSError) -> CompError:
+    """The error to give when writing into a run failed (a full disk, a quota): what is
+    left to continue from. Checkpoints are written atomically, so the last one is whole."""
+    path = run_dir / STATE_FILE
+    try:
+        step = json.loads(read_metadata(path)["state"])["step"] if path.exists() else None
+    except (CompError, KeyError, ValueError):
+        step = None
+    kept = (f"the last good checkpoint (step {step}) is intact and loadable: free space, then continue with "
+            f"comp train --resume {run_dir}" if step is not None else
+            "it had no checkpoint yet: free space, then start it again with the same command")
+    return CompError(f"could not write to run {run_dir} ({error.strerror or error}); {kept}")
 
 
 def save_weights(run_dir: Path, model: torch.nn.Module, cfg: RunConfig, step: int) -> None:

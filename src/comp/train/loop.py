@@ -17,6 +17,7 @@ checkpoint stopped: same weights as a run that never stopped.
 from __future__ import annotations
 
 import contextlib
+import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +28,8 @@ from comp.config import RunConfig
 from comp.evaluation import evaluate, evaluate_length
 from comp.model import CompTransformer, build_model, resolve_device
 from comp.model.fused import fused_training
-from comp.runs.files import METRICS_FILE
+from comp.runs.files import METRICS_FILE, STATE_FILE, clear_unstarted
+from comp.runs.lock import locked
 from comp.runs.snapshots import snapshot_schedule
 from comp.runs.state import (
     TrainState,
@@ -38,6 +40,7 @@ from comp.runs.state import (
     save_state,
     save_weights,
     write_eval,
+    write_failure,
 )
 from comp.runs.transfer import freeze, load_parent, parent_record, trainable
 from comp.tasks import LengthRange, Task
@@ -124,6 +127,10 @@ def open_run(
     lengths = t.lengths
     state = TrainState(hi=min(t.curriculum_start, lengths.hi) if t.curriculum else lengths.hi)
     metrics = MetricsLog(run_dir / METRICS_FILE)
+    if resume and not (run_dir / STATE_FILE).exists():  # stopped before its first checkpoint
+        print(f"run {run_dir} has no checkpoint yet: starting it from scratch", file=sys.stderr)
+        clear_unstarted(run_dir)
+        resume = False
     if resume:
         state = load_state(run_dir, model, opt, gen)
         metrics.truncate_after(state.step)
@@ -217,7 +224,17 @@ def train(
     device = resolve_device(t.device)
     if t.threads:
         torch.set_num_threads(t.threads)
+    with locked(run_dir):  # one process per run; released on every exit path
+        try:
+            return _train(cfg, run_dir, task, device, resume, quiet, should_stop, model_hook)
+        except OSError as e:  # a full disk, a quota: checkpoints are atomic, the last one is whole
+            raise write_failure(run_dir, e) from None
 
+
+def _train(cfg: RunConfig, run_dir: Path, task: Task, device: torch.device, resume: bool, quiet: bool,
+           should_stop: Callable[[], bool], model_hook: "Callable[[CompTransformer], None] | None") -> TrainResult:
+    """The body of :func:`train`, with the run locked."""
+    t = cfg.train
     # ---- model, optimizer, data stream ---------------------------------------------
     run = open_run(cfg, run_dir, device, resume=resume, model_hook=model_hook)
     model, opt, gen, state = run.model, run.opt, run.gen, run.state

@@ -36,8 +36,10 @@ from comp.errors import CompError
 from comp.evaluation import autocast, eval_batch, predictions
 from comp.model import CompTransformer, ModelConfig, resolve_device
 from comp.model.attention_scale import draw_jitter
-from comp.runs.files import CONFIG_FILE
+from comp.runs.files import run_status
 from comp.runs.load import resume_config
+from comp.runs.lock import locked
+from comp.runs.state import write_failure
 from comp.tasks import Batch, Task, cat_batches, score
 from comp.train.loop import (
     Run,
@@ -154,20 +156,25 @@ def train_seeds(
     device = resolve_device(t.device)
     if t.threads:
         torch.set_num_threads(t.threads)
-    taken = [d for d in run_dirs if (d / CONFIG_FILE).exists()]
+    taken = [d for d in run_dirs if run_status(d) in ("interrupted", "finished")]  # stale ones start again
     if taken and not resume:  # check every seed before writing any
         raise CompError(f"run {taken[0]} already exists ({len(taken)} of {len(run_dirs)} seeds); "
                         "resume them with --resume, or pick another --name")
     if resume:
         for d in run_dirs:
             resume_config(d)  # each seed has a resumable state, or a clear error before any is touched
-    runs = [open_run(with_seed(cfg, s), d, device, resume=resume, concurrent=True) for s, d in zip(seeds, run_dirs)]
-    template = runs[0].model
-    results: dict[Path, TrainResult] = {}
-    for _, group in groupby(sorted(runs, key=lambda r: r.state.step), key=lambda r: r.state.step):
-        results.update(_train_group(list(group), task, template, device, quiet, should_stop))
-        if any(r.interrupted for r in results.values()):
-            break
+    with locked(run_dirs):  # one process per run; released on every exit path
+        try:
+            runs = [open_run(with_seed(cfg, s), d, device, resume=resume, concurrent=True)
+                    for s, d in zip(seeds, run_dirs)]
+            template = runs[0].model
+            results: dict[Path, TrainResult] = {}
+            for _, group in groupby(sorted(runs, key=lambda r: r.state.step), key=lambda r: r.state.step):
+                results.update(_train_group(list(group), task, template, device, quiet, should_stop))
+                if any(r.interrupted for r in results.values()):
+                    break
+        except OSError as e:  # a full disk, a quota: checkpoints are atomic, the last ones are whole
+            raise write_failure(Path(e.filename).parent if e.filename else run_dirs[0], e) from None
     return [results.get(d) or TrainResult(d, r.state, [], interrupted=True) for d, r in zip(run_dirs, runs)]
 
 
