@@ -143,11 +143,16 @@ def kill_rounds(tmp_path: Path, rounds: int, seed: int) -> int:
     run_dir = tmp_path / "killed"
     first = [sys.executable, "-m", "comp", "train", "parity", *cfg_args, "--name", "killed", "--out", str(tmp_path)]
     again = [sys.executable, "-m", "comp", "train", "--resume", str(run_dir), "--quiet"]
+    full = tmp_path / "full"
+    began = time.monotonic()  # the uninterrupted run first: its wall time bounds the kill moments
+    subprocess.run([sys.executable, "-m", "comp", "train", "parity", *cfg_args, "--name", "full", "--out", str(tmp_path)],
+                   check=True, stdout=subprocess.DEVNULL, timeout=600)
+    whole = time.monotonic() - began
     kills = 0
     for i in range(rounds):
         cmd = first if i == 0 or not run_dir.exists() else again
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        time.sleep(rng.uniform(0.5, 8.0))  # from importing torch to the final evaluation
+        time.sleep(rng.uniform(0.05, 0.5) * whole)  # from importing torch into training (wall times vary 2x)
         if proc.poll() is None:
             proc.send_signal(signal.SIGKILL)
             kills += 1
@@ -158,9 +163,6 @@ def kill_rounds(tmp_path: Path, rounds: int, seed: int) -> int:
         cmd = first if not run_dir.exists() else again
         proc = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=600)
         assert proc.returncode == 0, proc.stderr.decode()
-    full = tmp_path / "full"
-    subprocess.run([sys.executable, "-m", "comp", "train", "parity", *cfg_args, "--name", "full", "--out", str(tmp_path)],
-                   check=True, stdout=subprocess.DEVNULL, timeout=600)
     a, b = load_tensors(run_dir / MODEL_FILE), load_tensors(full / MODEL_FILE)
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     sa, sb = load_tensors(run_dir / STATE_FILE), load_tensors(full / STATE_FILE)
