@@ -6,21 +6,26 @@ floats: nan, inf, negative, malformed; length/seed/list strings: malformed range
 under a file, missing, a directory where a file is read), and runs each through the CLI on
 top of a valid, cheap base command line (the hand-planted run of :mod:`planted`). Values an
 option documents as valid (``--length 0`` means "the run's") are listed in :data:`VALID` and
-skipped. The default suite tries one bad value per class per option; ``-m slow`` tries all.
+skipped. The default suite tries one bad value per class per option; ``-m slow`` adds random
+out-of-range numbers (hypothesis) for every numeric option.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
 
 import pytest
 import typer
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from planted import planted_model, save_planted_run
 from typer.testing import CliRunner
 
 from comp.cli.main import app
+from comp.cli.ranges import RANGES
 from comp.runs.state import model_tensors, save_snapshot
 
 HUGE = str(10**12)
@@ -128,20 +133,17 @@ def bad_values(command: str, param) -> dict[str, str]:
     return {k: v for k, v in values.items() if v not in valid}
 
 
-def cases(first_only: bool):
+def cases():
     for command, cmd in commands():
         for param in cmd.params:
-            values = bad_values(command, param)
-            for i, (kind, value) in enumerate(sorted(values.items())):
-                if first_only and i > 0 and kind not in ("huge", "nan", "under-file", "inverted", "zero", "negative"):
-                    continue
+            for kind, value in sorted(bad_values(command, param).items()):
                 yield pytest.param(command, param.opts[0], value, id=f"{command}-{param.name}-{kind}")
 
 
 def test_walker_covers_every_command():
     names = {name for name, _ in commands()}
     assert names == set(BASE), names ^ set(BASE)
-    assert len(list(cases(True))) > 150
+    assert len(list(cases())) > 250
 
 
 @pytest.fixture(scope="module")
@@ -186,16 +188,27 @@ def check(workspace, monkeypatch, command, option, value):
     assert snapshot(workspace) == before, f"{where}: wrote {snapshot(workspace) - before}"
 
 
-@pytest.mark.parametrize(("command", "option", "value"), list(cases(first_only=True)))
+@pytest.mark.parametrize(("command", "option", "value"), list(cases()))
 def test_bad_value(workspace, monkeypatch, command, option, value):
     check(workspace, monkeypatch, command, option, value)
 
 
+NUMERIC = [(command, param.opts[0], param.name, annotation(param)) for command, cmd in commands() if command != "train"
+           for param in cmd.params if param.name in RANGES and annotation(param) in (int, float)]
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize(("command", "option", "value"), [c for c in cases(first_only=False)
-                                                           if c not in list(cases(first_only=True))])
-def test_bad_value_exhaustive(workspace, monkeypatch, command, option, value):
-    check(workspace, monkeypatch, command, option, value)
+@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+@given(data=st.data())
+def test_random_out_of_range_numbers(workspace, monkeypatch, data):
+    """Random numbers below each numeric option's range (or not finite) are refused the same way."""
+    command, option, name, kind = data.draw(st.sampled_from(NUMERIC))
+    low, high, closed = RANGES[name]
+    if kind is int:
+        value = data.draw(st.integers(max_value=int(low) - 1 if closed else int(low)))
+    else:
+        value = data.draw(st.floats(max_value=low, exclude_max=closed) | st.sampled_from([math.nan, math.inf, -math.inf]))
+    check(workspace, monkeypatch, command, option, str(value))
 
 
 # base lines that do not run as they stand (their options are still walked, but the command may refuse
