@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import math
 
-# option name -> (lowest, highest or None, whether the lowest itself is allowed)
+# option name -> (lowest, highest or None, whether the lowest itself is allowed); --faithfulness is checked
+# by comp.circuits.discover.check_options
 RANGES: dict[str, tuple[float, float | None, bool]] = {
     **{name: (1, None, True) for name in ("n", "n_train", "n_test", "steps", "batch_size", "d_model", "n_heads",
                                            "n_layers", "n_ctx", "cpus")},
@@ -17,7 +18,6 @@ RANGES: dict[str, tuple[float, float | None, bool]] = {
                                            "weight_decay")},
     "lr": (0.0, None, False),
     "target_acc": (0.0, 1.0, True),
-    "faithfulness": (0.0, 1.0, False),
     "threshold": (0.0, 1.0, True),
     "min_score": (0.0, 1.0, True),
 }
