@@ -91,8 +91,11 @@ def release(path: Path) -> None:
 
 @contextlib.contextmanager
 def locked(run_dirs: "list[Path] | Path") -> Iterator[None]:
-    """Hold the locks of one or several run directories for the duration of the block."""
-    dirs = [run_dirs] if isinstance(run_dirs, (str, Path)) else list(run_dirs)
+    """Hold the locks of one or several run directories for the duration of the block.
+    A directory the lock itself created and that is empty at the end (the work failed
+    before writing anything, e.g. on a bad parent run) is removed again."""
+    dirs = [Path(run_dirs)] if isinstance(run_dirs, (str, Path)) else [Path(d) for d in run_dirs]
+    new = [d for d in dirs if not d.exists()]
     taken: list[Path] = []
     try:
         for d in dirs:
@@ -101,3 +104,6 @@ def locked(run_dirs: "list[Path] | Path") -> Iterator[None]:
     finally:
         for path in taken:
             release(path)
+        for d in new:
+            with contextlib.suppress(OSError):
+                d.rmdir()  # only if empty
