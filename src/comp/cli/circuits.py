@@ -104,6 +104,8 @@ def _patch(ckpt, corruption, length, at, n, seed, member, hypothesis, lengths, m
     from comp.circuits.patching import check_corruption, patch_run
 
     check_corruption(corruption)
+    if lengths and not hypothesis:
+        raise CompError("--lengths only applies with --hypothesis; drop it, or give --length for the patching sweep")
     if hypothesis:
         hypothesis_names(hypothesis)
         if plot is not None:

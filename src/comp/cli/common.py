@@ -70,9 +70,19 @@ def check_output_path(path: "Path | None", suffixes: tuple[str, ...]) -> None:
         return
     if suffixes and Path(path).suffix.lower() not in suffixes:
         raise CompError(f"output {path} should end in {' or '.join(suffixes)}")
-    parent = Path(path).parent
-    if parent.exists() and not parent.is_dir():
-        raise CompError(f"cannot write {path}: {parent} is not a directory")
+    check_output_dir(Path(path).parent, path)
+
+
+def check_output_dir(directory: "Path | None", path: "Path | None" = None) -> None:
+    """Fail early if ``directory`` (to be created if missing) sits under a file."""
+    if directory is None:
+        return
+    for above in (Path(directory), *Path(directory).parents):
+        if above.exists():
+            if not above.is_dir():
+                raise CompError(f"cannot write {path or directory}: {above} is a file, not a directory; "
+                                "give a path in a directory")
+            return
 
 
 def stderr(msg: str) -> None:

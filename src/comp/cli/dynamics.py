@@ -8,7 +8,7 @@ import typer
 
 from comp.catalog import DYNAMICS_MEASURES as MEASURES
 from comp.catalog import FORM_THRESHOLD
-from comp.cli.common import user_errors, write_outputs
+from comp.cli.common import check_output_path, user_errors, write_outputs
 from comp.cli.options import DEVICE, EVAL_SEED_OPTION, JSON, sequences
 from comp.errors import CompError
 from comp.views.tables import print_table
@@ -37,6 +37,8 @@ def _dynamics(run, measures, lengths, n, seed, threshold, json_out, plot, device
 
     if plot is not None and plot.suffix not in PLOT_SUFFIXES:
         raise CompError(f"--plot {plot}: write .html or .png")
+    check_output_path(json_out, (".json",))
+    check_output_path(plot, PLOT_SUFFIXES)
     if n < 1:
         raise CompError(f"--n must be at least 1, got {n}")
     d = dynamics_run(run, measures, lengths, n, seed, threshold, device)

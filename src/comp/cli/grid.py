@@ -21,6 +21,7 @@ from typer.core import TyperGroup
 from comp.cli.argv import check_command_lines
 from comp.cli.common import check_output_path, stderr, user_errors, write_outputs
 from comp.cli.options import JSON, MaxParallel, slurm_options
+from comp.errors import CompError
 from comp.grid.backends import grid_jobs
 from comp.grid.bases import seeds_text
 from comp.grid.collect import collect, write_csv
@@ -65,6 +66,8 @@ def _run(grid_file: Path, backend, dry_run: bool, max_parallel, overrides: dict)
     def report(runs: str, rc: int, seconds: float) -> None:
         stderr(f"  {runs}: {'done' if rc == 0 else f'exit {rc}'} ({seconds:.0f}s)")
 
+    if backend == "":
+        raise CompError("--backend is empty; give slurm or local, or leave it out for the grid file's")
     result = launch(grid_file, backend=backend, max_parallel=max_parallel, slurm=overrides, dry_run=dry_run,
                     on_exit=report, check_lines=check_command_lines)
     grid, todo = result.grid, set(result.todo)

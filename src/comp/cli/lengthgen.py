@@ -8,7 +8,7 @@ import typer
 
 from comp.catalog import DEFAULT_PES
 from comp.catalog import LENGTHGEN_BACKENDS as BACKENDS
-from comp.cli.common import check_output_path, user_errors, write_outputs
+from comp.cli.common import check_output_dir, check_output_path, user_errors, write_outputs
 from comp.cli.options import JSON, QUIET, SETS, MaxParallel, sequences, slurm_options
 from comp.runs.names import parse_seeds, runs_dir
 from comp.views.tables import print_table
@@ -49,12 +49,17 @@ def lengthgen_cli(
 def _lengthgen(task, pe, seeds, train_lengths, test_lengths, out, steps, set_, n, decode, backend, json_path,
                quiet, options: dict, val_lengths: str = "", select: str = "max-min-acc") -> None:
     check_output_path(json_path, (".json",))
+    check_output_dir(out)
     from comp.lengthgen import Study, run_study
     from comp.lengthgen.report import multiples_rows
 
     study = Study(task=task, pes=pe.split(","), seeds=parse_seeds(seeds), train_lengths=train_lengths,
                   test_lengths=test_lengths, steps=steps, sets=list(set_), n=n, decode=decode,
                   val_lengths=val_lengths, select=select)
+    from comp.tasks import make_task, parse_lengths
+    from comp.tasks.base import check_sample_size
+
+    check_sample_size(n, make_task(task).seq_len(max(parse_lengths(test_lengths))), "cpu")  # before training
     out = out or runs_dir() / f"lengthgen-{task}"
     results = run_study(study, out, backend=backend, quiet=quiet, **options)
     if results.get("selection"):

@@ -14,6 +14,7 @@ from typer.core import TyperGroup, TyperOption
 
 from comp.cli import circuit, circuits, dynamics, evaluate, grid, lengthgen, probe, reuse, train, viz
 from comp.cli.common import COMMAND_LINE, click
+from comp.cli.ranges import check_ranges
 
 
 class CompGroup(TyperGroup):
@@ -24,6 +25,7 @@ class CompGroup(TyperGroup):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         one_default_style(self)
+        check_ranges(self, click)
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
         COMMAND_LINE[:] = list(sys.argv[1:] if args is None else args)  # recorded in every result file
@@ -40,7 +42,7 @@ class CompGroup(TyperGroup):
         except click.exceptions.ClickException as e:
             typer.echo(f"error: {e.format_message()}", err=True)
             code = e.exit_code
-        except click.exceptions.Abort:
+        except getattr(click.exceptions, "Abort", ()):  # typer's vendored click has no Abort
             typer.echo("aborted", err=True)
             code = 1
         if not standalone_mode:

@@ -9,7 +9,7 @@ import typer
 
 from comp.catalog import ENCODING_HELP as PE_HELP
 from comp.catalog import TASK_NAMES, TRAIN_DEFAULTS
-from comp.cli.common import user_errors
+from comp.cli.common import check_output_dir, user_errors
 from comp.cli.options import QUIET, SETS
 from comp.presets import HELP as PRESET_HELP
 from comp.signals import EXIT_INTERRUPTED, stop_on_signals
@@ -106,6 +106,7 @@ SETTING_OPTIONS = {
 def _train(request: TrainRequest, quiet: bool) -> None:
     from comp.train.request import plan_training, run_training, seed_summary
 
+    check_output_dir(request.out)
     plan = plan_training(request)
     with stop_on_signals() as stop:  # SIGUSR1/SIGTERM: checkpoint now, exit 75 (resumable)
         results = run_training(plan, quiet=quiet, should_stop=stop)

@@ -156,12 +156,23 @@ def jittered(model, factor: "torch.Tensor | None"):
 def build_model(cfg: ModelConfig, seed: int = 0, device: "str | torch.device" = "cpu") -> CompTransformer:
     """Build a freshly initialised model; the same seed gives the same weights.
 
-    The global torch RNG is left as it was.
+    The global torch RNG is left as it was. A model too large for the memory is refused
+    (:func:`comp.resources.check_fits`) before any weight is allocated.
     """
+    check_model_size(cfg, device)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = CompTransformer(cfg)
     return model.to(device, print_details=False)
+
+
+def check_model_size(cfg: ModelConfig, device: "str | torch.device" = "cpu") -> None:
+    """Refuse (:func:`comp.resources.check_fits`) a model whose weights alone exceed the memory."""
+    from comp.resources import check_fits
+
+    d_mlp = 0 if cfg.attn_only else (cfg.d_mlp or 4 * cfg.d_model)
+    params = cfg.n_layers * (4 * cfg.n_heads * (cfg.d_head or cfg.d_model // cfg.n_heads) + 2 * d_mlp) * cfg.d_model
+    check_fits(params * 4, device, f"a model of {params:,} weights", "use a smaller --n-layers, --d-model or --d-mlp")
 
 
 def max_length(cfg: ModelConfig, seq_len: int) -> None:

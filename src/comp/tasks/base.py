@@ -126,6 +126,7 @@ class Task:
         """
         rng = LengthRange.parse(lengths)
         device = gen.device
+        check_sample_size(batch_size, self.seq_len(rng.hi), device)
         lens = torch.randint(rng.lo, rng.hi + 1, (batch_size,), generator=gen, device=device)
         lo, hi = self.alphabet
         x = torch.randint(lo, hi + 1, (batch_size, rng.hi), generator=gen, device=device)
@@ -179,3 +180,14 @@ def score(batch: Batch, preds: torch.Tensor) -> dict[str, torch.Tensor]:
     answer = hit.gather(1, batch.answer_pos[:, None])[:, 0]
     return {"cot": cot, "answer": answer}
 
+
+CHECK_ABOVE = 1 << 24  # tokens per batch below which sampling never asks how much memory there is (the hot loop)
+
+
+def check_sample_size(rows: int, width: int, device) -> None:
+    """Refuse (a :class:`comp.errors.CompError`) to draw ``rows`` sequences of ``width`` tokens
+    that cannot fit in memory, before allocating them; small batches are not checked."""
+    if rows * width > CHECK_ABOVE:
+        from comp.resources import check_rows
+
+        check_rows(rows, width, device, "the sequences asked for", "lower --n (or --batch-size when training)")

@@ -27,6 +27,7 @@ import torch
 from comp.config import RunConfig
 from comp.evaluation import evaluate, evaluate_length
 from comp.model import CompTransformer, build_model, resolve_device
+from comp.model.build import check_model_size
 from comp.model.fused import fused_training
 from comp.runs.files import METRICS_FILE, STATE_FILE, clear_unstarted
 from comp.runs.lock import locked
@@ -44,6 +45,7 @@ from comp.runs.state import (
 )
 from comp.runs.transfer import freeze, load_parent, parent_record, trainable
 from comp.tasks import LengthRange, Task
+from comp.tasks.base import check_sample_size
 from comp.train.buckets import forward_backward, n_buckets
 from comp.train.reporting import MetricsLog, ProgressBar, WandbLogger, Window
 from comp.train.schedule import lr_at
@@ -137,6 +139,7 @@ def open_run(
         if state.step < t.steps:
             state.done = False  # more steps asked for: continue
     else:
+        check_sample_size(t.batch_size, cfg.validate().seq_len(t.lengths.hi), device)  # before writing anything
         prepare_run_dir(run_dir, cfg)
     wandb = WandbLogger(
         t.wandb, t.wandb_project, t.wandb_group, run_dir.name, cfg.to_dict(), run_dir, resume, concurrent
@@ -224,6 +227,8 @@ def train(
     device = resolve_device(t.device)
     if t.threads:
         torch.set_num_threads(t.threads)
+    check_model_size(cfg.model, device)  # before the lock makes the directory
+    check_sample_size(t.batch_size, task.seq_len(t.lengths.hi), device)
     with locked(run_dir):  # one process per run; released on every exit path
         try:
             return _train(cfg, run_dir, task, device, resume, quiet, should_stop, model_hook)
