@@ -225,3 +225,24 @@ def test_base_command_lines_are_valid(workspace, monkeypatch, tmp_path, command)
     argv = [str(workspace / a) if (workspace / a).is_file() else a for a in BASE[command]]
     result = CliRunner().invoke(app, argv)
     assert result.exit_code == 0, result.output
+
+
+# values of the options the walker skips, and length ranges far past memory (found by hand after the walker)
+BY_HAND = [
+    ("heads", "--lengths", "1-99999"),
+    ("ablate", "--lengths", "1-99999"),
+    ("circuit", "--lengths", "1-99999"),
+    ("train", "--name", "a/b"),
+    ("train", "--name", ".."),
+    ("train", "--set", "model.n_heads=0"),
+    ("train", "--set", "model.d_head=-1"),
+    ("train", "--set", "nonsense"),
+    ("train", "--preset", "nope"),
+    ("train", "--config", "missing.yaml"),
+    ("eval", "--device", "foo"),
+]
+
+
+@pytest.mark.parametrize(("command", "option", "value"), BY_HAND)
+def test_bad_value_by_hand(workspace, monkeypatch, command, option, value):
+    check(workspace, monkeypatch, command, option, value)

@@ -21,6 +21,7 @@ from comp.evaluation import eval_batch
 from comp.runs.load import LoadedRun, load_run_config, load_run_for_lengths
 from comp.runs.names import resolve_run
 from comp.tasks import Batch, Task, parse_lengths
+from comp.tasks.base import CHECK_ABOVE
 
 
 def load_for_analysis(ckpt: str, lengths: str = "", device: str = "cpu") -> tuple[LoadedRun, list[int]]:
@@ -40,10 +41,19 @@ class Group:
 
 
 def analysis_groups(task: Task, lengths: list[int], n: int, seed: int, device: "str | torch.device" = "cpu") -> list[Group]:
-    """One :class:`Group` per (member task, length); all rows of a group share one length."""
+    """One :class:`Group` per (member task, length); all rows of a group share one length.
+    Every group is held at once (reference sets too): refused up front if they cannot fit."""
+    members = task.components()
+    tokens = 2 * n * sum(m.seq_len(length) for m in members for length in lengths)  # clean + reference rows
+    if tokens > CHECK_ABOVE:
+        from comp.resources import check_rows
+
+        width = max(m.seq_len(max(lengths)) for m in members)
+        check_rows(tokens // width + 1, width, device, f"the evaluation sets of {len(lengths)} lengths",
+                   "analyse fewer or shorter --lengths, or lower --n")
     return [
         Group(member, length, eval_batch(member, length, n, seed, device), eval_batch(member, length, n, seed + 1, device))
-        for member in task.components()
+        for member in members
         for length in lengths
     ]
 

@@ -43,6 +43,12 @@ class ModelConfig:
     def __post_init__(self) -> None:
         self._spec = parse_encoding(self.encoding)  # the one parse of the encoding name
         self.encoding = self._spec.name  # canonical
+        for name in ("n_layers", "n_heads", "d_model", "n_ctx", "max_position"):
+            if getattr(self, name) < 1:
+                raise CompError(f"{name} must be at least 1, got {getattr(self, name)}")
+        for name in ("d_head", "d_mlp"):
+            if getattr(self, name) < 0:
+                raise CompError(f"{name} must be at least 0 (0: the default), got {getattr(self, name)}")
         if self.d_head == 0:
             if self.d_model % self.n_heads:
                 raise CompError(
@@ -59,9 +65,6 @@ class ModelConfig:
             raise CompError(f"unknown attn_scale {self.attn_scale!r}; choose one of: {', '.join(ATTN_SCALES)}")
         if not 0.0 <= self.attn_jitter < 1.0:
             raise CompError(f"attn_jitter must lie in [0, 1) (0: off; 0.5: factors from 0.5 to 1), got {self.attn_jitter}")
-        for name in ("n_layers", "n_heads", "d_model", "n_ctx", "max_position"):
-            if getattr(self, name) < 1:
-                raise CompError(f"{name} must be at least 1, got {getattr(self, name)}")
         self._spec.check(self)  # the encoding's own settings (t5 buckets, sinusoidal width ...)
 
     @property

@@ -42,6 +42,8 @@ def run_dirs(base: Path, task: str, encoding: str, seeds: Sequence[int], name: "
     ``several`` seeds, a name without ``{seed}`` gets ``-s<seed>``), else the default name."""
     if not name:
         return [base / default_run_name(task, encoding, s) for s in seeds]
+    if "/" in name or "\\" in name or name.strip(".") == "":
+        raise CompError(f"run name {name!r} is a path; give a plain name (a run directory elsewhere: --out DIR)")
     if several:
         return [base / seed_run_name(name, s) for s in seeds]
     return [base / name.replace(SEED, str(s)) for s in seeds]
