@@ -118,9 +118,12 @@ def test_help_shows_choices_and_defaults():
 
 def test_min_score_sets_the_score_threshold(planted_run, tmp_path):
     out = tmp_path / "v.json"
-    res = invoke("patch", "--ckpt", planted_run, "--hypothesis", "iteration_head", "--min-score", "1.5", "--n", "16",
+    res = invoke("patch", "--ckpt", planted_run, "--hypothesis", "iteration_head", "--min-score", "1.0", "--n", "16",
                  "--json", str(out))
     assert res.exit_code == 0, res.output
     data = json.loads(out.read_text())
-    assert data["thresholds"]["score"] == 1.5 and data["hypotheses"][0]["verdict"] == "refuted"
-    assert "score >= 1.5" in res.output
+    score = data["hypotheses"][0]["score"]
+    assert data["thresholds"]["score"] == 1.0 and "score >= 1.0" in res.output
+    assert score == 1.0 and data["hypotheses"][0]["verdict"] != "refuted"  # the planted head meets even 1.0
+    res = invoke("patch", "--ckpt", planted_run, "--hypothesis", "iteration_head", "--min-score", "1.5")
+    assert res.exit_code == 2 and "--min-score" in res.output  # scores are attention weights, in [0, 1]
