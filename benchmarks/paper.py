@@ -22,11 +22,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from benchmarks.common import Options, Row, Timer, bench_config
-from benchmarks.throughput import comp_loop
+from benchmarks.common import Options, Row, bench_config
+from benchmarks.throughput import comp_loop, hand_written_loop
 from comp.config import RunConfig
 from comp.tasks import vocab
-from comp.tasks.vocab import PAD
 
 GOAL = 2.0  # comp per real token / the plain transformer
 
@@ -69,32 +68,11 @@ class PlainTransformer(nn.Module):
 
 
 def plain_loop(cfg: RunConfig, device: torch.device) -> float:
-    """Real tokens/s of the plain transformer: ``log_every`` warm-up steps, then as many timed."""
+    """Real tokens/s of the plain transformer (right-padded batches, torch's default AdamW weight decay)."""
     t, m = cfg.train, cfg.model
-    task = cfg.task.build()
     torch.manual_seed(t.seed)
     model = PlainTransformer(vocab.D_VOCAB, m.n_ctx, m.d_model, m.n_layers, m.n_heads).to(device)
-    forward = torch.compile(model) if (t.compile and device.type == "cuda") else model
-    opt = torch.optim.AdamW(model.parameters(), lr=t.lr, betas=(t.beta1, t.beta2))
-    gen = torch.Generator(device=device).manual_seed(t.seed)
-
-    def step() -> torch.Tensor:
-        batch = task.sample(gen, t.lengths, t.batch_size)  # right-padded to the longest length: [batch, 34]
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=t.amp and device.type == "cuda"):
-            logits = forward(batch.tokens)  # [batch, pos, d_vocab]
-        targets = batch.tokens[:, 1:].masked_fill(~batch.loss_mask[:, 1:], -100)
-        loss = F.cross_entropy(logits[:, :-1].float().flatten(0, 1), targets.flatten(), ignore_index=-100)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip)
-        opt.step()
-        return (batch.tokens != PAD).sum()
-
-    for _ in range(t.log_every):
-        step()
-    with Timer(device) as timer:
-        tokens = torch.stack([step() for _ in range(t.log_every)]).sum()
-    return int(tokens) / timer.seconds
+    return hand_written_loop(model, cfg, device, weight_decay=0.01)
 
 
 def paper_config(opts: Options) -> RunConfig:

@@ -24,11 +24,17 @@ from comp.train import train
 
 def plain_loop(cfg: RunConfig, device: torch.device) -> float:
     """Tokens/s of a hand-written loop: ``log_every`` warm-up steps, then as many timed."""
+    model = build_model(cfg.model, seed=cfg.train.seed, device=device)
+    return hand_written_loop(model, cfg, device, weight_decay=cfg.train.weight_decay)
+
+
+def hand_written_loop(model: torch.nn.Module, cfg: RunConfig, device: torch.device, weight_decay: float) -> float:
+    """Real tokens/s of ``model`` trained the usual way on ``cfg``'s task: sample, forward,
+    cross-entropy with ``ignore_index``, backward, clip, AdamW; ``log_every`` warm-up steps, then as many timed."""
     t = cfg.train
     task = cfg.task.build()
-    model = build_model(cfg.model, seed=t.seed, device=device)
     forward = torch.compile(model) if (t.compile and device.type == "cuda") else model
-    opt = torch.optim.AdamW(model.parameters(), lr=t.lr, betas=(t.beta1, t.beta2), weight_decay=t.weight_decay)
+    opt = torch.optim.AdamW(model.parameters(), lr=t.lr, betas=(t.beta1, t.beta2), weight_decay=weight_decay)
     gen = torch.Generator(device=device).manual_seed(t.seed)
 
     def step() -> torch.Tensor:
