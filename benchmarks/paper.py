@@ -15,15 +15,12 @@ as many steps, alternating, best of two.
 
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from benchmarks.common import Options, Row, bench_config
-from benchmarks.throughput import comp_loop, hand_written_loop
+from benchmarks.throughput import alternate, hand_written_loop
 from comp.config import RunConfig
 from comp.tasks import vocab
 
@@ -85,11 +82,7 @@ def paper_config(opts: Options) -> RunConfig:
 
 def bench(opts: Options) -> list[Row]:
     cfg = paper_config(opts)
-    plain, ours = [], []
-    with tempfile.TemporaryDirectory() as tmp:
-        for i in range(1 if opts.quick else 2):
-            plain.append(plain_loop(cfg, opts.torch_device))
-            ours.append(comp_loop(cfg, Path(tmp) / f"run{i}"))
+    plain, ours = alternate(cfg, opts, plain_loop)
     ratio = max(ours) / max(plain)
     t = cfg.train
     return [

@@ -62,14 +62,20 @@ def comp_loop(cfg: RunConfig, run_dir: Path) -> float:
     return second_window(run_dir)["tokens_per_s"]
 
 
-def bench(opts: Options) -> list[Row]:
-    d_model, batch, steps = (16, 8, 2) if opts.quick else (128, 256, 10 if opts.device == "cpu" else 200)
-    cfg = bench_config(opts, d_model, batch, steps, lengths="1-3" if opts.quick else "1-16")
+def alternate(cfg: RunConfig, opts: Options, baseline) -> tuple[list[float], list[float]]:
+    """Tokens/s of ``baseline(cfg, device)`` and of comp's loop, in alternating rounds (one when quick)."""
     plain, ours = [], []
     with tempfile.TemporaryDirectory() as tmp:
         for i in range(1 if opts.quick else 2):
-            plain.append(plain_loop(cfg, opts.torch_device))
+            plain.append(baseline(cfg, opts.torch_device))
             ours.append(comp_loop(cfg, Path(tmp) / f"run{i}"))
+    return plain, ours
+
+
+def bench(opts: Options) -> list[Row]:
+    d_model, batch, steps = (16, 8, 2) if opts.quick else (128, 256, 10 if opts.device == "cpu" else 200)
+    cfg = bench_config(opts, d_model, batch, steps, lengths="1-3" if opts.quick else "1-16")
+    plain, ours = alternate(cfg, opts, plain_loop)
     ratio = max(ours) / max(plain)
     return [
         Row(

@@ -42,15 +42,23 @@ CONFIG = dict(n_layers=2, n_heads=2, d_model=32, d_head=16, d_mlp=8, act_fn="rel
               encoding="standard", n_ctx=N_CTX)
 
 
-def planted_model():
-    model = build_model(ModelConfig(**CONFIG), seed=0)
+def zeroed_with_embeddings(config: dict, p0: int):
+    """A model of ``config`` with every weight zero but the token features (ONE, BIT, EOI)
+    and one-hot positions from residual dimension ``p0`` on."""
+    model = build_model(ModelConfig(**config), seed=0)
     with torch.no_grad():
         for p in model.parameters():
             p.zero_()
         model.embed.W_E[:, ONE] = 1.0
         model.embed.W_E[1, BIT] = 1.0
         model.embed.W_E[vocab.EOI, EOI] = 1.0
-        model.pos_embed.W_pos[:, P0 : P0 + N_CTX] = torch.eye(N_CTX)
+        model.pos_embed.W_pos[:, p0 : p0 + N_CTX] = torch.eye(N_CTX)
+    return model
+
+
+def planted_model():
+    model = zeroed_with_embeddings(CONFIG, P0)
+    with torch.no_grad():
         a0, a1 = model.blocks[0].attn, model.blocks[1].attn
         a0.W_Q[0, ONE, 0] = SHARP  # L0H0: constant query ...
         a0.W_K[0, EOI, 0] = 1.0  # ... matching the EoI token
@@ -105,14 +113,8 @@ DISCOVERY_EDGES = {"embed@input -> MLP0", "MLP0@input -> L1H0.v", "MLP0@input ->
 
 
 def discovery_model():
-    model = build_model(ModelConfig(**DISCOVERY_CONFIG), seed=0)
+    model = zeroed_with_embeddings(DISCOVERY_CONFIG, D_P0)
     with torch.no_grad():
-        for p in model.parameters():
-            p.zero_()
-        model.embed.W_E[:, ONE] = 1.0
-        model.embed.W_E[1, BIT] = 1.0
-        model.embed.W_E[vocab.EOI, EOI] = 1.0
-        model.pos_embed.W_pos[:, D_P0 : D_P0 + N_CTX] = torch.eye(N_CTX)
         a0, a1 = model.blocks[0].attn, model.blocks[1].attn
         a0.W_Q[0, ONE, 0] = SHARP  # L0H0 decoy: attends to EoI ...
         a0.W_K[0, EOI, 0] = 1.0

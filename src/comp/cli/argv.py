@@ -31,4 +31,4 @@ def check_command_lines(lines: list[RunLine]) -> None:
         except click.exceptions.ClickException as e:
             raise CompError(f"run {run}: comp {name} would reject its arguments: {e.format_message()}") from None
         if run.startswith("task ") and name == "train":  # a pack: its seeds train stacked
-            check_packable(request_of(ctx.params).config().model)
+            check_packable(request_of(ctx.params).config())

@@ -98,7 +98,7 @@ class GridBackend:
     def run(self, study: Study, out: Path, jobs: list[RunJob]) -> list[RunJob]:
         if self.pack:
             for job in jobs:
-                check_packable(job.config.model)
+                check_packable(job.config)
         grid = study_grid(study, out, jobs, self.pack)
 
         def report(runs: str, rc: int, seconds: float) -> None:

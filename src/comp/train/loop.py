@@ -69,7 +69,7 @@ def make_optimizer(params: "torch.nn.Module | Iterable[torch.Tensor]", cfg, batc
     decay = [p for p in params if p.dim() - batch_dims >= 2]
     rest = [p for p in params if p.dim() - batch_dims < 2]
     groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": rest, "weight_decay": 0.0}]
-    fused = getattr(cfg, "fast_kernels", True) and bool(params) and params[0].device.type in ("cpu", "cuda")
+    fused = cfg.fast_kernels and bool(params) and params[0].device.type in ("cpu", "cuda")
     return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), fused=fused or None)
 
 

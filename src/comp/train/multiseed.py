@@ -34,7 +34,7 @@ from torch.func import vmap
 from comp.config import RunConfig
 from comp.errors import CompError
 from comp.evaluation import autocast, eval_batch, predictions
-from comp.model import CompTransformer, ModelConfig, resolve_device
+from comp.model import CompTransformer, resolve_device
 from comp.model.attention_scale import draw_jitter
 from comp.runs.files import run_status
 from comp.runs.load import resume_config
@@ -116,12 +116,14 @@ def stacked_quick_eval(stack: SeedStack, task: Task, runs: Sequence[Run]) -> lis
     ]
 
 
-def check_packable(model: ModelConfig) -> None:
+def check_packable(cfg: RunConfig) -> None:
     """The one rule on what seeds trained together (``--seeds``, ``--pack-seeds``, ``pack: seed``)
-    support, checked before anything runs. Every model setting is packable today (attention
-    jitter draws each seed's factors from that seed's own stream, :func:`sample_jitter`);
-    this stays the one place a future unpackable setting would be refused."""
-    del model
+    support, checked before anything runs. Every model setting is packable (attention jitter
+    draws each seed's factors from that seed's own stream, :func:`sample_jitter`); frozen
+    parameters are not: the stack's one AdamW updates every parameter."""
+    if cfg.train.freeze:
+        raise CompError("--freeze is not supported when seeds train together (--seeds); train each seed as its "
+                        "own run (comp train ... --seed N --freeze ...)")
 
 
 def sample_jitter(template: CompTransformer, batches: list[Batch], runs: Sequence[Run]) -> "torch.Tensor | None":
@@ -148,10 +150,7 @@ def train_seeds(
     if len(seeds) != len(run_dirs) or len(set(seeds)) != len(seeds):
         raise CompError("give one run directory per seed, and each seed once")
     task = cfg.validate()
-    check_packable(cfg.model)
-    if cfg.train.freeze:  # the stack's one AdamW updates every parameter
-        raise CompError("--freeze is not supported when seeds train together (--seeds); train each seed as its "
-                        "own run (comp train ... --seed N --freeze ...)")
+    check_packable(cfg)
     t = cfg.train
     device = resolve_device(t.device)
     if t.threads:
