@@ -119,3 +119,37 @@ def _read(path: Path) -> dict:
         raise CompError(f"no such circuit file {path}; write one with comp circuit --ckpt RUN --json {path}") from None
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise CompError(f"{path} is not JSON; give a file written by comp circuit --json") from None
+
+
+@app.command("score")
+def score_cli(
+    circuit: Path = typer.Argument(..., help="A circuit JSON from comp circuit --json."),
+    ckpt: str = typer.Option("", help="Run to score it on (default: the run it was found on)."),
+    lengths: str = ANALYSIS_LENGTHS,
+    n: int = sequences("circuit", "Sequences per length (and as many reference sequences)."),
+    seed: int = ANALYSIS_SEED,
+    device: str = DEVICE,
+    json_path: Path | None = JSON,
+) -> None:
+    """A found circuit's faithfulness and completeness at other lengths (e.g. found at 1-16, scored at 64)."""
+    _score(circuit, ckpt, lengths, n, seed, device, json_path)
+
+
+@user_errors
+def _score(path: Path, ckpt: str, lengths: str, n: int, seed: int, device: str, json_path: "Path | None") -> None:
+    check_output_path(json_path, (".json",))
+    from comp.circuits.circuit_score import score_circuit_run
+
+    circuit = _read(path)
+    ckpt = ckpt or str(circuit.get("run", ""))
+    r = score_circuit_run(ckpt, circuit, lengths, n, seed, device).to_dict()
+    rows = [{"what": what, **r[key]} for what, key in
+            [("full model", "model"), ("circuit alone (faithfulness)", "circuit"), ("circuit knocked out (completeness)", "knocked_out")]]
+    print_table(rows, ["what", "acc_answer", "acc_cot", "logit_diff", "recovered"],
+                title=f"{r['run']}: {r['level']} circuit of {r['circuit_run']} (found at {_span(r['found_lengths'])}), "
+                      f"{r['n_units']}/{r['n_units_total']} kept, scored at {_span(r['lengths'])}")
+    write_outputs(r, json_path, run=ckpt)
+
+
+def _span(lengths: list[int]) -> str:
+    return f"{min(lengths)}-{max(lengths)}" if len(lengths) > 1 else ",".join(map(str, lengths))
