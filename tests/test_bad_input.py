@@ -88,6 +88,7 @@ BASE: dict[str, list[str]] = {
     "patch": ["patch", "--ckpt", "planted", "--length", "4", "--n", "2"],
     "circuit": ["circuit", "--ckpt", "planted", "--lengths", "4", "--n", "2"],
     "circuit diff": ["circuit", "diff", "c.json", "c.json"],
+    "circuit score": ["circuit", "score", "c.json", "--ckpt", "planted", "--lengths", "4", "--n", "2"],
     "dynamics": ["dynamics", "planted", "--lengths", "4", "--n", "2"],
     "crosstask": ["crosstask", "planted", "--length", "4", "--n", "2"],
     "grid run": ["grid", "run", "g.yaml", "--dry-run"],

@@ -63,12 +63,16 @@ def _discover(ckpt, level, method, faithfulness, ablation, lengths, n, seed, spl
         typer.echo(f"wrote {plot}", err=True)
 
 
-def print_circuit(r: dict) -> None:
+def print_scores(r: dict, title: str) -> None:
+    """The full model, the circuit alone and the circuit knocked out, one row each."""
     rows = [{"what": what, **r[key]} for what, key in
             [("full model", "model"), ("circuit alone (faithfulness)", "circuit"), ("circuit knocked out (completeness)", "knocked_out")]]
-    print_table(rows, ["what", "acc_answer", "acc_cot", "logit_diff", "recovered"],
-                title=f"{r['run']}: {r['level']} circuit by {r['method']} ({r['ablation']} ablation, target {r['target']}), "
-                      f"{r['n_nodes']}/{r['n_nodes_total']} nodes, {r['n_edges']}/{r['n_edges_total']} edges, {r['seconds']:.1f} s")
+    print_table(rows, ["what", "acc_answer", "acc_cot", "logit_diff", "recovered"], title=title)
+
+
+def print_circuit(r: dict) -> None:
+    print_scores(r, f"{r['run']}: {r['level']} circuit by {r['method']} ({r['ablation']} ablation, target {r['target']}), "
+                    f"{r['n_nodes']}/{r['n_nodes_total']} nodes, {r['n_edges']}/{r['n_edges_total']} edges, {r['seconds']:.1f} s")
     kept = sorted(r["effects"].items(), key=lambda kv: -kv[1])
     print_table([{"kept": k, "effect": v} for k, v in kept[:20]], ["kept", "effect"],
                 title="kept units: drop in recovered logit difference when each alone is removed from the circuit")
@@ -117,6 +121,8 @@ def _read(path: Path) -> dict:
         return json.loads(Path(path).read_text())
     except FileNotFoundError:
         raise CompError(f"no such circuit file {path}; write one with comp circuit --ckpt RUN --json {path}") from None
+    except OSError:  # a directory, or a path through a file
+        raise CompError(f"cannot read circuit file {path}; give a file written by comp circuit --json") from None
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise CompError(f"{path} is not JSON; give a file written by comp circuit --json") from None
 
@@ -143,11 +149,8 @@ def _score(path: Path, ckpt: str, lengths: str, n: int, seed: int, device: str, 
     circuit = _read(path)
     ckpt = ckpt or str(circuit.get("run", ""))
     r = score_circuit_run(ckpt, circuit, lengths, n, seed, device).to_dict()
-    rows = [{"what": what, **r[key]} for what, key in
-            [("full model", "model"), ("circuit alone (faithfulness)", "circuit"), ("circuit knocked out (completeness)", "knocked_out")]]
-    print_table(rows, ["what", "acc_answer", "acc_cot", "logit_diff", "recovered"],
-                title=f"{r['run']}: {r['level']} circuit of {r['circuit_run']} (found at {_span(r['found_lengths'])}), "
-                      f"{r['n_units']}/{r['n_units_total']} kept, scored at {_span(r['lengths'])}")
+    print_scores(r, f"{r['run']}: {r['level']} circuit of {r['circuit_run']} (found at {_span(r['found_lengths'])}), "
+                    f"{r['n_units']}/{r['n_units_total']} kept, scored at {_span(r['lengths'])}")
     write_outputs(r, json_path, run=ckpt)
 
 
