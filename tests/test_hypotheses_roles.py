@@ -68,7 +68,7 @@ def test_each_role_is_found_exactly_and_supported(paper, name):
 def test_the_split_iteration_head_is_one_group_with_each_members_share(paper):
     model, groups, scores, finder = paper
     r = assess_hypothesis(model, "iteration_head", groups, scores, finder=finder)
-    assert [m.component for m in r.members] == ["L1H0", "L1H1"]
+    assert [(m.role, m.component) for m in r.members] == [("iteration_head", "L1H0"), ("iteration_head", "L1H1")]
     assert r.score == pytest.approx(2.0, abs=1e-3)  # attention on x_t summed over the group
     for m in r.members:
         assert m.share == pytest.approx(0.5) and m.score == pytest.approx(1.0, abs=1e-3)

@@ -198,17 +198,35 @@ class RoleFinder:
         self.model, self.groups, self.scores, self.request = model, groups, scores, request
         self.thr, self.chance = request.thresholds, chance(groups)
         self.found: dict[str, Found] = {}
+        self.ablated: dict[tuple, Accuracy] = {}  # (method, frozenset of components) -> accuracy
+        self.circuits: dict[tuple, tuple[Accuracy, float]] = {}  # (method, frozenset) -> accuracy, logit diff
 
     def necessary(self, r: Accuracy) -> bool:
         return r.acc_answer <= self.chance + self.thr.chance_margin
+
+    def ablate(self, sets: list[list[Component]], method: str) -> list[Accuracy]:
+        """:func:`ablate_sets`, each set computed once per model (roles share sets)."""
+        keys = [(method, frozenset(s)) for s in sets]
+        todo = list(dict.fromkeys(k for k in keys if k not in self.ablated))
+        if todo:
+            self.ablated.update(zip(todo, ablate_sets(self.model, self.groups, [sorted(k[1]) for k in todo], method)))
+        return [self.ablated[k] for k in keys]
+
+    def circuit(self, sets: list[list[Component]], method: str) -> list[tuple[Accuracy, float]]:
+        """:func:`circuit_scores`, each set computed once per model."""
+        keys = [(method, frozenset(s)) for s in sets]
+        todo = list(dict.fromkeys(k for k in keys if k not in self.circuits))
+        if todo:
+            self.circuits.update(zip(todo, circuit_scores(self.model, self.groups, [sorted(k[1]) for k in todo], method)))
+        return [self.circuits[k] for k in keys]
 
     def __call__(self, name: str) -> Found:
         if name not in self.found:
             h = HYPOTHESES[name]
             cands = _candidates(self.model, h, self.request.layers)
             values = {c.label: self.scores[h.score][c.label] for c in cands}
-            self.found[name] = find_group(self.model, self.groups, cands, values, h.ablation, self.necessary,
-                                          self.thr.member, self.thr.member_effect)
+            self.found[name] = find_group(cands, values, lambda sets: self.ablate(sets, h.ablation), self.necessary,
+                                          self.thr.member, self.thr.member_effect, name)
         return self.found[name]
 
     def available(self, name: str) -> bool:
@@ -252,7 +270,7 @@ def assess_hypothesis(model, name: str, groups: list[Group], scores: dict,
     circuit |= {c for p in partners if find(p).score >= thr.score for c in find(p).group}
     chosen = sorted({c for f in found.values() for c in f.group})
     if h.kind == "circuit":
-        base, without = ablate_sets(model, groups, [[], chosen], h.ablation)
+        base, without = find.ablate([[], chosen], h.ablation)
         weakest = min(roles, key=lambda r: found[r].score - thr.score)
         score, members, values = found[weakest].score, [m for r in roles for m in found[r].members], {}
         for r in roles:
@@ -263,8 +281,7 @@ def assess_hypothesis(model, name: str, groups: list[Group], scores: dict,
         values = {c.label: scores[h.score][c.label] for c in _candidates(model, h, request.layers)}
     everything = heads(model) + mlps(model)
     outside = [c for c in everything if c not in circuit]
-    (only, ld_only), (_, ld_full), (_, ld_none) = circuit_scores(
-        model, groups, [outside, [], everything], request.sufficiency_ablation)
+    (only, ld_only), (_, ld_full), (_, ld_none) = find.circuit([outside, [], everything], request.sufficiency_ablation)
     recovered = (ld_only - ld_none) / (ld_full - ld_none) if abs(ld_full - ld_none) > 1e-9 else 0.0
     p_chance = find.chance
     necessity: Necessity = (
@@ -312,11 +329,9 @@ def _verdict(h: Hypothesis, found: dict[str, Found], base: Accuracy, without: Ac
         return "inconclusive", (f"baseline failed: the intact model reaches only {base.acc_answer:.3f} final-answer "
                                 f"accuracy < {thr.baseline}")
     if missing:
-        r = missing[0]
-        score = HYPOTHESES[r].score
-        return "refuted", (f"score failed: {'role ' + r + ': ' if h.kind == 'circuit' else ''}the best "
-                           f"{HYPOTHESES[r].kind} group {_names(found[r].group)} has {score} {found[r].score:.3f} "
-                           f"< {thr.score}")
+        return "refuted", "score failed: " + "; ".join(
+            f"{'role ' + r + ': ' if h.kind == 'circuit' else ''}the best {HYPOTHESES[r].kind} group "
+            f"{_names(found[r].group)} has {HYPOTHESES[r].score} {found[r].score:.3f} < {thr.score}" for r in missing)
     if necessity == "no":
         return "refuted", (f"necessity failed: {necessity_line} >= baseline - {thr.no_effect} = "
                            f"{base.acc_answer - thr.no_effect:.3f} (no effect)")

@@ -116,6 +116,7 @@ class GroupMember:
     """One component of the group that plays a role, and its share of it."""
 
     component: str
+    role: str  # the hypothesis whose role it plays
     score: float
     share: float  # its score / the group's score (the sum over members)
     alone_acc_answer: float  # final-answer accuracy with it ablated alone (the necessity ablation)

@@ -39,7 +39,6 @@ from typing import Literal, Union
 
 import torch
 
-from comp.circuits.ablate import ablate_sets
 from comp.circuits.components import Component
 from comp.circuits.data import Group
 from comp.circuits.heads import head_scores
@@ -112,17 +111,21 @@ class Found:
     pool: list[str]  # the candidates whose score reached `member` and half the best score
 
 
-def find_group(model, groups: list[Group], candidates: list[Component], values: dict[str, float], ablation: str,
-               necessary: Callable[[Accuracy], bool], member: float, member_effect: float) -> Found:
-    """The group of ``candidates`` that plays a role (module docstring); ``values``: their
-    scores; ``necessary``: the necessity test on an ablated accuracy."""
+Ablate = Callable[[list[list[Component]]], list[Accuracy]]  # sets of components -> accuracy with each set ablated
+
+
+def find_group(candidates: list[Component], values: dict[str, float], ablate: Ablate,
+               necessary: Callable[[Accuracy], bool], member: float, member_effect: float, role: str = "") -> Found:
+    """The group of ``candidates`` that plays ``role`` (module docstring); ``values``: their
+    scores; ``ablate``: the role's necessity ablation of sets of components; ``necessary``:
+    the necessity test on an ablated accuracy."""
     best = max(candidates, key=lambda c: values[c.label])
     bar = max(member, values[best.label] / 2)
     pool = [c for c in candidates if values[c.label] >= bar] or [best]
-    base, *alone = ablate_sets(model, groups, [[]] + [[c] for c in pool], ablation)
+    base, *alone = ablate([[]] + [[c] for c in pool])
     own = dict(zip(pool, alone))
     pool.sort(key=lambda c: (-values[c.label], own[c].acc_answer, -own[c].loss))
-    prefixes = [own[pool[0]]] + ablate_sets(model, groups, [pool[:k] for k in range(2, len(pool) + 1)], ablation)
+    prefixes = [own[pool[0]]] + ablate([pool[:k] for k in range(2, len(pool) + 1)])
     size = next((k + 1 for k, r in enumerate(prefixes) if necessary(r)), len(pool))
     group, ablated = pool[:size], prefixes[size - 1]
 
@@ -133,8 +136,7 @@ def find_group(model, groups: list[Group], candidates: list[Component], values: 
 
     left_out = {group[0]: base}
     while len(group) > 1:
-        outs = ablate_sets(model, groups, [[m for m in group if m != x] for x in group], ablation)
-        left_out = dict(zip(group, outs))
+        left_out = dict(zip(group, ablate([[m for m in group if m != x] for x in group])))
         leaving = [x for x in group if same(left_out[x])]
         if not leaving:
             break
@@ -142,8 +144,9 @@ def find_group(model, groups: list[Group], candidates: list[Component], values: 
         group, ablated = [m for m in group if m != drop], left_out[drop]
         left_out = {group[0]: base}
     total = sum(values[c.label] for c in group)
-    members = [GroupMember(component=c.label, score=values[c.label], share=values[c.label] / total if total else 0.0,
-                           alone_acc_answer=own[c].acc_answer, alone_d_loss=own[c].loss - base.loss,
-                           left_out_acc_answer=left_out[c].acc_answer) for c in sorted(group)]
+    members = [GroupMember(component=c.label, role=role, score=values[c.label],
+                           share=values[c.label] / total if total else 0.0, alone_acc_answer=own[c].acc_answer,
+                           alone_d_loss=own[c].loss - base.loss, left_out_acc_answer=left_out[c].acc_answer)
+               for c in sorted(group)]
     return Found(group=sorted(group), score=total, members=members, baseline=base, ablated=ablated,
                  pool=[c.label for c in sorted(pool)])

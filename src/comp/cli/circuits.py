@@ -187,9 +187,10 @@ def _print_evidence(run: str, r: Evidence) -> None:
     print_table(rows, ["test", "value", "threshold", "detail", "result"],
                 title=f"{run}: {r.hypothesis} (layers {r.test.layers}): {r.claim}")
     if len(r.members) > 1:
-        print_table(r.members, ["component", "score", "share", "alone_acc_answer", "alone_d_loss", "left_out_acc_answer"],
-                    headers=["member", "score", "share", "ablated alone", "d loss alone", "group without it"],
-                    title=f"{r.hypothesis}: the group (final-answer accuracy; group ablated: {r.necessity.acc_answer:.3f})")
+        print_table(r.members, ["role", "component", "score", "share", "alone_acc_answer", "alone_d_loss",
+                                "left_out_acc_answer"],
+                    headers=["role", "member", "score", "share", "ablated alone", "d loss alone", "group without it"],
+                    title=f"{r.hypothesis}: each member's share (final-answer accuracy; all ablated: {r.necessity.acc_answer:.3f})")
     typer.echo(f"{r.hypothesis}: {r.verdict} ({r.reason})")
 
 
