@@ -56,6 +56,22 @@ def zeroed_with_embeddings(config: dict, p0: int):
     return model
 
 
+@torch.no_grad()
+def plant_accumulator(model) -> None:
+    """MLP1 computes Z = BIT xor A, and the unembedding reads Z."""
+    m1 = model.blocks[1].mlp
+    m1.W_in[BIT, :2] = 1.0  # h0 = relu(BIT + A), h1 = relu(BIT + A - 1)
+    m1.W_in[A, :2] = 1.0
+    m1.b_in[1] = -1.0
+    m1.W_out[0, Z] = 1.0  # Z = h0 - 2 h1 = BIT xor A
+    m1.W_out[1, Z] = -2.0
+    model.unembed.W_U[Z, 1] = GAIN
+    model.unembed.W_U[Z, 0] = -GAIN
+    model.unembed.b_U[:] = -100.0  # only the digits 0 and 1 are ever predicted
+    model.unembed.b_U[0] = GAIN
+    model.unembed.b_U[1] = 0.0
+
+
 def planted_model():
     model = zeroed_with_embeddings(CONFIG, P0)
     with torch.no_grad():
@@ -71,17 +87,7 @@ def planted_model():
                 a1.W_K[0, P0 + i, i + L] = 1.0  # ... matches key position q - L
         a1.W_V[0, BIT, 0] = 1.0  # L1H0 copies the bit it reads ...
         a1.W_O[0, 0, A] = 1.0  # ... into A
-        m1 = model.blocks[1].mlp
-        m1.W_in[BIT, :2] = 1.0  # h0 = relu(BIT + A), h1 = relu(BIT + A - 1)
-        m1.W_in[A, :2] = 1.0
-        m1.b_in[1] = -1.0
-        m1.W_out[0, Z] = 1.0  # Z = h0 - 2 h1 = BIT xor A
-        m1.W_out[1, Z] = -2.0
-        model.unembed.W_U[Z, 1] = GAIN
-        model.unembed.W_U[Z, 0] = -GAIN
-        model.unembed.b_U[:] = -100.0  # only the digits 0 and 1 are ever predicted
-        model.unembed.b_U[0] = GAIN
-        model.unembed.b_U[1] = 0.0
+        plant_accumulator(model)
     return model.eval()
 
 
@@ -135,17 +141,7 @@ def discovery_model():
             a1.W_V[h, C_FEAT, 0] = 1.0  # the iteration heads read C at x_t ...
         a1.W_O[0, 0, A] = 0.5  # ... L1H0 and L1H1 each write half of A; L1H2 writes nothing
         a1.W_O[1, 0, A] = 0.5
-        m1 = model.blocks[1].mlp
-        m1.W_in[BIT, :2] = 1.0  # MLP1: Z = BIT xor A, as in planted_model
-        m1.W_in[A, :2] = 1.0
-        m1.b_in[1] = -1.0
-        m1.W_out[0, Z] = 1.0
-        m1.W_out[1, Z] = -2.0
-        model.unembed.W_U[Z, 1] = GAIN
-        model.unembed.W_U[Z, 0] = -GAIN
-        model.unembed.b_U[:] = -100.0
-        model.unembed.b_U[0] = GAIN
-        model.unembed.b_U[1] = 0.0
+        plant_accumulator(model)  # MLP1: Z = BIT xor A, as in planted_model
     return model.eval()
 
 
@@ -188,15 +184,5 @@ def paper_model():
             a1.W_V[h, BIT, 0] = 1.0
         a1.W_O[0, 0, A] = 0.5
         a1.W_O[1, 0, A] = 0.5
-        m1 = model.blocks[1].mlp
-        m1.W_in[BIT, :2] = 1.0  # MLP1: Z = BIT xor A, as in planted_model
-        m1.W_in[A, :2] = 1.0
-        m1.b_in[1] = -1.0
-        m1.W_out[0, Z] = 1.0
-        m1.W_out[1, Z] = -2.0
-        model.unembed.W_U[Z, 1] = GAIN
-        model.unembed.W_U[Z, 0] = -GAIN
-        model.unembed.b_U[:] = -100.0
-        model.unembed.b_U[0] = GAIN
-        model.unembed.b_U[1] = 0.0
+        plant_accumulator(model)  # MLP1: Z = BIT xor A, as in planted_model
     return model.eval()
