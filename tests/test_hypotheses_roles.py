@@ -9,7 +9,16 @@ from pathlib import Path
 
 import pytest
 import torch
-from planted import PAPER_CONFIG, PAPER_DECOYS, PAPER_ROLES, L, paper_model, planted_model, save_planted_run
+from planted import (
+    PAPER_CONFIG,
+    PAPER_DECOYS,
+    PAPER_ROLES,
+    L,
+    discovery_model,
+    paper_model,
+    planted_model,
+    save_planted_run,
+)
 from typer.testing import CliRunner
 
 from comp.circuits.ablate import ablate_sets
@@ -115,6 +124,17 @@ def test_verdicts_name_the_failed_test_component_number_and_threshold():
     r = assess_hypothesis(model, "eoi_anchor", groups, scores, finder=finder)
     assert r.verdict == "refuted" and r.reason.startswith("necessity failed: zero-ablating L0H0 gives final-answer "
                                                           "accuracy 1.000 >= baseline - 0.05 = 0.950")
+
+
+def test_a_circuit_missing_a_needed_mlp_fails_sufficiency_and_says_where():
+    model = discovery_model()  # the split iteration heads read x_t from MLP0, which copies it (no role names that)
+    task = make_task("parity")
+    groups = analysis_groups(task, [L], N, seed=0)
+    r = assess_hypothesis(model, "iteration_head", groups, component_scores(model, groups, make_pair(task, L, N, seed=0)))
+    assert r.components == ["L1H0", "L1H1"] and r.necessity.result == "yes" and r.verdict == "inconclusive"
+    assert r.reason.startswith("sufficiency failed: mean-ablating everything outside the circuit (") and "MLP0" in r.reason
+    assert f"< baseline - 0.1 = {r.baseline.acc_answer - 0.1:.3f}" in r.reason and "MLP0" not in r.sufficiency.circuit
+    assert r.sufficiency.logit_diff_recovered < 0.1
 
 
 def test_layers_option_finds_the_head_where_asked():

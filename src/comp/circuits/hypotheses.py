@@ -254,10 +254,12 @@ def assess_hypothesis(model, name: str, groups: list[Group], scores: dict,
                       request: "HypothesisRequest | Thresholds" = HypothesisRequest(),
                       finder: "RoleFinder | None" = None) -> Evidence:
     """The evidence for one hypothesis on a model (see the module docstring), from
-    ``scores`` (:func:`component_scores`) and ablations on ``groups``."""
+    ``scores`` (:func:`component_scores`) and ablations on ``groups``; a ``finder`` shared
+    by several hypotheses finds each role once (and brings its own request)."""
     h = check_hypothesis(name)
     if isinstance(request, Thresholds):
         request = HypothesisRequest(thresholds=request)
+    request = finder.request if finder is not None else request
     check_layers(request.layers, model.cfg.n_layers)
     thr = request.thresholds
     find = finder or RoleFinder(model, groups, scores, request)
