@@ -122,6 +122,8 @@ def tiny(args: list[str]) -> list[str]:
         args = put(args, test, "7-8" if val else "1-6")
         args = put(args, "--n", "8")
         return args + [a for s in TINY_STUDY_SETS for a in ("--set", s)]
+    if args[:2] == ["circuit", "diff"]:
+        return args
     if command in SEQUENCES:
         args = put(args, "--n", "8")
         for option in ("--n-train", "--n-test"):

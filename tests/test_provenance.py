@@ -55,7 +55,8 @@ def test_library_results_record_the_python_call(trained_run):
     assert block["packages"]["transformer-lens"] == metadata.version("transformer-lens") and "argv" in block
     assert result_dict(heads)[KEY] == block and result_dict(heads)["rows"]  # JSON-ready, block included
     evaluated = evaluate_run(trained_run, "2", n=4, generate=False)  # a dict result: the block under its key
-    assert evaluated[KEY]["command"] == f"python: comp.evaluation.evaluate_run({str(trained_run)!r}, '2', n=4, generate=False)"
+    assert evaluated[KEY]["command"] == (f"python: comp.evaluation.evaluate_run({str(trained_run)!r}, lengths='2', n=4, "
+                                         "generate=False)")
 
 
 def test_a_comp_command_records_its_command_line_not_the_python_call(trained_run, tmp_path):
