@@ -104,7 +104,7 @@ def run_config(run: "str | Path") -> "dict | None":
 
 
 def python_call(fn: Callable, args: tuple, kwargs: dict) -> str:
-    """``python: module.function(arg, key=value)`` with the arguments as given (defaults left out)."""
+    """``python: module.function(first, key=value)`` with the arguments as given (defaults left out)."""
     try:
         bound = inspect.signature(fn).bind(*args, **kwargs)
     except TypeError:
@@ -112,7 +112,7 @@ def python_call(fn: Callable, args: tuple, kwargs: dict) -> str:
     shown = []
     for name, value in bound.arguments.items():
         text = repr(str(value) if isinstance(value, Path) else value)
-        shown.append(text if not shown and name in ("ckpt", "spec") else f"{name}={text}")
+        shown.append(f"{name}={text}" if shown else text)  # the first (the run, the study) by position
     return f"python: {fn.__module__}.{fn.__qualname__}({', '.join(shown)})"
 
 
