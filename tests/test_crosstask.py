@@ -79,3 +79,4 @@ def test_cli_on_a_saved_multi_run_and_bad_input(tmp_path):
     assert "copy->parity" in res.output and "parity->copy" in res.output and out.exists()
     bad = CliRunner().invoke(app, ["crosstask", str(run), "--source", "polynomial", "--json", str(tmp_path / "y.json")])
     assert bad.exit_code == 2 and bad.output.count("error:") == 1 and not (tmp_path / "y.json").exists()
+    assert "deprecated; give it as --ckpt" in bad.output  # the run given positionally: still works, with a note

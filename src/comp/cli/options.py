@@ -32,6 +32,8 @@ def one_run(ckpt: str, positional: str) -> str:
         raise CompError(f"two runs given ({positional} and --ckpt {ckpt}); give one, as --ckpt RUN")
     if not (ckpt or positional):
         raise CompError("give the run as --ckpt RUN (a run name under runs/ or a run directory)")
+    if positional and not ckpt:
+        typer.echo(f"note: a run given positionally is deprecated; give it as --ckpt {positional}", err=True)
     return ckpt or positional
 DEVICE = typer.Option("cpu", help="cpu, cuda or cuda:N.")
 JSON = typer.Option(None, "--json", help="Write the results as JSON here.")
