@@ -152,6 +152,7 @@ def test_local_backend_trains_through_the_grid_and_inline_reuses_its_runs(tmp_pa
     results = run_study(s, out, backend="grid-local", quiet=True, max_parallel=1)
     assert "--backend grid-local is now called --backend local" in capsys.readouterr().err
     assert results["study"]["backend"] == "local" and results["study"]["device"] == "cpu"
+    assert "--device cpu" in (out / "report.md").read_text()  # the command that reproduces it names the device
     assert results["pending"] == [] and len(results["rows"]) == 6
     status = grid_status(out)
     assert status["grid"] == "pilot" and [(r["run"], r["state"]) for r in status["rows"]] == [("parity-rotary-s0", "done")]

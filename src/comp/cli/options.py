@@ -17,6 +17,7 @@ from typing import Annotated, Any
 import typer
 
 from comp.catalog import EVAL_SEED, N_SEQUENCES
+from comp.errors import CompError
 
 CKPT = typer.Option(..., help="Run name under runs/ or a run directory.")
 # comp dynamics and comp crosstask took the run positionally; it is --ckpt there too now (the positional form still works)
@@ -26,8 +27,6 @@ POSITIONAL_RUN = typer.Argument("", hidden=True, metavar="RUN", help="Deprecated
 
 def one_run(ckpt: str, positional: str) -> str:
     """The run of a command that takes ``--ckpt RUN`` and, deprecated, ``RUN`` positionally."""
-    from comp.errors import CompError
-
     if ckpt and positional and ckpt != positional:
         raise CompError(f"two runs given ({positional} and --ckpt {ckpt}); give one, as --ckpt RUN")
     if not (ckpt or positional):

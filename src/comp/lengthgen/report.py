@@ -83,6 +83,8 @@ def command(study: dict) -> str:
     parts += [f"--set {s}" for s in study["sets"]] + (["--decode"] if study["decode"] else [])
     if study.get("val_lengths"):
         parts += [f"--val-lengths {study['val_lengths']}", f"--select {study['select']}"]
+    if study.get("device", "auto") != "auto":
+        parts.append(f"--device {study['device']}")
     return " ".join(parts)
 
 
