@@ -34,6 +34,7 @@ from typing import Literal
 
 import torch
 
+from comp.catalog import N_SEQUENCES
 from comp.circuits.ablate import METRICS, ablate_sets, ablated_totals, accuracy_sums, chance
 from comp.circuits.circuit_eval import answer_scores
 from comp.circuits.components import Component, heads, mlps
@@ -63,6 +64,7 @@ from comp.circuits.roles import (
 )
 from comp.config import EVAL_SEED
 from comp.errors import CompError
+from comp.provenance import recorded
 from comp.tasks import member_task
 
 ALL = "all"  # test every hypothesis of the registry
@@ -352,7 +354,8 @@ def hypothesis_names(spec: str) -> list[str]:
     return list(HYPOTHESES) if spec == ALL else [check_hypothesis(spec).name]
 
 
-def assess_run(ckpt: str, hypothesis: str, lengths: str = "", n: int = 128, seed: int = EVAL_SEED, length: int = 0,
+@recorded
+def assess_run(ckpt: str, hypothesis: str, lengths: str = "", n: int = N_SEQUENCES, seed: int = EVAL_SEED, length: int = 0,
                at: int = 0, member: str = "", device: str = "cpu",
                request: "HypothesisRequest | Thresholds" = HypothesisRequest()) -> Assessment:
     """Test a hypothesis (or ``all``) on a run.
