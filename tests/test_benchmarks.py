@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-ROWS = ["throughput", "paper", "kernels", "seeds", "solve", "memory", "patching", "edge_patching", "discovery_nodes",
+ROWS = ["throughput", "paper", "kernels", "seeds", "seeds-max", "solve", "memory", "patching", "edge_patching", "discovery_nodes",
         "discovery_edges", "startup", "startup-error", "dynamics", "decode"]
 
 

@@ -79,6 +79,7 @@ def test_the_loop_takes_the_compiled_step_with_its_flag(tiny, tmp_path, monkeypa
     original = graphed.CompiledStep.__call__
     monkeypatch.setattr(graphed.CompiledStep, "__call__", lambda self, *a: calls.append(1) or original(self, *a))
     monkeypatch.setattr(graphed.torch, "compile", lambda fn, **kwargs: fn)  # the wiring only: compiled above
+    monkeypatch.setattr(graphed, "DEVICES", ("cuda", "cpu"))  # a CPU stands in for the GPU
     cfg = tiny(steps=6, eval_every=3, ckpt_every=3, log_every=3, compile_step=True)
     result = train(cfg, tmp_path / "r", quiet=True)
     assert len(calls) == 6 and result.state.step == 6  # every step was the compiled one
@@ -86,3 +87,10 @@ def test_the_loop_takes_the_compiled_step_with_its_flag(tiny, tmp_path, monkeypa
     assert [r["step"] for r in rows if "loss" in r] == [3, 6] and all(r["loss"] > 0 for r in rows if "loss" in r)
     groups = json.loads(read_metadata(result.run_dir / STATE_FILE)["param_groups"])
     assert groups[0]["lr"] == pytest.approx(lr_at(5, cfg.train))  # the checkpoint holds the tensor lr as a number
+
+
+def test_compile_step_is_for_gpus(tiny, tmp_path, monkeypatch):
+    built = []
+    monkeypatch.setattr(graphed.CompiledStep, "__init__", lambda self, *a: built.append(1))
+    result = train(tiny(steps=4, compile_step=True), tmp_path / "r", quiet=True)
+    assert built == [] and result.state.step == 4  # on a CPU the flag is ignored, like compile

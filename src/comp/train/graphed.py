@@ -1,4 +1,4 @@
-"""A whole training step compiled as one: the GPU path (``train.compile_step``).
+"""A whole training step compiled as one: the GPU path (``train.compile_step``, CUDA only).
 
 On a GPU a 400k-weight model is launch-bound: a step of ~200 small kernels costs what
 their launches cost (about 22 ms on an H200), not what they compute. :class:`CompiledStep`
@@ -34,8 +34,14 @@ import torch
 from comp.evaluation import answer_loss, autocast
 from comp.tasks import Batch
 
+DEVICES = ("cuda",)  # where train.compile_step applies (inductor on a CPU needs a working C++ toolchain)
 MODES = {"cuda": "reduce-overhead"}  # torch.compile mode per device type (reduce-overhead: CUDA graphs)
-BACKEND: "str | None" = None  # torch.compile backend (None: inductor; tests on a CPU use aot_eager, no compiler)
+BACKEND: "str | None" = None  # torch.compile backend (None: inductor; tests on a CPU use dynamo's eager)
+
+
+def applies(device: torch.device) -> bool:
+    """Whether ``train.compile_step`` compiles the step on ``device`` (elsewhere it is ignored, like ``compile``)."""
+    return device.type in DEVICES
 
 
 def tensor_lr(opt: torch.optim.Optimizer, device: torch.device) -> torch.Tensor:

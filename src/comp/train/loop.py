@@ -48,6 +48,7 @@ from comp.tasks import LengthRange, Task
 from comp.tasks.base import check_sample_size
 from comp.train.buckets import forward_backward, n_buckets
 from comp.train.graphed import CompiledStep
+from comp.train.graphed import applies as graph_step_applies
 from comp.train.reporting import MetricsLog, ProgressBar, WandbLogger, Window
 from comp.train.schedule import lr_at
 
@@ -244,17 +245,18 @@ def _train(cfg: RunConfig, run_dir: Path, task: Task, device: torch.device, resu
     # ---- model, optimizer, data stream ---------------------------------------------
     run = open_run(cfg, run_dir, device, resume=resume, model_hook=model_hook)
     model, opt, gen, state = run.model, run.opt, run.gen, run.state
-    forward = maybe_compile(model, device, t.compile and not t.compile_step)
+    whole = t.compile_step and graph_step_applies(device)  # the whole step compiled (CUDA graphs), else the model
+    forward = maybe_compile(model, device, t.compile and not whole)
     bar = ProgressBar(t.steps, state.step, run_dir.name, quiet)
 
     model.train()
     # length buckets on a CPU, one fixed-shape batch on a GPU; SDPA attention in training forwards
     # (evaluation keeps the hook path). fast_kernels=False: the hook path that --seeds packs run.
-    buckets = n_buckets(t.batch_size, device) if t.fast_kernels and not t.compile_step else 1
+    buckets = n_buckets(t.batch_size, device) if t.fast_kernels else 1
     fused = fused_training(model) if t.fast_kernels else contextlib.nullcontext()
     fused.__enter__()
     window = Window(device)  # loss and tokens summed on the device: no host sync per step
-    graphed = CompiledStep(model, opt, t.grad_clip, t.amp, device) if t.compile_step else None  # steps 1-7 as one
+    graphed = CompiledStep(model, opt, t.grad_clip, t.amp, device) if whole else None  # steps 3-7 as one (GPU)
     interrupted = False
     try:
         while state.step < t.steps and not state.done:
