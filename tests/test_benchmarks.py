@@ -54,8 +54,8 @@ def test_only_and_skip_select_benchmarks():
     from benchmarks.suite import select
 
     assert select(["seeds", "throughput"], []) == ["throughput", "seeds"]
-    assert select([], ["solve"]) == ["throughput", "paper", "kernels", "seeds", "patching", "discovery", "startup",
-                                     "dynamics", "decode"]
+    assert select([], ["solve"]) == ["throughput", "paper", "kernels", "seeds", "seeds-max", "patching", "discovery",
+                                     "startup", "dynamics", "decode"]
     with pytest.raises(SystemExit, match="unknown benchmark"):
         select(["nope"], [])
 

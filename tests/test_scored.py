@@ -104,3 +104,16 @@ def test_fused_buckets_give_the_padded_hook_path_loss(pe, jitter, monkeypatch):
     torch.testing.assert_close(fast, padded, atol=1e-6, rtol=1e-5)
     for k in g1:
         torch.testing.assert_close(g3[k], g1[k], atol=1e-5, rtol=1e-4, msg=k)
+
+
+@pytest.mark.parametrize("adjacent", [False, True])
+def test_fused_rotation_is_transformer_lens_exactly(adjacent):
+    model = build_model(ModelConfig(encoding="rotary", d_model=32, n_heads=2, n_ctx=64), seed=0).train()
+    attn = model.blocks[0].attn
+    attn.cfg.rotary_adjacent_pairs = adjacent
+    x = torch.randn(3, 5, 2, 16)
+    want = attn.rotate_every_two(x)
+    with fused_training(model):
+        assert "rotate_every_two" in vars(attn)
+        assert torch.equal(attn.rotate_every_two(x), want)
+    assert "rotate_every_two" not in vars(attn)

@@ -129,6 +129,15 @@ def attention_forward(
     return F.linear(z.reshape(z.shape[0], z.shape[1], -1).to(w.dtype), w, self.b_O)  # [batch, pos, d_model]
 
 
+def rotate_every_two(self: AbstractAttention, x: torch.Tensor) -> torch.Tensor:
+    """TransformerLens's ``rotate_every_two`` ([x0, x1] -> [-x1, x0] by pairs) as one ``cat`` or ``stack``
+    instead of a clone and two slice assignments (the same values, exactly; fewer copies in the backward)."""
+    if self.cfg.rotary_adjacent_pairs:
+        return torch.stack([-x[..., 1::2], x[..., ::2]], dim=-1).flatten(-2)  # [..., rotary_dim]
+    n = x.size(-1) // 2
+    return torch.cat([-x[..., n:], x[..., :n]], dim=-1)  # [..., rotary_dim]
+
+
 def layer_norm_forward(self: LayerNorm, x: torch.Tensor) -> torch.Tensor:
     """A LayerNorm's forward: one ``F.layer_norm`` when no hook looks inside, else TransformerLens's."""
     if not self.training or x.dtype != self.w.dtype or _hooked(self.hook_scale, self.hook_normalized):
@@ -146,6 +155,7 @@ def fused_training(model: nn.Module, enabled: bool = True) -> Iterator[None]:
     for module in model.modules():
         if isinstance(module, AbstractAttention) and type(module).forward is AbstractAttention.forward:
             module.forward = types.MethodType(attention_forward, module)
+            module.rotate_every_two = types.MethodType(rotate_every_two, module)
         elif type(module) is LayerNorm:
             module.forward = types.MethodType(layer_norm_forward, module)
         else:
@@ -156,3 +166,4 @@ def fused_training(model: nn.Module, enabled: bool = True) -> Iterator[None]:
     finally:
         for module in patched:
             del module.forward
+            vars(module).pop("rotate_every_two", None)
