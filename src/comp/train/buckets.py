@@ -4,11 +4,12 @@ A training batch mixes lengths and is right-padded to its longest row: with pari
 a batch is 34 tokens wide while the mean row has 19 real tokens, so ~44% of a padded
 forward is spent on PAD. :func:`forward_backward` computes the same step as a few
 narrower batches: rows sorted by their real width, cut into ``n`` groups of equal size,
-each group trimmed to its own widest row (and inside the fused path, the last block
-computed only from the group's first scored position on: :mod:`comp.model.scored`). Under the causal mask a token never sees the
-pads after it, so every real token's logits are the padded batch's (to float rounding),
-and the loss is the same per-token mean over all answer tokens of the batch (each group's
-sum over its answer tokens, divided by the batch's count). Nothing is drawn here: the
+each group trimmed to its own widest row (inside the fused path, its last block computed
+only from the group's first scored position on: :mod:`comp.model.scored`). Under the
+causal mask a token never sees the pads after it, so every real token's logits are the
+padded batch's (to float rounding), and the loss is the same per-token mean over all
+answer tokens of the batch (each group's sum over its answer tokens, divided by the
+batch's count). Nothing is drawn here: the
 batch, its position ids and jitter factors come from the data stream exactly as in a
 padded step (:meth:`~comp.model.CompTransformer.sampled_positions` draws them for the
 whole batch; each group reads its rows), so runs, resume and seeds are unchanged.
