@@ -49,10 +49,17 @@ def supported(model, activation_name: str, layer: int) -> bool:
 def cache_hooks(n_layers: int) -> set[str]:
     """The corrupted run's activations this module reads."""
     last = n_layers - 1
-    names = {utils.get_act_name(k, last) for k in ("resid_pre", "resid_mid", "k", "v", "q", "rot_q", "attn_scores", "z")}
+    names = {utils.get_act_name(k, last) for k in ("resid_pre", "resid_mid", "resid_post", "k", "v", "q", "rot_q",
+                                                   "attn_scores", "z")}
     if last:
-        names.add(utils.get_act_name("resid_mid", last - 1))
+        names |= {utils.get_act_name("resid_mid", last - 1), utils.get_act_name("resid_post", last - 1)}
     return names | {"hook_pos_embed"}
+
+
+def _resid_mid(model, cache, layer: int) -> torch.Tensor:
+    """``[B, pos, d_model]``: the residual stream after the attention of ``layer`` (attention-only
+    models have no ``hook_resid_mid``: there it is ``resid_post``)."""
+    return cache[utils.get_act_name("resid_post" if model.cfg.attn_only else "resid_mid", layer)]
 
 
 def _mlp(block, resid_mid: torch.Tensor) -> torch.Tensor:
@@ -77,7 +84,7 @@ def after_attention(model, cache, clean_cache, activation_name: str, sites: torc
     last = model.cfg.n_layers - 1
     rows = torch.arange(len(query), device=query.device)
     name = utils.get_act_name(activation_name, last)
-    resid_mid = cache[utils.get_act_name("resid_mid", last)][rows, query]  # [B, d_model]
+    resid_mid = _resid_mid(model, cache, last)[rows, query]  # [B, d_model]
     resid_mid = resid_mid.expand(len(sites), *resid_mid.shape).clone()  # [K, B, d_model]
     hit = sites[:, 0, None].to(query.device) == query[None]  # [K, B]: the site is this row's query
     clean = clean_cache[name][rows, query].to(resid_mid.device)  # [B, (head, d_head | d_model)]
@@ -101,7 +108,7 @@ def new_resid(model, cache, clean_cache, activation_name: str, layer: int, sites
     clean = clean_cache[name][:, pos].transpose(0, 1)  # [K, B, ...]
     if activation_name == "resid_pre":
         return clean.to(cache[name].device)
-    resid_mid = cache[utils.get_act_name("resid_mid", layer)][:, pos].transpose(0, 1)  # [K, B, d_model]
+    resid_mid = _resid_mid(model, cache, layer)[:, pos].transpose(0, 1)  # [K, B, d_model]
     if activation_name == "mlp_out":
         return resid_mid + clean.to(resid_mid.device)
     heads = sites[:, 1]
@@ -119,7 +126,6 @@ def before_attention(model, cache, resid: torch.Tensor, pos: torch.Tensor, query
     (:func:`_one_key`); variants at it run the last layer there (:func:`_last_layer`)."""
     last = model.cfg.n_layers - 1
     keys, values = cache[utils.get_act_name("k", last)], cache[utils.get_act_name("v", last)]  # [B, pos, head, d_head]
-    x = cache[utils.get_act_name("resid_pre", last)]  # [B, pos, d_model]
     out = corrupted.expand(len(pos), *corrupted.shape).clone()  # [K, B, d_vocab]
     pos = pos.to(query.device)
     for q in query.unique().tolist():
@@ -165,7 +171,7 @@ def _one_key(model, cache, new: torch.Tensor, pos: torch.Tensor, rows: torch.Ten
     pattern = torch.softmax(scores, dim=-1)
     z = torch.einsum("kbhj,bjhd->kbhd", pattern, act("v")[rows, : q + 1]) + pattern[k, :, :, pos][..., None] * dv
     dz = z - act("z")[rows, q]  # [k, b, head, d_head]
-    resid_mid = act("resid_mid")[rows, q] + torch.einsum("kbhd,hdm->kbm", dz, attn.W_O)  # [k, b, d_model]
+    resid_mid = _resid_mid(model, cache, last)[rows, q] + torch.einsum("kbhd,hdm->kbm", dz, attn.W_O)  # [k, b, d_model]
     return _unembed(model, _mlp(block, resid_mid))
 
 
