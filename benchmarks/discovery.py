@@ -8,7 +8,8 @@ Rows (``python -m benchmarks --only discovery``):
   against :func:`~comp.circuits.edge_patching.path_patch_plain` (TransformerLens-style
   path patching, one forward per edge, caches computed once); the same logits (1e-5);
 - ``discovery_nodes``: node-level exact discovery of a 2-layer 4-head model (default
-  width) on parity lengths 1-16, 32 sequences each (goal: <= 60 s on the 2-core CPU);
+  width) on parity lengths 1-16, ``comp circuit``'s default ``--n`` sequences each (goal:
+  <= 60 s on the 2-core CPU; wall and CPU seconds, and the load, are reported);
 - ``discovery_edges``: edge-level exact discovery of the same model (time reported).
 
 The model is random (discovery's search does the same work on any model; the check that
@@ -17,6 +18,7 @@ the model solves its task is skipped). Ratios compare figures of the same run on
 
 from __future__ import annotations
 
+import os
 import time
 from typing import TYPE_CHECKING
 
@@ -27,6 +29,7 @@ from comp.circuits.data import analysis_groups
 from comp.circuits.discover import discover
 from comp.circuits.edge_patching import path_patch_plain, run_edges
 from comp.circuits.graph import Graph
+from comp.cli.options import N_DEFAULTS
 from comp.model import ModelConfig, build_model
 from comp.tasks import make_task
 
@@ -73,14 +76,17 @@ def discovery_time(opts: "Options", level: str, lengths: list[int], n: int, goal
 
     model = model_2l4h(opts.device)
     groups = analysis_groups(make_task("parity"), lengths, n, seed=0, device=opts.device)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     r = discover(model, groups, level, "exact", require_solved=False)
-    seconds = time.perf_counter() - t0
+    seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
     kept, total = (r["n_nodes"], r["n_nodes_total"]) if level == "nodes" else (r["n_edges"], r["n_edges_total"])
+    rows = sum(len(g.batch.tokens) for g in groups)
     return Row(f"discovery_{level}", f"seconds, {level}-level exact discovery, 2L4H d64, lengths "
                f"{lengths[0]}-{lengths[-1]} x {n} sequences", comp=seconds,
                goal=f"<= {goal_s:.0f} s" if goal_s else "", met=seconds <= goal_s if goal_s else None,
-               note=f"kept {kept} of {total} {level} (random model)", extra={"kept": kept, "total": total})
+               note=f"kept {kept} of {total} {level} (random model); {cpu:.0f} s of CPU time, "
+                    f"load average {os.getloadavg()[0]:.1f}",
+               extra={"kept": kept, "total": total, "cpu_s": cpu, "rows": rows, "load_avg_1m": os.getloadavg()[0]})
 
 
 def bench(opts: "Options") -> list["Row"]:
@@ -88,5 +94,6 @@ def bench(opts: "Options") -> list["Row"]:
     if opts.quick:
         return [edge_patching(opts, 3, 2), discovery_time(opts, "nodes", [3], 4, 60.0),
                 discovery_time(opts, "edges", [3], 2, None)]
-    return [edge_patching(opts, 8, 16), discovery_time(opts, "nodes", list(range(1, 17)), 32, 60.0),
+    n = N_DEFAULTS["circuit"]  # `comp circuit`'s default --n
+    return [edge_patching(opts, 8, 16), discovery_time(opts, "nodes", list(range(1, 17)), n, 60.0),
             discovery_time(opts, "edges", [4, 8, 12, 16], 16, None)]

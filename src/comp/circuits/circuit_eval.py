@@ -30,6 +30,7 @@ from comp.circuits.edge_patching import (
 )
 from comp.circuits.graph import Edge, Graph, Node, class_masks, stage
 from comp.circuits.interventions import run_edited
+from comp.circuits.mid_layer import run_after_attention, start_layer
 
 METRICS = ("logit_diff", "acc_answer", "acc_cot")
 # rows per stacked pass (copies x sequences): on CPU, small chunks stay in cache (a 2L4H model
@@ -158,6 +159,10 @@ class NodeEvaluator(Evaluator):
                 places[hook][u] = at
         masks = {h: (removed.to(p.dtype) @ p.flatten(1) > 0).view(len(removed), *p.shape[1:], 1) for h, p in places.items()}
         sources, start = self._sources[index], None
+        mid = start_layer(self.model, masks)
+        if mid is not None:  # copies start after that layer's attention, run once
+            return run_after_attention(self.model, group.batch.tokens, masks, sources, mid, self.scores(index),
+                                       self.max_rows)
         fork = fork_layer(self.model, masks)
         if fork:  # layers whose edits every copy shares run once, on B rows
             def edit(act: torch.Tensor, hook) -> torch.Tensor:
