@@ -161,8 +161,9 @@ class NodeEvaluator(Evaluator):
         sources, start = self._sources[index], None
         mid = start_layer(self.model, masks)
         if mid is not None:  # copies start after that layer's attention, run once
+            read = torch.cat([group.batch.loss_mask[:, 1:].any(0), group.batch.loss_mask.new_zeros(1)])  # [pos]
             return run_after_attention(self.model, group.batch.tokens, masks, sources, mid, self.scores(index),
-                                       self.max_rows)
+                                       self.max_rows, read)
         fork = fork_layer(self.model, masks)
         if fork:  # layers whose edits every copy shares run once, on B rows
             def edit(act: torch.Tensor, hook) -> torch.Tensor:

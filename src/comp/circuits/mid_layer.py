@@ -51,10 +51,14 @@ def start_layer(model, masks: Masks) -> "int | None":
 
 @torch.no_grad()
 def run_after_attention(model, tokens: torch.Tensor, masks: Masks, sources: dict[str, torch.Tensor], fork: int,
-                        reduce: Callable[[torch.Tensor], torch.Tensor], max_rows: int) -> torch.Tensor:
+                        reduce: Callable[[torch.Tensor], torch.Tensor], max_rows: int,
+                        read: "torch.Tensor | None" = None) -> torch.Tensor:
     """``[K, ...]``: each copy's logits ``[k, B, pos, d_vocab]`` reduced, copies starting
     after the attention of layer ``fork`` (module docstring). Edits before ``fork`` and of its
-    ``resid_pre`` are the same in every copy (:func:`start_layer`): they are taken from copy 0."""
+    ``resid_pre`` are the same in every copy (:func:`start_layer`): they are taken from copy 0.
+    ``read`` [pos] bool: the positions whose logits ``reduce`` reads; when ``fork`` is the last
+    layer (every step after its attention is position-wise) only those run, the other
+    logits are zero."""
     z_name, mlp_name = utils.get_act_name("z", fork), utils.get_act_name("mlp_out", fork)
     pre_name = utils.get_act_name("resid_pre", fork)
     ids = model.position_ids(tokens) if getattr(getattr(model, "encoding", None), "uses_ids", False) else None
@@ -62,7 +66,13 @@ def run_after_attention(model, tokens: torch.Tensor, masks: Masks, sources: dict
     with pinned_positions(model, ids), model.hooks(fwd_hooks=early):
         _, cache = model.run_with_cache(tokens, names_filter=lambda n: n in (pre_name, z_name), stop_at_layer=fork + 1)
     resid_pre, z_base = cache[pre_name], cache[z_name]  # [B, pos, d_model], [B, pos, head, d_head]
-    block, b = model.blocks[fork], tokens.shape[0]
+    block, (b, n_pos) = model.blocks[fork], tokens.shape
+    at = None
+    if read is not None and fork == model.cfg.n_layers - 1:  # position-wise from here: only what is read
+        at = read.nonzero()[:, 0].to(tokens.device)
+        resid_pre, z_base = resid_pre[:, at], z_base[:, at]
+        masks = {h: m[:, at] for h, m in masks.items()}
+        sources = {h: v[:, at] if _layer(h) == fork else v for h, v in sources.items()}
     k_total = next(iter(masks.values())).shape[0]
     per = max(1, max_rows // b)
     outs = []
@@ -82,5 +92,8 @@ def run_after_attention(model, tokens: torch.Tensor, masks: Masks, sources: dict
         later = [(h, _edit_hook(m, sources[h])) for h, m in chunk.items() if _layer(h) > fork]
         with pinned_positions(model, None if ids is None else ids.repeat(k, 1)):
             logits = model.run_with_hooks(resid_post.flatten(0, 1), start_at_layer=fork + 1, fwd_hooks=later)
-        outs.append(reduce(logits.view(k, b, *logits.shape[1:])))
+        logits = logits.view(k, b, *logits.shape[1:])  # [k, B, pos, d_vocab]
+        if at is not None:
+            logits = logits.new_zeros(k, b, n_pos, logits.shape[-1]).index_copy_(2, at, logits)
+        outs.append(reduce(logits))
     return torch.cat(outs)
