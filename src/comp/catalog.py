@@ -11,6 +11,7 @@ what a name *does*, and ``tests/test_cli_startup.py`` fails when the two differ.
 from __future__ import annotations
 
 EVAL_SEED = 12345  # seed of the evaluation sets, in training and in every analysis
+N_SEQUENCES = 256  # sequences per length (--n) of every analysis and of comp lengthgen: one default everywhere
 
 # comp.tasks.TASKS (plus "multi", the mixture)
 TASK_NAMES = ("parity", "parity_nocot", "copy", "polynomial")
@@ -31,7 +32,7 @@ CORRUPTIONS = ("flip_one", "flip_random", "resample_input")  # comp.circuits.pat
 HYPOTHESES = ("prev_token", "iteration_head", "eoi_anchor", "parity_accumulator")  # comp.circuits.hypotheses
 ALL_HYPOTHESES = "all"  # comp.circuits.hypotheses.ALL
 MIN_SCORE = 0.5  # comp.circuits.hypotheses.Thresholds.score
-LENGTHGEN_BACKENDS = ("local", "slurm", "grid-local")  # comp.lengthgen.BACKENDS
+LENGTHGEN_BACKENDS = ("inline", "local", "slurm")  # comp.lengthgen.BACKENDS
 CIRCUIT_LEVELS = ("nodes", "edges")  # comp.circuits.discover.LEVELS
 CIRCUIT_METHODS = ("exact", "eap", "eap-ig")  # comp.circuits.discover.METHODS
 CIRCUIT_ABLATIONS = ("mean", "resample")  # comp.circuits.discover.ABLATIONS

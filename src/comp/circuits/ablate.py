@@ -21,6 +21,7 @@ from dataclasses import asdict
 
 import torch
 
+from comp.catalog import N_SEQUENCES
 from comp.circuits.components import Component, components
 from comp.circuits.data import Group, analysis_groups, load_for_analysis
 from comp.circuits.interventions import run_edited
@@ -28,6 +29,7 @@ from comp.circuits.results import AblatedComponent, Ablations, Accuracy, RunAbla
 from comp.config import EVAL_SEED
 from comp.errors import CompError
 from comp.evaluation import masked_loss, predictions
+from comp.provenance import recorded
 from comp.resources import check_batch
 from comp.tasks import score
 
@@ -112,7 +114,8 @@ def ablate_components(model, groups: list[Group], method: str = "mean", what: st
     return Ablations(baseline=results[0], chance_answer=chance(groups), rows=rows)
 
 
-def ablate_run(ckpt: str, method: str = "mean", what: str = "both", lengths: str = "", n: int = 128,
+@recorded
+def ablate_run(ckpt: str, method: str = "mean", what: str = "both", lengths: str = "", n: int = N_SEQUENCES,
                seed: int = EVAL_SEED, device: str = "cpu") -> RunAblations:
     """Ablate every head and/or MLP of a run."""
     check_method(method)
