@@ -24,12 +24,12 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from comp.catalog import N_SEQUENCES
 from comp.circuits.circuit_eval import EdgeEvaluator
 from comp.circuits.data import analysis_groups
 from comp.circuits.discover import discover
 from comp.circuits.edge_patching import path_patch_plain, run_edges
 from comp.circuits.graph import Graph
-from comp.cli.options import N_DEFAULTS
 from comp.model import ModelConfig, build_model
 from comp.tasks import make_task
 
@@ -94,6 +94,6 @@ def bench(opts: "Options") -> list["Row"]:
     if opts.quick:
         return [edge_patching(opts, 3, 2), discovery_time(opts, "nodes", [3], 4, 60.0),
                 discovery_time(opts, "edges", [3], 2, None)]
-    n = N_DEFAULTS["circuit"]  # `comp circuit`'s default --n
+    n = N_SEQUENCES  # `comp circuit`'s default --n
     return [edge_patching(opts, 8, 16), discovery_time(opts, "nodes", list(range(1, 17)), n, 60.0),
             discovery_time(opts, "edges", [4, 8, 12, 16], 16, None)]
