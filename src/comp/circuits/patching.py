@@ -33,6 +33,7 @@ from functools import partial
 import torch
 from transformer_lens import utils
 
+from comp.catalog import N_SEQUENCES
 from comp.circuits import last_layer
 from comp.circuits.data import load_for_analysis
 from comp.circuits.interventions import DEFAULT_MAX_ROWS, Prefix, prefix_hooks, run_edited
@@ -41,6 +42,7 @@ from comp.config import EVAL_SEED
 from comp.errors import CompError
 from comp.evaluation import eval_batch
 from comp.model import pinned_positions
+from comp.provenance import recorded
 from comp.resources import check_batch
 from comp.tasks import Batch, Task, member_task
 
@@ -272,7 +274,8 @@ def patch_sweep(model, pair: Pair, max_rows: int = DEFAULT_MAX_ROWS) -> PatchSwe
     )
 
 
-def patch_run(ckpt: str, corruption: str = "flip_one", length: int = 0, at: int = 0, n: int = 64, seed: int = EVAL_SEED,
+@recorded
+def patch_run(ckpt: str, corruption: str = "flip_one", length: int = 0, at: int = 0, n: int = N_SEQUENCES, seed: int = EVAL_SEED,
               member: str = "", device: str = "cpu") -> PatchResult:
     """Patching sweeps of a run on ``n`` sequences of ``length`` (default: its longest training length)."""
     check_corruption(corruption)
