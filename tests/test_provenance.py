@@ -65,3 +65,20 @@ def test_a_comp_command_records_its_command_line_not_the_python_call(trained_run
     assert runner.invoke(app, args).exit_code == 0
     block = json.loads(out.read_text())[KEY]
     assert block["command"] == "comp " + " ".join(args) and "argv" not in block
+
+
+def test_patching_and_discovery_record_the_python_call(trained_run):
+    """The circuit analyses called from Python carry the block too (the one --n default)."""
+    import inspect
+
+    from comp.catalog import N_SEQUENCES
+    from comp.circuits.discover import discover_run
+    from comp.circuits.patching import patch_run
+
+    for fn in (patch_run, discover_run):
+        assert inspect.signature(fn).parameters["n"].default == N_SEQUENCES
+    patched = patch_run(str(trained_run), length=2, n=4)
+    assert patched.provenance["command"] == f"python: comp.circuits.patching.patch_run({str(trained_run)!r}, length=2, n=4)"
+    found = discover_run(str(trained_run), lengths="2", n=4)
+    assert found.provenance["command"].startswith("python: comp.circuits.discover.discover_run(")
+    assert found.provenance["config_sha256"] == config_hash(read_json(trained_run / "config.json"))
