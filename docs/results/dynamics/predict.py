@@ -22,12 +22,12 @@ MEASURES = ("iteration", "iteration_frac", "head_margin_mean", "head_margin_q05"
 
 
 def label(row: dict) -> str:
-    """``fix@500 s3`` style: the run's group and seed, and the step for a checkpoint of a run in progress."""
+    """``a/parity-t5+coupling-s3@500``: the run (and its folder), and the step of a checkpoint or snapshot."""
     path = Path(row["run"])
     if path.suffix == ".safetensors":  # a snapshot: RUN/snapshots/step_*.safetensors
         path = path.parent.parent
     step = f"@{row['step']}" if row.get("step") is not None else ""
-    return f"{path.parent.name}/{path.name}{step}"
+    return f"{path.parent.name}/{path.name}{step}" if path.parent.name else f"{path.name}{step}"
 
 
 def threshold(rows: list[dict], measure: str) -> tuple[float, int]:

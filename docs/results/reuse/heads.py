@@ -5,7 +5,8 @@
 LENGTHS (``1-8`` by default, as in the tiny study; ``1-16`` for default-size models);
 PREFIX: the run groups (default ``scratch ft-copy ft-poly``). For each run ``PREFIX-s<seed>``:
 the best iteration, EoI-anchor and previous-token head (:func:`comp.circuits.heads.head_scores`)
-on its task's sequences (64 per length, the evaluation seed) of the final model and, for a
+on its task's sequences (64 per length, the evaluation seed) of the final model (of a run
+still training: its last snapshot, said so) and, for a
 fine-tuned run, of its parent's weights (its snapshot at step 0, on the child's task) and of
 the parent on the parent's own task; then the iteration score of the parent's best
 iteration head (on its own task) in the child (on the child's task): whether that head
@@ -50,13 +51,17 @@ def main(runs: Path, lengths: list[int], prefixes: list[str]) -> None:
     for prefix in prefixes:
         for seed in range(3):
             path = runs / f"{prefix}-s{seed}"
-            if not (path / "model.safetensors").exists():
+            snaps = sorted((path / "snapshots").glob("step_*.safetensors"))
+            if not (path / "model.safetensors").exists() and not snaps:
                 continue
-            run = load_run(path)
+            run = load_run(path, weights=False)
+            last = path / "model.safetensors" if (path / "model.safetensors").exists() else snaps[-1]
+            load_model_tensors(run.model, load_tensors(last), str(last))
             final_rows = scores(run.model, run.task, lengths)
+            name = path.name if last.name == "model.safetensors" else f"{path.name} ({last.stem}, unfinished)"
             parent = run.config.train.parent
             if not parent:
-                print(f"| {path.name} | | (random init) | {best(final_rows)} | |")
+                print(f"| {name} | | (random init) | {best(final_rows)} | |")
                 continue
             mother = load_run(parent["path"])
             own = scores(mother.model, mother.task, lengths)
@@ -64,7 +69,7 @@ def main(runs: Path, lengths: list[int], prefixes: list[str]) -> None:
             kept = next(r for r in final_rows if r.component == head.component)
             load_model_tensors(run.model, load_tensors(snapshot_path(path, 0)), "step 0")
             start = best(scores(run.model, run.task, lengths))
-            print(f"| {path.name} | {best(own)} | {start} | {best(final_rows)} | {head.component}: "
+            print(f"| {name} | {best(own)} | {start} | {best(final_rows)} | {head.component}: "
                   f"{head.iteration:.2f} -> {kept.iteration:.2f} |")
     for seed in range(3):
         path = runs / f"multi-s{seed}"

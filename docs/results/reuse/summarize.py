@@ -38,7 +38,9 @@ def parent_acc(run: Path) -> str:
 
 
 def last_step(run: Path) -> int:
-    return max(json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines())
+    """The step of the run's last periodic evaluation."""
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    return max(r["step"] for r in rows if r.get("eval_min") is not None)
 
 
 def main(runs: Path, groups: dict[str, str]) -> None:
@@ -52,7 +54,7 @@ def main(runs: Path, groups: dict[str, str]) -> None:
         note = "" if len(done) == len(steps) else f" ({len(done)} of {len(steps)} seeds)"
         mean = f"{statistics.mean(done):.0f}{note}" if done else "-"
         sd = f"{statistics.stdev(done):.0f}" if len(done) > 1 else "-"
-        parents = "; ".join(p for p in (parent_acc(d) for d in dirs) if p)
+        parents = "; ".join(dict.fromkeys(p for p in (parent_acc(d) for d in dirs) if p))
         print(f"| {label} | " + " | ".join(str(s) if s is not None else f"> {last_step(d)}" for s, d in zip(steps, dirs)) + f" | {mean} | {sd} | {parents} |")
 
 
