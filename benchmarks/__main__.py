@@ -1,4 +1,4 @@
-"""``python -m benchmarks [--device cpu|cuda] [--quick] [--only a,b] [--skip a,b] [--compile] [--json PATH]``."""
+"""``python -m benchmarks [--device cpu|cuda] [--quick] [--only a,b] [--skip a,b] [--compile] [--compile-step] [--json PATH]``."""
 
 from __future__ import annotations
 
@@ -58,6 +58,8 @@ def parse_args(argv: "list[str] | None" = None) -> argparse.Namespace:
     parser.add_argument("--only", default="", help=f"comma-separated subset of: {', '.join(BENCHMARKS)}")
     parser.add_argument("--skip", default="", help="comma-separated benchmarks to leave out")
     parser.add_argument("--compile", action="store_true", help="torch.compile comp and the baselines (CUDA)")
+    parser.add_argument("--compile-step", action="store_true",
+                        help="comp compiles its whole training step (train.compile_step; CUDA graphs on a GPU)")
     parser.add_argument("--json", dest="json_path", default=None, help="also write the results here")
     return parser.parse_args(argv)
 
@@ -67,7 +69,7 @@ def main(argv: "list[str] | None" = None) -> int:
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         raise SystemExit("error: --device cuda asked for but CUDA is not available; use --device cpu")
     names = select([n for n in args.only.split(",") if n], [n for n in args.skip.split(",") if n])
-    opts = Options(device=args.device, quick=args.quick, compile=args.compile)
+    opts = Options(device=args.device, quick=args.quick, compile=args.compile, compile_step=args.compile_step)
     info = machine(opts.torch_device)
     command = "python -m benchmarks " + shlex.join(sys.argv[1:] if argv is None else argv)
     print(f"{command}\n{info}", file=sys.stderr)

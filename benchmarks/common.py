@@ -23,6 +23,7 @@ class Options:
     device: str = "cpu"  # cpu | cuda
     quick: bool = False  # tiny sizes: a smoke test of every code path, not a measurement
     compile: bool = False  # torch.compile comp's loop and the baselines (CUDA only)
+    compile_step: bool = False  # comp: the whole step compiled (train.compile_step; CUDA graphs on a GPU)
 
     @property
     def torch_device(self) -> torch.device:
@@ -78,7 +79,7 @@ def bench_config(opts: Options, d_model: int, batch_size: int, steps: int, lengt
         train=TrainConfig(
             steps=2 * steps, batch_size=batch_size, train_lengths=lengths, eval_every=0, target_acc=0.0,
             log_every=steps, ckpt_every=10**9, final_eval_lengths="1", final_eval_n=8, device=opts.device,
-            compile=opts.compile,
+            compile=opts.compile, compile_step=opts.compile_step,
         ),
     )
 

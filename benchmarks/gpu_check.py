@@ -1,4 +1,4 @@
-"""The GPU check: one prepared script for a freshly rented CUDA machine (~5 minutes on an H100).
+"""The GPU check: one prepared script for a freshly rented CUDA machine (~5 minutes on an H200).
 
     bash benchmarks/gpu_check.sh            # or: python -m benchmarks.gpu_check
     OUT=/some/dir bash benchmarks/gpu_check.sh
@@ -8,13 +8,21 @@ within one overall budget (``--budget``, default 330 s; a step that would not fi
 skipped and says so):
 
 1. ``env``: torch, CUDA and the GPU's name;
-2. ``bench``: ``python -m benchmarks --only throughput,seeds,patching`` on the GPU
-   (bf16 autocast, no compile): comp's loop against a plain loop, 32 seeds against 1;
-3. ``train_compile``: a short ``comp train parity --compile`` (AMP + torch.compile); if it
+2. ``bench``: ``python -m benchmarks --only paper,throughput,seeds`` on the GPU (bf16
+   autocast, no compile): comp against the paper-shape transformer and a plain loop, 32
+   seeds packed against 1;
+   (run third: the whole-step path goes first);
+3. ``train_compile_step`` (second): a short ``comp train parity --set train.compile_step=true``
+   (the whole step compiled, CUDA graphs: comp.train.graphed); if it runs,
+   ``solve_compile_step`` (time to solve with it, goal <= 5 s) and later
+   ``paper_compile_step`` (throughput with it, after ``seeds_max``);
+4. ``seeds_max``: the most seeds packed in one process within 4x one seed's wall time;
+5. ``train_compile``: a short ``comp train parity --compile`` (AMP + torch.compile); if it
    fails, ``train_eager`` reruns it without compile and later compile steps are skipped;
-4. ``syncs``: host synchronizations per step in the hot loops (CUDA sync debug mode);
-5. ``solve``: time to solve and peak GPU memory of the default ``comp train parity`` run;
-6. ``throughput_compile``, ``seeds_compile``: those benchmarks again with ``--compile``.
+6. ``syncs``: host synchronizations per step in the hot loops (CUDA sync debug mode);
+7. ``solve``: time to solve and peak GPU memory of the default ``comp train parity`` run;
+8. ``throughput_compile``, ``seeds_compile``: those benchmarks again with ``--compile``;
+9. ``patching``: the batched patching sweep on the GPU.
 
 Writes ``gpu_check.json`` (every step: command, status, seconds, output tail; the
 benchmark rows; the sync counts) and ``gpu_check.log`` (all output) into ``$OUT`` (or
@@ -134,15 +142,27 @@ def main(argv: "list[str] | None" = None) -> int:
         return 1
 
     bench = [py, "-m", "benchmarks", "--device", dev, *quick]
-    check.run("bench", [*bench, "--only", "throughput,seeds,patching", "--json", str(out / "bench.json")], 150)
-
     steps = ["--steps", "20", "--d-model", "16", "--train-lengths", "1-3", "--n-ctx", "32"] if args.quick else \
         ["--steps", "300"]
     train = [py, "-m", "comp", "train", "parity", "--device", dev, *steps, "--quiet", "--out", str(out / "runs")]
+    # the new path first: the whole step compiled (CUDA graphs), a short run, then the default run to solve
+    whole = check.run("train_compile_step", [*train, "--set", "train.compile_step=true", "--name", "step-s0"], 120,
+                      min_s=45)
+    if whole.status == "ok":
+        check.run("solve_compile_step", [*bench, "--compile-step", "--only", "solve",
+                                         "--json", str(out / "bench_solve_compile_step.json")], 90, min_s=30)
+    else:
+        check.skip("solve_compile_step", "train.compile_step failed in train_compile_step")
+    check.run("bench", [*bench, "--only", "paper,throughput,seeds", "--json", str(out / "bench.json")], 150)
+    check.run("seeds_max", [*bench, "--only", "seeds-max", "--json", str(out / "bench_seeds_max.json")], 180,
+              min_s=45)
     compiled = check.run("train_compile", [*train, "--compile", "--name", "compile-s0"], 150, min_s=60)
     if compiled.status != "ok":
         check.run("train_eager", [*train, "--no-compile", "--name", "eager-s0"], 90, min_s=30)
         compiled.note = (compiled.note + "; " if compiled.note else "") + "compile failed: see train_eager"
+    if whole.status == "ok":
+        check.run("paper_compile_step", [*bench, "--compile-step", "--only", "paper,throughput",
+                                         "--json", str(out / "bench_paper_compile_step.json")], 120, min_s=45)
 
     syncs = check.run("syncs", [py, "-m", "benchmarks.syncs", "--device", dev], 60)
     check.save(syncs=last_json(syncs))
@@ -156,8 +176,12 @@ def main(argv: "list[str] | None" = None) -> int:
         else:
             check.skip(f"{name}_compile", "torch.compile failed in train_compile: compiled benchmark skipped")
 
+    check.run("patching", [*bench, "--only", "patching", "--json", str(out / "bench_patching.json")], 60)
+
     rows = []
-    for name in ["bench.json", "bench_solve.json", "bench_throughput_compile.json", "bench_seeds_compile.json"]:
+    for name in ["bench.json", "bench_solve_compile_step.json", "bench_paper_compile_step.json",
+                 "bench_seeds_max.json", "bench_solve.json", "bench_throughput_compile.json",
+                 "bench_seeds_compile.json", "bench_patching.json"]:
         if (out / name).exists():
             rows += [{**r, "file": name} for r in json.loads((out / name).read_text())["rows"]]
     failed = [s.name for s in check.steps if s.status in ("failed", "timeout")]

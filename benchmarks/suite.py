@@ -33,6 +33,7 @@ BENCHMARKS: dict[str, Callable[[Options], list[Row]]] = {
     "paper": paper.bench,  # against a plain PyTorch transformer of the paper's shape
     "kernels": kernels.bench,  # comp's training step against the hook path's
     "seeds": seeds.bench,
+    "seeds-max": seeds.bench_max,  # the most seeds at <= 4x one seed's wall time
     "solve": solve.bench,  # also the "memory" row: peak memory of the same run
     "patching": patching,
     "discovery": discovery.bench,  # rows edge_patching, discovery_nodes, discovery_edges

@@ -33,7 +33,7 @@ def main() -> None:
     train_max = int(str(result["train_lengths"]).split("-")[-1])
     fig = accuracy_by_length(result["rows"], title=f"{result['run']}: accuracy by length", train_max=train_max)
     write_png(fig, args.out / "accuracy_by_length.png", width=900, height=450)
-    probe = probe_run(args.ckpt, "s_t")
+    probe = probe_run(args.ckpt, "s_t", n_train=512, n_test=512, seed=0)  # the settings the committed picture used
     write_png(probe_heatmap(probe, title=f"{probe['run']}: linear probe for s_t"), args.out / "probe_s_t.png",
               width=900, height=480)
     print(f"wrote {args.out}/accuracy_by_length.png and {args.out}/probe_s_t.png")

@@ -119,14 +119,16 @@ display(patch_heatmaps(patching))
 
 # %% [markdown]
 # ## Hypotheses
-# `comp patch --hypothesis all`: the best-matching components for each named role, with
-# their score, necessity (ablating them drops accuracy to chance) and sufficiency
-# (mean-ablating everything else keeps accuracy), and a verdict with its thresholds.
+# `comp patch --hypothesis all`: the component, or group of components, playing each named
+# role (in any layer), with its score, necessity (ablating it drops accuracy to chance) and
+# sufficiency (mean-ablating everything else keeps accuracy), and a verdict whose reason
+# names the test that failed; `paper_circuit` tests the paper's four roles as one circuit.
 
 # %%
 verdicts = assess_run(ckpt, "all", lengths=lengths, n=n)
 print_table([{"hypothesis": r.hypothesis, "components": ", ".join(r.components), "score": r.score,
-              "verdict": r.verdict} for r in verdicts.hypotheses], ["hypothesis", "components", "score", "verdict"])
+              "verdict": r.verdict, "reason": r.reason} for r in verdicts.hypotheses],
+            ["hypothesis", "components", "score", "verdict", "reason"])
 
 # %% [markdown]
 # ## Probes: where does `x_t` arrive?

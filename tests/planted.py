@@ -56,6 +56,22 @@ def zeroed_with_embeddings(config: dict, p0: int):
     return model
 
 
+@torch.no_grad()
+def plant_accumulator(model) -> None:
+    """MLP1 computes Z = BIT xor A, and the unembedding reads Z."""
+    m1 = model.blocks[1].mlp
+    m1.W_in[BIT, :2] = 1.0  # h0 = relu(BIT + A), h1 = relu(BIT + A - 1)
+    m1.W_in[A, :2] = 1.0
+    m1.b_in[1] = -1.0
+    m1.W_out[0, Z] = 1.0  # Z = h0 - 2 h1 = BIT xor A
+    m1.W_out[1, Z] = -2.0
+    model.unembed.W_U[Z, 1] = GAIN
+    model.unembed.W_U[Z, 0] = -GAIN
+    model.unembed.b_U[:] = -100.0  # only the digits 0 and 1 are ever predicted
+    model.unembed.b_U[0] = GAIN
+    model.unembed.b_U[1] = 0.0
+
+
 def planted_model():
     model = zeroed_with_embeddings(CONFIG, P0)
     with torch.no_grad():
@@ -71,24 +87,14 @@ def planted_model():
                 a1.W_K[0, P0 + i, i + L] = 1.0  # ... matches key position q - L
         a1.W_V[0, BIT, 0] = 1.0  # L1H0 copies the bit it reads ...
         a1.W_O[0, 0, A] = 1.0  # ... into A
-        m1 = model.blocks[1].mlp
-        m1.W_in[BIT, :2] = 1.0  # h0 = relu(BIT + A), h1 = relu(BIT + A - 1)
-        m1.W_in[A, :2] = 1.0
-        m1.b_in[1] = -1.0
-        m1.W_out[0, Z] = 1.0  # Z = h0 - 2 h1 = BIT xor A
-        m1.W_out[1, Z] = -2.0
-        model.unembed.W_U[Z, 1] = GAIN
-        model.unembed.W_U[Z, 0] = -GAIN
-        model.unembed.b_U[:] = -100.0  # only the digits 0 and 1 are ever predicted
-        model.unembed.b_U[0] = GAIN
-        model.unembed.b_U[1] = 0.0
+        plant_accumulator(model)
     return model.eval()
 
 
-def save_planted_run(run_dir: Path, discovery: bool = False, model=None) -> Path:
-    """The planted model (or :func:`discovery_model`, or ``model`` built from its config) saved
-    as a comp run trained on length L (for the CLI)."""
-    config = DISCOVERY_CONFIG if discovery else CONFIG
+def save_planted_run(run_dir: Path, discovery: bool = False, model=None, config: "dict | None" = None) -> Path:
+    """The planted model (or :func:`discovery_model`, or ``model`` built from its config, or
+    from ``config``) saved as a comp run trained on length L (for the CLI)."""
+    config = config or (DISCOVERY_CONFIG if discovery else CONFIG)
     cfg = RunConfig(task=TaskConfig(name="parity"), model=ModelConfig(**config), train=TrainConfig(train_lengths=str(L)))
     prepare_run_dir(run_dir, cfg)
     save_weights(run_dir, model or (discovery_model() if discovery else planted_model()), cfg, step=0)
@@ -135,15 +141,48 @@ def discovery_model():
             a1.W_V[h, C_FEAT, 0] = 1.0  # the iteration heads read C at x_t ...
         a1.W_O[0, 0, A] = 0.5  # ... L1H0 and L1H1 each write half of A; L1H2 writes nothing
         a1.W_O[1, 0, A] = 0.5
-        m1 = model.blocks[1].mlp
-        m1.W_in[BIT, :2] = 1.0  # MLP1: Z = BIT xor A, as in planted_model
-        m1.W_in[A, :2] = 1.0
-        m1.b_in[1] = -1.0
-        m1.W_out[0, Z] = 1.0
-        m1.W_out[1, Z] = -2.0
-        model.unembed.W_U[Z, 1] = GAIN
-        model.unembed.W_U[Z, 0] = -GAIN
-        model.unembed.b_U[:] = -100.0
-        model.unembed.b_U[0] = GAIN
-        model.unembed.b_U[1] = 0.0
+        plant_accumulator(model)  # MLP1: Z = BIT xor A, as in planted_model
+    return model.eval()
+
+
+# ---- the paper's whole circuit, for the hypotheses: EoI anchor -> position MLP -> iteration heads -> MLP ----
+# Features: ONE, BIT, EOI, A, Z as above; P (one-hot position), EP (the EoI position, written by the
+# anchor), R (the position to read, written by MLP0). At length L:
+# - L0H0 EoI anchor: attends to EoI and copies its position into EP; L0H1 decoy: attends to EoI, W_O = 0;
+# - MLP0 position MLP: neuron i = relu(P_i + EP_{L+1} - 1) writes R_{i-L} (query position i reads x_{i-L});
+# - L1H0 and L1H1 split iteration head: the query R_j matches key position j (else a weaker match on the
+#   task token, whose BIT is 0), each copies half of the bit read into A; L1H2 decoy: the same attention, W_O = 0;
+# - MLP1 accumulator: Z = BIT xor A, as in planted_model; L0H2, L0H3, L1H3 empty.
+PAPER_CONFIG = dict(n_layers=2, n_heads=4, d_model=64, d_head=16, d_mlp=16, act_fn="relu", normalization="none",
+                    encoding="standard", n_ctx=N_CTX)
+PAPER_P0, PAPER_EP0, PAPER_R0 = 5, 5 + N_CTX, 5 + 2 * N_CTX
+PAPER_ROLES = {"eoi_anchor": ["L0H0"], "position_mlp": ["MLP0"], "iteration_head": ["L1H0", "L1H1"],
+               "parity_accumulator": ["MLP1"]}
+PAPER_DECOYS = {"L0H1", "L1H2"}
+
+
+def paper_model():
+    model = zeroed_with_embeddings(PAPER_CONFIG, PAPER_P0)
+    with torch.no_grad():
+        a0, a1 = model.blocks[0].attn, model.blocks[1].attn
+        for h in (0, 1):  # L0H0 anchor and L0H1 decoy: attend to EoI, read its position
+            a0.W_Q[h, ONE, 0] = SHARP
+            a0.W_K[h, EOI, 0] = 1.0
+            a0.W_V[h, PAPER_P0 : PAPER_P0 + N_CTX] = torch.eye(N_CTX)
+        a0.W_O[0, :, PAPER_EP0 : PAPER_EP0 + N_CTX] = torch.eye(N_CTX)  # L0H0 writes EP; L0H1 writes nothing
+        m0 = model.blocks[0].mlp
+        for i in range(L + 1, N_CTX):  # MLP0: (position i, EoI at L + 1) -> read position i - L
+            m0.W_in[PAPER_P0 + i, i] = 1.0
+            m0.W_in[PAPER_EP0 + L + 1, i] = 1.0
+            m0.b_in[i] = -1.0
+            m0.W_out[i, PAPER_R0 + i - L] = 1.0
+        for h in (0, 1, 2):  # L1H0, L1H1 (the split iteration head) and the L1H2 decoy
+            for j in range(N_CTX):
+                a1.W_Q[h, PAPER_R0 + j, j] = SHARP
+                a1.W_K[h, PAPER_P0 + j, j] = 1.0
+            a1.W_Q[h, ONE, 0] = SHARP / 2  # without R: the task token (bit 0), which a read target outbids
+            a1.W_V[h, BIT, 0] = 1.0
+        a1.W_O[0, 0, A] = 0.5
+        a1.W_O[1, 0, A] = 0.5
+        plant_accumulator(model)  # MLP1: Z = BIT xor A, as in planted_model
     return model.eval()

@@ -79,7 +79,7 @@ BASE: dict[str, list[str]] = {
     "eval": ["eval", "--ckpt", "planted", "--lengths", "4", "--n", "2"],
     "lengthgen": ["lengthgen", "--pe", "nope", "--seeds", "0", "--train-lengths", "1-2", "--lengths", "1-3",
                   "--steps", "2", "--n", "2", "--quiet"],
-    "probe": ["probe", "--ckpt", "planted", "--target", "x_t", "--lengths", "4", "--n-train", "8", "--n-test", "8",
+    "probe": ["probe", "--ckpt", "planted", "--target", "x_t", "--lengths", "4", "--n", "8",
               "--steps", "2"],
     "viz": ["viz", "--ckpt", "planted", "--html", "v.html", "--length", "4"],
     "collect": ["collect", "planted"],
@@ -88,8 +88,8 @@ BASE: dict[str, list[str]] = {
     "patch": ["patch", "--ckpt", "planted", "--length", "4", "--n", "2"],
     "circuit": ["circuit", "--ckpt", "planted", "--lengths", "4", "--n", "2"],
     "circuit diff": ["circuit", "diff", "c.json", "c.json"],
-    "dynamics": ["dynamics", "planted", "--lengths", "4", "--n", "2"],
-    "crosstask": ["crosstask", "planted", "--length", "4", "--n", "2"],
+    "dynamics": ["dynamics", "--ckpt", "planted", "--lengths", "4", "--n", "2"],
+    "crosstask": ["crosstask", "--ckpt", "planted", "--length", "4", "--n", "2"],
     "grid run": ["grid", "run", "g.yaml", "--dry-run"],
     "grid status": ["grid", "status", "planted"],
 }
@@ -240,6 +240,8 @@ BY_HAND = [
     ("train", "--preset", "nope"),
     ("train", "--config", "missing.yaml"),
     ("eval", "--device", "foo"),
+    ("lengthgen", "--device", "foo"),
+    ("dynamics", "--ckpt", ""),  # no run at all (the positional form is deprecated, --ckpt the one way)
 ]
 
 

@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-ROWS = ["throughput", "paper", "kernels", "seeds", "solve", "memory", "patching", "edge_patching", "discovery_nodes",
-        "discovery_edges", "startup", "startup-error", "dynamics", "decode"]
+ROWS = ["throughput", "paper", "kernels", "seeds", "seeds-max", "solve", "memory", "patching_resid_pre",
+        "patching_head_out", "patching_mlp_out", "edge_patching", "discovery_nodes", "discovery_edges",
+        "discovery_shortcuts", "startup", "startup-error", "dynamics", "decode"]
 
 
 @pytest.fixture(autouse=True)
@@ -32,7 +33,7 @@ def test_quick_suite_prints_every_row_and_writes_json(tmp_path, capsys):
         assert row["bench"] in table
         if row["bench"] not in ("solve", "memory", "discovery_nodes", "discovery_edges"):
             assert row["comp"] > 0 and row["baseline"] > 0 and row["ratio"] > 0
-        if row["bench"].startswith("discovery"):
+        if row["bench"] in ("discovery_nodes", "discovery_edges"):
             assert row["comp"] > 0 and row["extra"]["kept"] <= row["extra"]["total"]
     assert data["machine"]["torch"] and data["command"].startswith("python -m benchmarks")
 
@@ -54,8 +55,8 @@ def test_only_and_skip_select_benchmarks():
     from benchmarks.suite import select
 
     assert select(["seeds", "throughput"], []) == ["throughput", "seeds"]
-    assert select([], ["solve"]) == ["throughput", "paper", "kernels", "seeds", "patching", "discovery", "startup",
-                                     "dynamics", "decode"]
+    assert select([], ["solve"]) == ["throughput", "paper", "kernels", "seeds", "seeds-max", "patching", "discovery",
+                                     "startup", "dynamics", "decode"]
     with pytest.raises(SystemExit, match="unknown benchmark"):
         select(["nope"], [])
 

@@ -89,7 +89,7 @@ def test_heads_ablate_patch_commands(planted_run, tmp_path):
     assert res.exit_code == 0, res.output
     verdicts = {h["hypothesis"]: h["verdict"] for h in json.loads((tmp_path / "v.json").read_text())["hypotheses"]}
     assert verdicts == {"prev_token": "refuted", "iteration_head": "supported", "eoi_anchor": "refuted",
-                        "parity_accumulator": "supported"}
+                        "position_mlp": "refuted", "parity_accumulator": "supported", "paper_circuit": "refuted"}
 
 
 @pytest.mark.parametrize("args,words", [

@@ -36,8 +36,9 @@ def test_catalog_matches_the_registries_it_mirrors():
     from comp.circuits.ablate import ABLATIONS
     from comp.circuits.discover import ABLATIONS as CIRCUIT_ABLATIONS
     from comp.circuits.discover import LEVELS, METHODS
-    from comp.circuits.hypotheses import ALL, HYPOTHESES, Thresholds
+    from comp.circuits.hypotheses import ALL, HYPOTHESES, SUFFICIENCY_ABLATIONS, Thresholds
     from comp.circuits.patching import CORRUPTIONS
+    from comp.circuits.roles import LAYER_WORDS
     from comp.config import default_of
     from comp.dynamics.measures import MEASURES
     from comp.dynamics.stages import FORM_THRESHOLD
@@ -53,6 +54,7 @@ def test_catalog_matches_the_registries_it_mirrors():
     assert catalog.CORRUPTIONS == tuple(CORRUPTIONS)
     assert catalog.HYPOTHESES == tuple(HYPOTHESES) and catalog.ALL_HYPOTHESES == ALL
     assert catalog.MIN_SCORE == Thresholds.score
+    assert catalog.LAYER_CHOICES == LAYER_WORDS and catalog.SUFFICIENCY_ABLATIONS == SUFFICIENCY_ABLATIONS
     assert catalog.LENGTHGEN_BACKENDS == tuple(BACKENDS)
     assert (catalog.CIRCUIT_LEVELS, catalog.CIRCUIT_METHODS, catalog.CIRCUIT_ABLATIONS) == (LEVELS, METHODS, CIRCUIT_ABLATIONS)
     assert catalog.DYNAMICS_MEASURES == tuple(MEASURES) and catalog.FORM_THRESHOLD == FORM_THRESHOLD

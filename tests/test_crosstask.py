@@ -74,8 +74,9 @@ def test_cli_on_a_saved_multi_run_and_bad_input(tmp_path):
     prepare_run_dir(run, cfg)
     save_weights(run, model, cfg, step=0)
     out = tmp_path / "x.json"
-    res = CliRunner().invoke(app, ["crosstask", str(run), "--n", str(N), "--json", str(out)])
+    res = CliRunner().invoke(app, ["crosstask", "--ckpt", str(run), "--n", str(N), "--json", str(out)])
     assert res.exit_code == 0, res.output
     assert "copy->parity" in res.output and "parity->copy" in res.output and out.exists()
     bad = CliRunner().invoke(app, ["crosstask", str(run), "--source", "polynomial", "--json", str(tmp_path / "y.json")])
     assert bad.exit_code == 2 and bad.output.count("error:") == 1 and not (tmp_path / "y.json").exists()
+    assert "deprecated; give it as --ckpt" in bad.output  # the run given positionally: still works, with a note

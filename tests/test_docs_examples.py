@@ -19,20 +19,21 @@ import subprocess
 import sys
 from pathlib import Path
 
+import docs_runner
 import pytest
 import yaml
+from docs_runner import DOCS, REPO
 from typer.main import get_command
 
 from comp.cli.common import click
 from comp.cli.main import app
 
-REPO = Path(__file__).resolve().parent.parent
-DOCS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 SHELL = ("bash", "sh", "shell", "console", "")
 
 
 def blocks(path: Path, langs: tuple[str, ...]) -> list[str]:
-    return [body for lang, body in re.findall(r"```(\w*)\n(.*?)```", path.read_text(), re.S) if lang in langs]
+    """The bodies of ``path``'s fenced blocks in one of ``langs`` (run or not: every comp line must parse)."""
+    return [b.body for b in docs_runner.blocks(path) if b.lang in langs]
 
 
 def comp_lines() -> list[tuple[str, list[str]]]:

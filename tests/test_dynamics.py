@@ -54,7 +54,7 @@ def test_stage_rules():
 def test_cli_writes_json_and_plot(tmp_path):
     run = planted_snapshots(save_planted_run(tmp_path / "planted"), steps=(0, 8))
     out, plot = tmp_path / "d.json", tmp_path / "d.html"
-    res = CliRunner().invoke(app, ["dynamics", str(run), "--n", "16", "--json", str(out), "--plot", str(plot)])
+    res = CliRunner().invoke(app, ["dynamics", "--ckpt", str(run), "--n", "16", "--json", str(out), "--plot", str(plot)])
     assert res.exit_code == 0, res.output
     data = json.loads(out.read_text())
     assert [s["step"] for s in data["snapshots"]] == [0, 8] and "iteration_head: step 8" in res.output

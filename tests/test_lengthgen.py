@@ -21,6 +21,7 @@ from comp.io import load_tensors
 from comp.lengthgen import Study, run_study
 from comp.lengthgen.report import figure, markdown, multiples_rows, summarize
 from comp.lengthgen.study import plan
+from comp.provenance import config_hash
 from comp.train import train
 
 TINY_SETS = ["model.d_model=16", "model.n_heads=2", "train.batch_size=16", "train.threads=1", "train.eval_every=0",
@@ -47,6 +48,8 @@ def test_study_writes_rows_report_and_reuses_finished_runs(tmp_path):
     assert {r["pe"] for r in rows} == {"rotary", "rotary+coupling"}  # canonical names
     saved = json.loads((tmp_path / "results.json").read_text())
     assert saved["rows"] == rows and saved["study"]["pes"] == ["rotary", "rotary+coupling"]
+    assert saved["provenance"]["command"].startswith("python: comp.lengthgen.run_study(Study(")  # made from Python
+    assert saved["provenance"]["config_sha256"] == config_hash(saved["study"])
     assert "| rotary+coupling |" in (tmp_path / "report.md").read_text()
     assert "plotly" in (tmp_path / "lengthgen.html").read_text()[:300000]
     png = tmp_path / "lengthgen.png"  # absent only where PNG export cannot work (test_png_export says why)
@@ -132,26 +135,32 @@ def test_cli_study_and_errors(tmp_path, no_png):
     assert all(opt in help_text for opt in ["--test-lengths", "--decode", "--backend", "default: 0,1,2"])
     for args, msg in [(["--seeds", "a"], "bad seed 'a'"), (["--backend", "k8s"], "unknown backend 'k8s'"),
                       (["--partition", "gpu"], "Slurm options (--partition, --time, --sbatch ...) do not apply to "
-                                               "--backend local; use --backend slurm"),
-                      (["--backend", "grid-local", "--sbatch", "--exclusive"], "use --backend slurm"),
+                                               "--backend inline; use --backend slurm"),
+                      (["--backend", "local", "--sbatch", "--exclusive"], "use --backend slurm"),
+                      (["--device", "cuda:7" if torch.cuda.is_available() else "cuda"], "device"),
                       (["--pe", "rotary+abacus"], "does not combine"), (["--test-lengths", "9-1"], "inverted")]:
         res = runner.invoke(app, ["lengthgen", "--out", str(tmp_path / "x"), *args])
         assert res.exit_code == 2 and msg in res.output and "Traceback" not in res.output, res.output
         assert not (tmp_path / "x").exists()
 
 
-def test_grid_local_backend_trains_through_the_grid_and_local_reuses_its_runs(tmp_path, no_png):
-    """--backend grid-local: the study's directory is a grid (status works on it), its runs
-    are where the study looks, made with the study's settings (the local backend reuses them)."""
-    s, out = study(pes=["rotary"], seeds=[0]), tmp_path / "pilot"
+def test_local_backend_trains_through_the_grid_and_inline_reuses_its_runs(tmp_path, no_png, capsys):
+    """--backend local (worker processes, as in comp grid; grid-local is its old name): the study's
+    directory is a grid (status works on it), its runs are where the study looks, made with the
+    study's settings and --device (the inline backend reuses them)."""
+    s, out = study(pes=["rotary"], seeds=[0], device="cpu"), tmp_path / "pilot"
     results = run_study(s, out, backend="grid-local", quiet=True, max_parallel=1)
+    assert "--backend grid-local is now called --backend local" in capsys.readouterr().err
+    assert results["study"]["backend"] == "local" and results["study"]["device"] == "cpu"
+    assert "--device cpu" in (out / "report.md").read_text()  # the command that reproduces it names the device
     assert results["pending"] == [] and len(results["rows"]) == 6
     status = grid_status(out)
     assert status["grid"] == "pilot" and [(r["run"], r["state"]) for r in status["rows"]] == [("parity-rotary-s0", "done")]
     run = out / "runs" / "parity-rotary-s0"
     assert json.loads((run / "config.json").read_text())["train"]["wandb_group"] == "pilot"
+    assert json.loads((run / "config.json").read_text())["train"]["device"] == "cpu"  # --device reached the grid
     stamp = (run / "model.safetensors").stat().st_mtime_ns
-    assert run_study(s, out, quiet=True)["rows"] == results["rows"]  # local backend: same settings, nothing trained
+    assert run_study(s, out, quiet=True)["rows"] == results["rows"]  # inline backend: same settings, nothing trained
     assert (run / "model.safetensors").stat().st_mtime_ns == stamp
 
 
@@ -188,7 +197,7 @@ def test_slurm_backend_submits_once_and_the_rerun_evaluates(tmp_path, monkeypatc
     assert run_study(s, out, backend="slurm", quiet=True, pack=True)["pending"] == first["pending"]
     assert calls.read_text() == script  # nothing submitted again
     with pytest.raises(CompError, match="2 runs of this study are queued or running under comp grid"):
-        run_study(s, out, quiet=True)  # the local backend would train the same runs twice
+        run_study(s, out, quiet=True)  # the inline backend would train the same runs twice
 
     queue.write_text("")  # the array task runs (here, by hand) and leaves the queue
     task = subprocess.run([sys.executable, "-m", "comp.grid.task", str(out), "0"], capture_output=True, text=True)

@@ -97,6 +97,6 @@ def test_viz_cli(tmp_path, trained_run):
 def test_probe_and_viz_are_registered_with_help():
     out = runner.invoke(app, ["--help"]).output
     assert "probe" in out and "viz" in out
-    for cmd, word in [("probe", "default: 512"), ("viz", "--input")]:
+    for cmd, word in [("probe", "default: 256"), ("viz", "--input")]:
         res = runner.invoke(app, [cmd, "--help"])
         assert res.exit_code == 0 and word in res.output

@@ -11,6 +11,7 @@ what a name *does*, and ``tests/test_cli_startup.py`` fails when the two differ.
 from __future__ import annotations
 
 EVAL_SEED = 12345  # seed of the evaluation sets, in training and in every analysis
+N_SEQUENCES = 256  # sequences per length (--n) of every analysis and of comp lengthgen: one default everywhere
 
 # comp.tasks.TASKS (plus "multi", the mixture)
 TASK_NAMES = ("parity", "parity_nocot", "copy", "polynomial")
@@ -28,10 +29,12 @@ DEFAULT_PES = "standard,rotary,alibi,nope,t5,randomized,coupling"
 ABLATIONS = ("zero", "mean", "resample")  # comp.circuits.ablate.ABLATIONS
 WHAT = ("heads", "mlps", "both")  # comp.circuits.components.WHAT
 CORRUPTIONS = ("flip_one", "flip_random", "resample_input")  # comp.circuits.patching.CORRUPTIONS
-HYPOTHESES = ("prev_token", "iteration_head", "eoi_anchor", "parity_accumulator")  # comp.circuits.hypotheses
+HYPOTHESES = ("prev_token", "iteration_head", "eoi_anchor", "position_mlp", "parity_accumulator", "paper_circuit")  # comp.circuits.hypotheses
 ALL_HYPOTHESES = "all"  # comp.circuits.hypotheses.ALL
 MIN_SCORE = 0.5  # comp.circuits.hypotheses.Thresholds.score
-LENGTHGEN_BACKENDS = ("local", "slurm", "grid-local")  # comp.lengthgen.BACKENDS
+LAYER_CHOICES = ("any", "paper", "early", "late")  # comp.circuits.roles.LAYER_WORDS (or indices: 0,1)
+SUFFICIENCY_ABLATIONS = ("mean", "resample")  # comp.circuits.hypotheses.SUFFICIENCY_ABLATIONS
+LENGTHGEN_BACKENDS = ("inline", "local", "slurm")  # comp.lengthgen.BACKENDS
 CIRCUIT_LEVELS = ("nodes", "edges")  # comp.circuits.discover.LEVELS
 CIRCUIT_METHODS = ("exact", "eap", "eap-ig")  # comp.circuits.discover.METHODS
 CIRCUIT_ABLATIONS = ("mean", "resample")  # comp.circuits.discover.ABLATIONS

@@ -67,6 +67,7 @@ class TrainConfig:
     device: str = "auto"  # auto (cuda when present) | cpu | cuda | cuda:N
     amp: bool = True  # bf16 autocast (CUDA only)
     compile: bool = False  # torch.compile the model (CUDA only)
+    compile_step: bool = False  # torch.compile the whole step: forward, backward, clip, AdamW, as CUDA graphs (CUDA only)
     fast_kernels: bool = True  # training: fused attention, length buckets (CPU), fused AdamW; false: the hook path, bit-identical to the seed in a --seeds pack
     threads: int = 0  # CPU threads for torch (0: leave torch's default)
     wandb: bool = False  # log to Weights & Biases (offline unless logged in and WANDB_MODE=online)

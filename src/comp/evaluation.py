@@ -24,8 +24,10 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from comp.catalog import N_SEQUENCES
 from comp.config import EVAL_SEED
 from comp.decoding import decode_after_errors
+from comp.provenance import recorded
 from comp.resources import check_rows, chunk_size
 from comp.runs.load import load_run_for_lengths
 from comp.tasks import Batch, Task, parse_lengths, score
@@ -147,7 +149,8 @@ def evaluate(
     ]
 
 
-def evaluate_run(ckpt: str, lengths: str, n: int = 512, seed: int = EVAL_SEED, generate: bool = True, device: str = "cpu") -> dict:
+@recorded
+def evaluate_run(ckpt: str, lengths: str, n: int = N_SEQUENCES, seed: int = EVAL_SEED, generate: bool = True, device: str = "cpu") -> dict:
     """Evaluate a run by length: ``{"run", "rows": [{"length", "acc_cot", ...}], ...}``."""
     wanted = parse_lengths(lengths)
     run = load_run_for_lengths(ckpt, wanted, device=device)

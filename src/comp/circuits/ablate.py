@@ -21,6 +21,7 @@ from dataclasses import asdict
 
 import torch
 
+from comp.catalog import N_SEQUENCES
 from comp.circuits.components import Component, components
 from comp.circuits.data import Group, analysis_groups, load_for_analysis
 from comp.circuits.interventions import run_edited
@@ -28,6 +29,7 @@ from comp.circuits.results import AblatedComponent, Ablations, Accuracy, RunAbla
 from comp.config import EVAL_SEED
 from comp.errors import CompError
 from comp.evaluation import masked_loss, predictions
+from comp.provenance import recorded
 from comp.resources import check_batch
 from comp.tasks import score
 
@@ -56,7 +58,7 @@ def check_method(method: str) -> Ablation:
     return ABLATIONS[method]
 
 
-def _scores(group: Group) -> Callable[[torch.Tensor], torch.Tensor]:
+def accuracy_sums(group: Group) -> Callable[[torch.Tensor], torch.Tensor]:
     """Per-copy sums of (cot right, answer right, loss) over the rows: logits [k, B, pos, V] -> [k, 3]."""
 
     def reduce(logits: torch.Tensor) -> torch.Tensor:
@@ -74,9 +76,18 @@ def _scores(group: Group) -> Callable[[torch.Tensor], torch.Tensor]:
 def ablate_sets(model, groups: list[Group], sets: list[list[Component]], method: str = "mean") -> list[Accuracy]:
     """Accuracy and loss with each set of components ablated (an empty set is the intact
     model), over all rows of all groups."""
+    totals, rows = ablated_totals(model, groups, sets, method, accuracy_sums)
+    return [Accuracy(**dict(zip(METRICS, (t / rows).tolist()))) for t in totals]
+
+
+@torch.no_grad()
+def ablated_totals(model, groups: list[Group], sets: list[list[Component]], method: str,
+                   reducer: Callable[[Group], Callable[[torch.Tensor], torch.Tensor]]) -> tuple[torch.Tensor, int]:
+    """``reducer(group)`` (logits [k, B, pos, V] -> per-copy sums [k, m]) summed over the
+    groups with each set ablated: ``([len(sets), m], rows)``."""
     replace = check_method(method)
     hooks = sorted({c.hook for s in sets for c in s})
-    totals, rows = torch.zeros(len(sets), len(METRICS)), 0
+    totals, rows = 0, 0
     for group in groups:
         tokens, n_pos = group.batch.tokens, group.batch.tokens.shape[1]
         check_batch(model.cfg, len(tokens), n_pos, tokens.device, f"ablating at length {group.length}",
@@ -88,11 +99,11 @@ def ablate_sets(model, groups: list[Group], sets: list[list[Component]], method:
             for c in members:
                 masks[c.hook][k] |= c.mask(n_pos, model.cfg.n_heads)
         if hooks:
-            totals += run_edited(model, tokens, masks, sources, _scores(group)).cpu()
+            totals = totals + run_edited(model, tokens, masks, sources, reducer(group)).cpu()
         else:  # every set is empty: the intact model
-            totals += _scores(group)(model(tokens)[None]).cpu()
+            totals = totals + reducer(group)(model(tokens)[None]).cpu().expand(len(sets), -1)
         rows += len(tokens)
-    return [Accuracy(**dict(zip(METRICS, (t / rows).tolist()))) for t in totals]
+    return totals, rows
 
 
 def chance(groups: list[Group]) -> float:
@@ -112,7 +123,8 @@ def ablate_components(model, groups: list[Group], method: str = "mean", what: st
     return Ablations(baseline=results[0], chance_answer=chance(groups), rows=rows)
 
 
-def ablate_run(ckpt: str, method: str = "mean", what: str = "both", lengths: str = "", n: int = 128,
+@recorded
+def ablate_run(ckpt: str, method: str = "mean", what: str = "both", lengths: str = "", n: int = N_SEQUENCES,
                seed: int = EVAL_SEED, device: str = "cpu") -> RunAblations:
     """Ablate every head and/or MLP of a run."""
     check_method(method)

@@ -30,6 +30,7 @@ from comp.circuits.edge_patching import (
 )
 from comp.circuits.graph import Edge, Graph, Node, class_masks, stage
 from comp.circuits.interventions import run_edited
+from comp.circuits.mid_layer import run_after_attention, start_layer
 
 METRICS = ("logit_diff", "acc_answer", "acc_cot")
 # rows per stacked pass (copies x sequences): on CPU, small chunks stay in cache (a 2L4H model
@@ -37,9 +38,9 @@ METRICS = ("logit_diff", "acc_answer", "acc_cot")
 CPU_ROWS, GPU_ROWS = 256, 8192
 
 
-def answer_scores(group: Group, n_classes: int):
+def answer_scores(group: Group, n_classes: int, weights: "torch.Tensor | None" = None):
     """``logits [k, B, pos, V] -> [k, 3]``: sums of (logit difference over answer tokens,
-    right final answers, right whole CoTs)."""
+    right final answers, right whole CoTs), row ``b`` counted ``weights[b]`` times (default 1)."""
     batch = group.batch
     target = batch.tokens[:, 1:]  # [B, pos-1]
     mask = batch.loss_mask[:, 1:]  # [B, pos-1]
@@ -50,13 +51,25 @@ def answer_scores(group: Group, n_classes: int):
         digits = lg[..., :n_classes].to(torch.promote_types(lg.dtype, torch.float32))  # [k, B, pos-1, C]
         right = digits.gather(-1, target.clamp(max=n_classes - 1)[None, ..., None].expand(len(lg), -1, -1, 1))[..., 0]
         others = (digits.sum(-1) - right) / max(1, n_classes - 1)
-        diff = ((right - others) * mask).sum((1, 2))  # [k]
+        w = torch.ones(len(target), dtype=digits.dtype, device=digits.device) if weights is None else weights.to(digits)
+        diff = ((right - others) * mask).sum(2) @ w  # [k]
         hit = lg.argmax(-1) == target  # [k, B, pos-1]
-        cot = (hit | ~mask).all(-1).float().sum(1)
-        answer = hit.gather(2, last.expand(len(lg), -1, 1))[..., 0].float().sum(1)
+        cot = (hit | ~mask).all(-1).to(w.dtype) @ w
+        answer = hit.gather(2, last.expand(len(lg), -1, 1))[..., 0].to(w.dtype) @ w
         return torch.stack([diff, answer, cot], dim=1)
 
     return reduce
+
+
+def distinct_rows(group: Group) -> tuple[Group, torch.Tensor]:
+    """The group with each repeated sequence kept once, and how often each appears ``[B']``.
+    Short lengths repeat (parity has ``2^L`` inputs of length ``L``): with a mean ablation
+    (the same for every row) the weighted sums over distinct rows are the sums over all."""
+    unique, inverse, counts = torch.unique(group.batch.tokens, dim=0, return_inverse=True, return_counts=True)
+    first = torch.full((len(unique),), len(inverse), dtype=torch.long, device=inverse.device)
+    first = first.scatter_reduce(0, inverse, torch.arange(len(inverse), device=inverse.device), "amin")
+    order = first.argsort()  # distinct rows in the order they first appear
+    return Group(group.task, group.length, group.batch.select(first[order]), group.reference), counts[order]
 
 
 class Evaluator:
@@ -66,17 +79,28 @@ class Evaluator:
 
     def __init__(self, model, graph: Graph, groups: list[Group], method: str = "mean", max_rows: int = 0):
         on_cpu = next(model.parameters()).device.type == "cpu"
-        self.model, self.graph, self.groups = model, graph, groups
+        self.model, self.graph = model, graph
         self.max_rows = max_rows or (CPU_ROWS if on_cpu else GPU_ROWS)
         self.replace = check_method(method)
         self.n_tokens = sum(int(g.batch.loss_mask.sum()) for g in groups)
         self.n_rows = sum(len(g.batch.tokens) for g in groups)
+        # a mean ablation is the same for every row: a repeated sequence runs once, weighted
+        self.groups, self.weights = (list(x) for x in zip(*map(distinct_rows, groups))) if method == "mean" else \
+            (list(groups), [None] * len(groups))
 
     def stage(self, unit) -> int:
         raise NotImplementedError
 
     def _group(self, group: Group, index: int, removed: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
+
+    def scores(self, index: int):
+        group = self.groups[index]
+        return answer_scores(group, group.task.n_classes, self.weights[index])
+
+    def sources(self, full: torch.Tensor, index: int) -> torch.Tensor:
+        """An ablated activation of the reference set ``[B, ...]``, for the rows group ``index`` runs."""
+        return full if self.weights[index] is None else full[: len(self.groups[index].batch.tokens)]
 
     def evaluate(self, removed: torch.Tensor) -> torch.Tensor:
         """``removed [K, n_units] -> [K, 3]``: (logit_diff, acc_answer, acc_cot) of each candidate."""
@@ -104,9 +128,9 @@ class NodeEvaluator(Evaluator):
         self.units: list[Node] = graph.nodes
         self._sources = []  # per group: {hook: ablated activation [B, pos, ...]}
         hooks = self._hooks()
-        for g in groups:
+        for i, g in enumerate(self.groups):
             _, ref = model.run_with_cache(g.reference.tokens, names_filter=lambda n: n in hooks)
-            self._sources.append({h: self.replace(ref[h]) for h in hooks})
+            self._sources.append({h: self.sources(self.replace(ref[h]), i) for h in hooks})
 
     def stage(self, unit: Node) -> int:
         return stage(unit.name, self.graph.n_layers)
@@ -135,6 +159,11 @@ class NodeEvaluator(Evaluator):
                 places[hook][u] = at
         masks = {h: (removed.to(p.dtype) @ p.flatten(1) > 0).view(len(removed), *p.shape[1:], 1) for h, p in places.items()}
         sources, start = self._sources[index], None
+        mid = start_layer(self.model, masks)
+        if mid is not None:  # copies start after that layer's attention, run once
+            read = torch.cat([group.batch.loss_mask[:, 1:].any(0), group.batch.loss_mask.new_zeros(1)])  # [pos]
+            return run_after_attention(self.model, group.batch.tokens, masks, sources, mid, self.scores(index),
+                                       self.max_rows, read)
         fork = fork_layer(self.model, masks)
         if fork:  # layers whose edits every copy shares run once, on B rows
             def edit(act: torch.Tensor, hook) -> torch.Tensor:
@@ -144,8 +173,7 @@ class NodeEvaluator(Evaluator):
             with torch.no_grad():
                 start = fork, self.model.run_with_hooks(group.batch.tokens, fwd_hooks=early, stop_at_layer=fork)
             masks = {h: m for h, m in masks.items() if layer_of(h) >= fork}
-        return run_edited(self.model, group.batch.tokens, masks, sources,
-                          answer_scores(group, group.task.n_classes), self.max_rows, start=start)
+        return run_edited(self.model, group.batch.tokens, masks, sources, self.scores(index), self.max_rows, start=start)
 
 
 class EdgeEvaluator(Evaluator):
@@ -155,8 +183,8 @@ class EdgeEvaluator(Evaluator):
     def __init__(self, model, graph: Graph, groups: list[Group], method: str = "mean", max_rows: int = 0):
         super().__init__(model, graph, groups, method, max_rows)
         self.units: list[Edge] = graph.edges
-        self.ablated = [ablated_outputs(model, graph, g.reference.tokens, self.replace) for g in groups]
-        self._places = [self._placements(g) for g in groups]
+        self.ablated = [ablated_outputs(model, graph, g.reference.tokens, self.replace) for g in self.groups]  # [B, ...]
+        self._places = [self._placements(g) for g in self.groups]
 
     def stage(self, unit: Edge) -> int:
         return stage(unit.receiver, self.graph.n_layers)
@@ -188,8 +216,8 @@ class EdgeEvaluator(Evaluator):
                 for h, (idx, w) in self._places[index].items()}
 
     def _group(self, group: Group, index: int, removed: torch.Tensor) -> torch.Tensor:
-        return run_edges(self.model, group.batch.tokens, self.masks(index, removed), self.ablated[index],
-                         answer_scores(group, group.task.n_classes), self.max_rows)
+        return run_edges(self.model, group.batch.tokens, self.masks(index, removed),
+                         self.sources(self.ablated[index], index), self.scores(index), self.max_rows)
 
     def attribution(self, alphas: list[float]) -> torch.Tensor:
         """``[n_edges]``: first-order estimate of each edge's effect on the logit difference
@@ -203,9 +231,9 @@ class EdgeEvaluator(Evaluator):
                 store: dict = {}
                 removed = torch.full((1, len(self.units)), float(alpha), dtype=torch.float64)
                 with split_inputs(self.model):
-                    logits = self.model.run_with_hooks(group.batch.tokens,
-                                                       fwd_hooks=edge_hooks(self.model, self.masks(index, removed), self.ablated[index], 1, store))
-                    answer_scores(group, group.task.n_classes)(logits[None])[0, 0].backward()
+                    hooks = edge_hooks(self.model, self.masks(index, removed), self.sources(self.ablated[index], index), 1, store)
+                    logits = self.model.run_with_hooks(group.batch.tokens, fwd_hooks=hooks)
+                    self.scores(index)(logits[None])[0, 0].backward()
                 for h, act in store.items():
                     grads[h] = grads.get(h, 0) + act.grad.detach() / len(alphas)
                 self.model.zero_grad(set_to_none=True)
@@ -223,4 +251,4 @@ class EdgeEvaluator(Evaluator):
     def _clean_diffs(self, group: Group, index: int) -> torch.Tensor:
         """``[1, B, pos, S, d_model]``: each sender's clean output minus its ablated output."""
         clean = ablated_outputs(self.model, self.graph, group.batch.tokens, lambda x: x)
-        return (clean - self.ablated[index])[None]
+        return (clean - self.sources(self.ablated[index], index))[None]

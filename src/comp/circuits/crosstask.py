@@ -30,11 +30,13 @@ from itertools import permutations
 
 import torch
 
+from comp.catalog import N_SEQUENCES
 from comp.circuits.components import Component, components
 from comp.circuits.data import load_for_analysis
 from comp.config import EVAL_SEED
 from comp.errors import CompError
 from comp.evaluation import eval_batch
+from comp.provenance import recorded
 from comp.tasks import Batch, Task, member_task
 
 EMBED = "embed"  # the check row: every embedding patched gives the whole effect
@@ -122,7 +124,8 @@ def cross_task_patch(model, task: Task, source: str, target: str, length: int, n
     return CrossTaskResult(a.name, b.name, length, n, float(changed.sum() / sites.sum()), float(hi - lo), moved, flipped)
 
 
-def cross_task_run(ckpt: str, source: str = "", target: str = "", length: int = 0, n: int = 64, seed: int = EVAL_SEED,
+@recorded
+def cross_task_run(ckpt: str, source: str = "", target: str = "", length: int = 0, n: int = N_SEQUENCES, seed: int = EVAL_SEED,
                    device: str = "cpu") -> list[CrossTaskResult]:
     """Cross-task patching of a multi-task run for one pair, or every ordered pair of its tasks
     (``length``: default its longest training length)."""

@@ -25,12 +25,14 @@ from typing import Literal
 
 import torch
 
+from comp.catalog import N_SEQUENCES
 from comp.circuits.ablate import chance
 from comp.circuits.circuit_eval import METRICS, EdgeEvaluator, Evaluator, NodeEvaluator
 from comp.circuits.data import analysis_groups, load_for_analysis
 from comp.circuits.graph import Graph, Node
 from comp.config import EVAL_SEED
 from comp.errors import CompError
+from comp.provenance import recorded
 
 Level = Literal["nodes", "edges"]
 Method = Literal["exact", "eap", "eap-ig"]
@@ -270,8 +272,9 @@ def _check_solves(full: Scores, groups) -> str:
     return ""
 
 
+@recorded
 def discover_run(ckpt: str, level: Level = "nodes", method: Method = "exact", ablation: Ablation = "mean", target: float = 0.95,
-                 lengths: str = "", n: int = 32, seed: int = EVAL_SEED, split_positions: bool = True,
+                 lengths: str = "", n: int = N_SEQUENCES, seed: int = EVAL_SEED, split_positions: bool = True,
                  device: str = "cpu") -> CircuitResult:
     """:func:`discover` on a run's evaluation sets (``n`` sequences per length)."""
     check_options(level, method, ablation, target)

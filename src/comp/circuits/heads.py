@@ -19,10 +19,12 @@ from __future__ import annotations
 import torch
 from transformer_lens import utils
 
+from comp.catalog import N_SEQUENCES
 from comp.circuits.components import Component
 from comp.circuits.data import Group, analysis_groups, answer_steps, load_for_analysis
 from comp.circuits.results import HeadScore, HeadScores
 from comp.config import EVAL_SEED
+from comp.provenance import recorded
 from comp.resources import chunk_size
 
 SCORES = ("prev_token", "iteration", "iteration_frac", "eoi_anchor", "bos", "self")
@@ -76,7 +78,8 @@ def head_scores(model, groups: list[Group]) -> list[HeadScore]:
     ]
 
 
-def score_heads(ckpt: str, lengths: str = "", n: int = 128, seed: int = EVAL_SEED, device: str = "cpu") -> HeadScores:
+@recorded
+def score_heads(ckpt: str, lengths: str = "", n: int = N_SEQUENCES, seed: int = EVAL_SEED, device: str = "cpu") -> HeadScores:
     """Head scores of a run on its training lengths (or ``lengths``)."""
     run, wanted = load_for_analysis(ckpt, lengths, device)
     groups = analysis_groups(run.task, wanted, n, seed, device)

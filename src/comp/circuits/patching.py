@@ -33,6 +33,8 @@ from functools import partial
 import torch
 from transformer_lens import utils
 
+from comp.catalog import N_SEQUENCES
+from comp.circuits import last_layer
 from comp.circuits.data import load_for_analysis
 from comp.circuits.interventions import DEFAULT_MAX_ROWS, Prefix, prefix_hooks, run_edited
 from comp.circuits.results import PatchResult, PatchSweep
@@ -40,6 +42,7 @@ from comp.config import EVAL_SEED
 from comp.errors import CompError
 from comp.evaluation import eval_batch
 from comp.model import pinned_positions
+from comp.provenance import recorded
 from comp.resources import check_batch
 from comp.tasks import Batch, Task, member_task
 
@@ -134,14 +137,20 @@ class LogitDiff:
 
     def raw(self, logits: torch.Tensor, start: int = 0) -> torch.Tensor:
         """Mean logit difference; ``logits`` cover positions ``start..`` only."""
-        device = logits.device
-        rows = torch.arange(len(self.query), device=device)
-        at = logits[..., rows, self.query.to(device) - start, :]  # [..., batch, d_vocab]
-        diff = at[..., rows, self.clean_token.to(device)] - at[..., rows, self.corrupted_token.to(device)]  # [..., batch]
+        rows = torch.arange(len(self.query), device=logits.device)
+        return self.raw_at_query(logits[..., rows, self.query.to(logits.device) - start, :])
+
+    def raw_at_query(self, at: torch.Tensor) -> torch.Tensor:
+        """Mean logit difference from the logits at each row's query, ``[..., batch, d_vocab]``."""
+        rows = torch.arange(len(self.query), device=at.device)
+        diff = at[..., rows, self.clean_token.to(at.device)] - at[..., rows, self.corrupted_token.to(at.device)]  # [..., batch]
         return diff.mean(-1)
 
+    def normalise(self, raw: torch.Tensor) -> torch.Tensor:
+        return (raw - self.corrupted_value) / (self.clean_value - self.corrupted_value)
+
     def __call__(self, logits: torch.Tensor, start: int = 0) -> torch.Tensor:
-        return (self.raw(logits, start) - self.corrupted_value) / (self.clean_value - self.corrupted_value)
+        return self.normalise(self.raw(logits, start))
 
     @classmethod
     @torch.no_grad()
@@ -192,10 +201,12 @@ def generic_activation_patch(
     # position ids of the whole sequence (randomized ids depend on it), pinned in every pass
     ids = model.position_ids(corrupted_tokens)[:, :end] if getattr(getattr(model, "encoding", None), "uses_ids", False) else None
     names = [utils.get_act_name(activation_name, layer) for layer in range(n_layers)]
-    wanted = set(names) | prefix_hooks(n_layers)
+    wanted = set(names) | prefix_hooks(n_layers) | last_layer.cache_hooks(n_layers)
     with pinned_positions(model, ids):
         logits, corrupted_cache = model.run_with_cache(tokens, names_filter=lambda n: n in wanted)
     baseline = patching_metric(logits).item()
+    query = patching_metric.query.to(tokens.device)
+    at_query = logits[torch.arange(len(query), device=query.device), query]  # [batch, d_vocab]
     sizes = {"pos": corrupted_tokens.shape[1], "head": model.cfg.n_heads}
     out = torch.full([n_layers, *(sizes[a] for a in index_axis_names[1:])], baseline)
     for layer, name in enumerate(names):
@@ -206,6 +217,15 @@ def generic_activation_patch(
             reads[patching_metric.query] = True
             live &= reads.view(end, *[1] * (n_site_dims - 1))
         sites = live.nonzero().cpu()  # [K, n_site_dims]: the sites whose patch can change the metric
+        if len(sites) and last_layer.supported(model, activation_name, layer):  # closed forms at the last layer
+            if layer == n_layers - 1 and activation_name != "resid_pre":
+                final = last_layer.after_attention(model, corrupted_cache, clean_cache, activation_name, sites, query)
+            else:
+                resid = last_layer.new_resid(model, corrupted_cache, clean_cache, activation_name, layer, sites)
+                final = last_layer.before_attention(model, corrupted_cache, resid, sites[:, 0], query, at_query, ids, max_rows)
+            values = patching_metric.normalise(patching_metric.raw_at_query(final))  # [K]
+            out[(torch.full((len(sites),), layer), *sites.T)] = values.to(out.dtype).cpu()
+            continue
         for pos in sites[:, 0].unique().tolist():
             group = sites[sites[:, 0] == pos]
             start = pos if pos <= first_query else 0  # positions before start: the corrupted run's
@@ -254,7 +274,8 @@ def patch_sweep(model, pair: Pair, max_rows: int = DEFAULT_MAX_ROWS) -> PatchSwe
     )
 
 
-def patch_run(ckpt: str, corruption: str = "flip_one", length: int = 0, at: int = 0, n: int = 64, seed: int = EVAL_SEED,
+@recorded
+def patch_run(ckpt: str, corruption: str = "flip_one", length: int = 0, at: int = 0, n: int = N_SEQUENCES, seed: int = EVAL_SEED,
               member: str = "", device: str = "cpu") -> PatchResult:
     """Patching sweeps of a run on ``n`` sequences of ``length`` (default: its longest training length)."""
     check_corruption(corruption)

@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Literal
 
 ComponentKind = Literal["head", "mlp"]
+HypothesisKind = Literal["head", "mlp", "circuit"]  # circuit: several roles tested as one
 Verdict = Literal["supported", "refuted", "inconclusive"]
 Necessity = Literal["yes", "no", "partial"]
 YesNo = Literal["yes", "no"]
@@ -105,9 +106,22 @@ class HypothesisTest:
     """How a hypothesis is tested."""
 
     score: str
-    layers: str
+    layers: str  # where its components were looked for: any, paper, early, late or a list such as 0,1
     necessity_ablation: str
     sufficiency_ablation: str = "mean"
+
+
+@dataclass
+class GroupMember:
+    """One component of the group that plays a role, and its share of it."""
+
+    component: str
+    role: str  # the hypothesis whose role it plays
+    score: float
+    share: float  # its score / the group's score (the sum over members)
+    alone_acc_answer: float  # final-answer accuracy with it ablated alone (the necessity ablation)
+    alone_d_loss: float  # the loss change with it ablated alone
+    left_out_acc_answer: float  # the group ablated without it (the intact model for a group of one)
 
 
 @dataclass
@@ -122,7 +136,7 @@ class NecessityResult:
 
 @dataclass
 class SufficiencyResult:
-    """Accuracy with everything outside the circuit mean-ablated, and what it says."""
+    """Accuracy with everything outside the circuit ablated (mean or resample), and what it says."""
 
     circuit: list[str]
     ablated: list[str]
@@ -130,6 +144,8 @@ class SufficiencyResult:
     acc_answer: float
     loss: float
     result: YesNo
+    logit_diff: float  # right-answer logit minus the mean of the others, over answer tokens, circuit only
+    logit_diff_recovered: float  # (circuit only - all ablated) / (intact - all ablated)
 
 
 @dataclass
@@ -140,8 +156,10 @@ class Evidence:
     claim: str
     test: HypothesisTest
     components: list[str]
+    members: list[GroupMember]  # each component's share (one member unless a group plays the role)
+    roles: dict[str, list[str]]  # the circuit hypothesis: each role's components (else the one role)
     scores: dict[str, float]  # every candidate's score
-    score: float  # the best score of the chosen components
+    score: float  # the group's score: its members' scores summed (the circuit: its weakest role's)
     baseline: Accuracy
     chance_answer: float
     necessity: NecessityResult

@@ -29,7 +29,7 @@ def circuit_cli(
     faithfulness: float = typer.Option(0.95, help="Share of the logit difference the circuit alone must recover, in (0, 1]."),
     ablation: str = typer.Option("mean", help=f"What replaces what is outside the circuit: {', '.join(ABLATIONS)}."),
     lengths: str = ANALYSIS_LENGTHS,
-    n: int = sequences("circuit", "Sequences per length (and as many reference sequences)."),
+    n: int = sequences("Sequences per length (and as many reference sequences)."),
     seed: int = ANALYSIS_SEED,
     split_positions: bool = typer.Option(True, help="Nodes and edges per position class (input, EoI, answer)."),
     device: str = DEVICE,

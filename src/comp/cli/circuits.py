@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from comp.catalog import ABLATIONS, CORRUPTIONS, HYPOTHESES, MIN_SCORE, WHAT
+from comp.catalog import ABLATIONS, CORRUPTIONS, HYPOTHESES, LAYER_CHOICES, MIN_SCORE, SUFFICIENCY_ABLATIONS, WHAT
 from comp.catalog import ALL_HYPOTHESES as ALL
 from comp.cli.common import check_output_path, user_errors, write_outputs
 from comp.cli.options import ANALYSIS_LENGTHS, ANALYSIS_SEED, CKPT, DEVICE, JSON, sequences
@@ -25,7 +25,7 @@ SEED = ANALYSIS_SEED
 def heads_cli(
     ckpt: str = CKPT,
     lengths: str = LENGTHS,
-    n: int = sequences("heads"),
+    n: int = sequences(),
     seed: int = SEED,
     device: str = DEVICE,
     json_path: Path | None = JSON,
@@ -50,7 +50,7 @@ def ablate_cli(
     method: str = typer.Option("mean", help=f"What replaces an ablated activation: {', '.join(ABLATIONS)}."),
     what: str = typer.Option("both", help=f"Components to ablate one at a time: {', '.join(WHAT)}."),
     lengths: str = LENGTHS,
-    n: int = sequences("ablate", "Sequences per length (and reference sequences)."),
+    n: int = sequences("Sequences per length (and reference sequences)."),
     seed: int = SEED,
     device: str = DEVICE,
     json_path: Path | None = JSON,
@@ -80,37 +80,54 @@ def patch_cli(
     corruption: str = typer.Option("flip_one", help=f"How the input is corrupted: {', '.join(CORRUPTIONS)}."),
     length: int = typer.Option(0, help="Input length of the patched sequences (default: the longest trained)."),
     at: int = typer.Option(0, help="Input position flipped by flip_one, 1-based (default: the middle)."),
-    n: int = sequences("patch", "Sequence pairs (clean, corrupted)."),
+    n: int = sequences("Sequence pairs (clean, corrupted)."),
     seed: int = SEED,
     member: str = typer.Option("", help="Task of a multi-task run to patch (default: its first)."),
     hypothesis: str = typer.Option("", help=f"Test a circuit hypothesis instead: {', '.join([*HYPOTHESES, ALL])}."),
     lengths: str = typer.Option("", help="With --hypothesis: lengths of head scores and ablations (default: trained)."),
     min_score: float = typer.Option(MIN_SCORE, help="With --hypothesis: the score a component needs to play the role."),
+    layers: str = typer.Option("any", help=f"With --hypothesis: layers to look in: {', '.join(LAYER_CHOICES)} "
+                               "(each role where the paper puts it), or indices such as 0,1."),
+    ablation: str = typer.Option("mean", help=f"With --hypothesis: what replaces the components outside the circuit "
+                                 f"in the sufficiency test: {', '.join(SUFFICIENCY_ABLATIONS)}."),
     device: str = DEVICE,
     json_path: Path | None = JSON,
     plot: Path | None = typer.Option(None, help="Write heatmaps of the sweeps: .html (interactive) or .png."),
 ) -> None:
     """Activation patching (resid_pre, head outputs, MLP outputs) or a hypothesis test with a verdict."""
-    _patch(ckpt, corruption, length, at, n, seed, member, hypothesis, lengths, min_score, device, json_path, plot)
+    _patch(ckpt, corruption, length, at, n, seed, member, hypothesis, lengths, min_score, device, json_path, plot,
+           layers, ablation)
 
 
 @user_errors
-def _patch(ckpt, corruption, length, at, n, seed, member, hypothesis, lengths, min_score, device, json_path, plot) -> None:
+def _patch(ckpt, corruption, length, at, n, seed, member, hypothesis, lengths, min_score, device, json_path, plot,
+           layers="any", ablation="mean") -> None:
     from comp.views.patching import FORMATS, patch_heatmaps, write_figure
 
     check_output_path(json_path, (".json",))
     check_output_path(plot, FORMATS)
-    from comp.circuits.hypotheses import Thresholds, assess_run, hypothesis_names
+    from comp.circuits.hypotheses import (
+        HypothesisRequest,
+        Thresholds,
+        assess_run,
+        check_sufficiency_ablation,
+        hypothesis_names,
+    )
     from comp.circuits.patching import check_corruption, patch_run
+    from comp.circuits.roles import parse_layers
 
     check_corruption(corruption)
     if lengths and not hypothesis:
         raise CompError("--lengths only applies with --hypothesis; drop it, or give --length for the patching sweep")
+    if not hypothesis and (layers, ablation) != ("any", "mean"):
+        raise CompError("--layers and --ablation only apply with --hypothesis; drop them, or add --hypothesis NAME")
     if hypothesis:
         hypothesis_names(hypothesis)
         if plot is not None:
             raise CompError("--plot draws the patching sweeps; drop it with --hypothesis")
-        result = assess_run(ckpt, hypothesis, lengths, n, seed, length, at, member, device, Thresholds(score=min_score))
+        request = HypothesisRequest(layers=parse_layers(layers), thresholds=Thresholds(score=min_score),
+                                    sufficiency_ablation=check_sufficiency_ablation(ablation))
+        result = assess_run(ckpt, hypothesis, lengths, n, seed, length, at, member, device, request)
         for evidence in result.hypotheses:
             _print_evidence(result.run, evidence)
         _print_thresholds(result.thresholds)
@@ -151,9 +168,11 @@ def _print_top_sites(result: dict, top: int = 12) -> None:
 
 def _print_evidence(run: str, r: Evidence) -> None:
     thr = r.thresholds
+    found = "; ".join(f"{role}: {', '.join(c)}" for role, c in r.roles.items()) if r.test.score == "roles" else \
+        f"{r.test.score} of {', '.join(r.components)}" + (" (summed)" if len(r.components) > 1 else "")
     rows = [
-        {"test": "score", "value": r.score, "threshold": f">= {thr['score']}",
-         "detail": f"{r.test.score} of {', '.join(r.components)}", "result": "yes" if r.score >= thr["score"] else "no"},
+        {"test": "score", "value": r.score, "threshold": f">= {thr['score']}", "detail": found,
+         "result": "yes" if r.score >= thr["score"] else "no"},
         {"test": "baseline", "value": r.baseline.acc_answer, "threshold": f">= {thr['baseline']}",
          "detail": "final-answer accuracy, intact", "result": "yes" if r.baseline.acc_answer >= thr["baseline"] else "no"},
         {"test": "necessity", "value": r.necessity.acc_answer,
@@ -161,9 +180,17 @@ def _print_evidence(run: str, r: Evidence) -> None:
          "detail": f"{r.test.necessity_ablation}-ablating {', '.join(r.components)}", "result": r.necessity.result},
         {"test": "sufficiency", "value": r.sufficiency.acc_answer,
          "threshold": f">= {r.baseline.acc_answer - thr['sufficiency']:.3f} (baseline - {thr['sufficiency']})",
-         "detail": f"mean-ablating {', '.join(r.sufficiency.ablated) or 'nothing'}", "result": r.sufficiency.result},
+         "detail": f"{r.test.sufficiency_ablation}-ablating {', '.join(r.sufficiency.ablated) or 'nothing'}; whole CoT "
+                   f"{r.sufficiency.acc_cot:.3f}, logit diff recovered {r.sufficiency.logit_diff_recovered:.3f}",
+         "result": r.sufficiency.result},
     ]
-    print_table(rows, ["test", "value", "threshold", "detail", "result"], title=f"{run}: {r.hypothesis}: {r.claim}")
+    print_table(rows, ["test", "value", "threshold", "detail", "result"],
+                title=f"{run}: {r.hypothesis} (layers {r.test.layers}): {r.claim}")
+    if len(r.members) > 1:
+        print_table(r.members, ["role", "component", "score", "share", "alone_acc_answer", "alone_d_loss",
+                                "left_out_acc_answer"],
+                    headers=["role", "member", "score", "share", "ablated alone", "d loss alone", "group without it"],
+                    title=f"{r.hypothesis}: each member's share (final-answer accuracy; all ablated: {r.necessity.acc_answer:.3f})")
     typer.echo(f"{r.hypothesis}: {r.verdict} ({r.reason})")
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 import sys
 from collections.abc import Callable
-from dataclasses import asdict, is_dataclass
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +12,8 @@ import typer
 import typer.core
 
 from comp.errors import CompError
-from comp.io import read_json, write_json
-from comp.provenance import KEY, provenance
+from comp.io import write_json
+from comp.provenance import COMMAND_LINE, KEY, provenance, result_dict, run_config
 
 # the click typer runs on: typer >= 0.29 vendors its own (typer._click), whose exceptions are not click's
 click = getattr(typer.core, "_click", None) or __import__("click")
@@ -37,31 +36,17 @@ def user_errors(fn: Callable) -> Callable:
     return wrapper
 
 
-COMMAND_LINE: list[str] = []  # the arguments after `comp` of this invocation (set by the root command)
-
-
 def write_outputs(data: Any, json_path: "Path | None", run: "str | None" = None, config: "dict | None" = None) -> None:
     """Write ``--json`` output (atomically) if asked; a result dataclass as :func:`dataclasses.asdict` gives it,
     with its :func:`comp.provenance.provenance` block: the settings hashed are ``config``, or the
     ``config.json`` of ``run`` (a run name or directory)."""
     if json_path is not None:
-        data = dict(data.to_dict() if hasattr(data, "to_dict") else asdict(data) if is_dataclass(data) else data)
+        data = result_dict(data)
         if run is not None and config is None:
             config = run_config(run)
         data[KEY] = provenance(COMMAND_LINE, config)
         write_json(json_path, data)
         typer.echo(f"wrote {json_path}", err=True)
-
-
-def run_config(run: str) -> "dict | None":
-    """The ``config.json`` of a run given by name or directory (None if there is none)."""
-    from comp.runs.files import CONFIG_FILE
-    from comp.runs.names import resolve_run
-
-    try:
-        return read_json(resolve_run(run) / CONFIG_FILE)
-    except (CompError, OSError, ValueError):
-        return None
 
 
 def check_output_path(path: "Path | None", suffixes: tuple[str, ...]) -> None:

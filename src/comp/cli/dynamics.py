@@ -1,4 +1,4 @@
-"""``comp dynamics RUN``: measure every weight snapshot of a run, print a table, mark stages."""
+"""``comp dynamics --ckpt RUN``: measure every weight snapshot of a run, print a table, mark stages."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import typer
 from comp.catalog import DYNAMICS_MEASURES as MEASURES
 from comp.catalog import FORM_THRESHOLD
 from comp.cli.common import check_output_path, user_errors, write_outputs
-from comp.cli.options import DEVICE, EVAL_SEED_OPTION, JSON, sequences
+from comp.cli.options import CKPT_OR_POSITIONAL, DEVICE, EVAL_SEED_OPTION, JSON, POSITIONAL_RUN, one_run, sequences
 from comp.errors import CompError
 from comp.views.tables import print_table
 
@@ -17,24 +17,27 @@ PLOT_SUFFIXES = (".html", ".png")
 
 
 def dynamics_cli(
-    run: str = typer.Argument(..., help="Run name under runs/ or path; trained with --save-every."),
+    run: str = POSITIONAL_RUN,
+    ckpt: str = CKPT_OR_POSITIONAL,
     measures: str = typer.Option("acc,heads", help=f"Comma-separated: {', '.join(MEASURES)}."),
     lengths: str = typer.Option("", help="Accuracy lengths, e.g. 1-64 (default: training lengths to 2x, where possible)."),
-    n: int = sequences("dynamics"),
+    n: int = sequences(),
     seed: int = EVAL_SEED_OPTION,
     threshold: float = typer.Option(FORM_THRESHOLD, help="Iteration score at which the head counts as formed."),
     json_out: Path | None = JSON,
     plot: Path | None = typer.Option(None, help="Write the plot: .html (offline plotly) or .png."),
     device: str = DEVICE,
 ) -> None:
-    """Accuracy by length, head scores, probes and circuits of every snapshot, against the step."""
-    _dynamics(run, measures, lengths, n, seed, threshold, json_out, plot, device)
+    """Accuracy by length, head scores, probes and circuits of every snapshot (a run trained with --save-every),
+    against the step."""
+    _dynamics(ckpt, run, measures, lengths, n, seed, threshold, json_out, plot, device)
 
 
 @user_errors
-def _dynamics(run, measures, lengths, n, seed, threshold, json_out, plot, device) -> None:
+def _dynamics(ckpt, positional, measures, lengths, n, seed, threshold, json_out, plot, device) -> None:
     from comp.dynamics.report import dynamics_run
 
+    run = one_run(ckpt, positional)
     if plot is not None and plot.suffix not in PLOT_SUFFIXES:
         raise CompError(f"--plot {plot}: write .html or .png")
     check_output_path(json_out, (".json",))

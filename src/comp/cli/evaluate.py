@@ -14,7 +14,7 @@ from comp.views.tables import print_table
 def eval_cli(
     ckpt: str = CKPT,
     lengths: str = typer.Option("1-64", help="Lengths to evaluate, e.g. 1-64 or 1-16,32,64."),
-    n: int = sequences("eval"),
+    n: int = sequences(),
     seed: int = EVAL_SEED_OPTION,
     generate: bool = typer.Option(True, "--generate/--no-generate", help="Also decode greedily (free generation)."),
     device: str = DEVICE,

@@ -7,7 +7,6 @@ from pathlib import Path
 import typer
 
 from comp.catalog import DEFAULT_PES
-from comp.catalog import LENGTHGEN_BACKENDS as BACKENDS
 from comp.cli.common import check_output_dir, check_output_path, user_errors, write_outputs
 from comp.cli.options import JSON, QUIET, SETS, MaxParallel, sequences, slurm_options
 from comp.runs.names import parse_seeds, runs_dir
@@ -24,17 +23,20 @@ def lengthgen_cli(
     out: Path | None = typer.Option(None, help="Report directory; runs go to OUT/runs (default: $COMP_RUNS_DIR/lengthgen-TASK)."),
     steps: int | None = typer.Option(None, help="Training steps per run (default: comp train's)."),
     set_: list[str] = SETS,
-    n: int = sequences("lengthgen"),
+    n: int = sequences(),
     val_lengths: str = typer.Option("", help="Validation lengths, e.g. 24-48: every run is evaluated there first, one "
                                     "encoding is chosen by --select and recorded, and only it is tested."),
     select: str = typer.Option("max-min-acc", help="Rule that chooses on --val-lengths: max-min-acc, max-mean-acc "
                                "(ties: the encoding listed first in --pe)."),
     decode: bool = typer.Option(False, "--decode/--no-decode",
                                 help="Greedy-decode for acc_generate (slow) instead of the exact teacher-forced identity."),
-    backend: str = typer.Option("local", help=f"Where runs train: {', '.join(BACKENDS)} (slurm: one array job; "
-                                "run the command again once it is done)."),
+    backend: str = typer.Option("inline", help="Where runs train: inline (one after another in this process), local "
+                                "(worker processes, as comp grid --backend local), slurm (one array job; run the command "
+                                "again once it is done); grid-local, the old name of local, still works."),
+    device: str = typer.Option("auto", help="Where runs train and are evaluated: auto (cuda when present), cpu, cuda, "
+                               "cuda:N."),
     max_parallel: MaxParallel = None,
-    pack_seeds: bool = typer.Option(False, "--pack-seeds", help="slurm, grid-local: train the seeds of an encoding "
+    pack_seeds: bool = typer.Option(False, "--pack-seeds", help="slurm, local: train the seeds of an encoding "
                                     "together in one task (comp train --seeds)."),
     json_path: Path | None = JSON,
     quiet: bool = QUIET,
@@ -42,12 +44,12 @@ def lengthgen_cli(
 ) -> None:
     """Train (or reuse) one run per encoding and seed, evaluate by length, write a report directory."""
     _lengthgen(task, pe, seeds, train_lengths, test_lengths, out, steps, set_, n, decode, backend, json_path, quiet,
-               dict(max_parallel=max_parallel, pack=pack_seeds, slurm=slurm), val_lengths, select)
+               dict(max_parallel=max_parallel, pack=pack_seeds, slurm=slurm), val_lengths, select, device)
 
 
 @user_errors
 def _lengthgen(task, pe, seeds, train_lengths, test_lengths, out, steps, set_, n, decode, backend, json_path,
-               quiet, options: dict, val_lengths: str = "", select: str = "max-min-acc") -> None:
+               quiet, options: dict, val_lengths: str = "", select: str = "max-min-acc", device: str = "auto") -> None:
     check_output_path(json_path, (".json",))
     check_output_dir(out)
     from comp.lengthgen import Study, run_study
@@ -55,11 +57,12 @@ def _lengthgen(task, pe, seeds, train_lengths, test_lengths, out, steps, set_, n
 
     study = Study(task=task, pes=pe.split(","), seeds=parse_seeds(seeds), train_lengths=train_lengths,
                   test_lengths=test_lengths, steps=steps, sets=list(set_), n=n, decode=decode,
-                  val_lengths=val_lengths, select=select)
+                  val_lengths=val_lengths, select=select, device=device)
+    from comp.model import resolve_device
     from comp.tasks import make_task, parse_lengths
     from comp.tasks.base import check_sample_size
 
-    check_sample_size(n, make_task(task).seq_len(max(parse_lengths(test_lengths))), "cpu")  # before training
+    check_sample_size(n, make_task(task).seq_len(max(parse_lengths(test_lengths))), resolve_device(device))  # before training
     out = out or runs_dir() / f"lengthgen-{task}"
     results = run_study(study, out, backend=backend, quiet=quiet, **options)
     if results.get("selection"):
@@ -67,7 +70,8 @@ def _lengthgen(task, pe, seeds, train_lengths, test_lengths, out, steps, set_, n
     if results["rows"]:
         rows = multiples_rows(results)
         print_table(rows, list(rows[0]),
-                    title=f"{task} trained on {train_lengths}: free generation, mean ± sd [worst seed]")
+                    title=f"{task} trained on {train_lengths}: acc_generate ({'greedy decoding' if decode else 'teacher-forced identity'}), "
+                          "mean ± sd [worst seed]")
     if results["pending"]:
         print(f"pending runs: {', '.join(results['pending'])}")
     write_outputs(results, json_path, config=results["study"])  # the study's settings (its meta left out)

@@ -45,6 +45,8 @@ class CompGroup(TyperGroup):
         except getattr(click.exceptions, "Abort", ()):  # typer's vendored click has no Abort
             typer.echo("aborted", err=True)
             code = 1
+        finally:
+            COMMAND_LINE.clear()  # a library call after this command is a Python call again
         if not standalone_mode:
             return code
         sys.exit(code if isinstance(code, int) else 0)

@@ -2,8 +2,8 @@
 
 Analyses (``eval``, ``heads``, ``ablate``, ``patch``, ``probe``, ``viz``) take ``--ckpt``,
 ``--device`` and ``--json`` from here; the evaluation-set ``--data-seed`` (``--seed`` still accepted) defaults to
-:data:`comp.catalog.EVAL_SEED` everywhere it means the evaluation sets. ``--n`` has one
-help text but, today, a default per command (:data:`N_DEFAULTS`, one table to change).
+:data:`comp.catalog.EVAL_SEED` in every command, and ``--n`` to :data:`comp.catalog.N_SEQUENCES`
+in every command (the help text may say what a sequence is there: pairs in ``patch``).
 ``comp grid`` and ``comp lengthgen`` get the Slurm options by :func:`slurm_options`.
 """
 
@@ -16,27 +16,46 @@ from typing import Annotated, Any
 
 import typer
 
-from comp.catalog import EVAL_SEED
+from comp.catalog import EVAL_SEED, N_SEQUENCES
+from comp.errors import CompError
 
 CKPT = typer.Option(..., help="Run name under runs/ or a run directory.")
+# comp dynamics and comp crosstask took the run positionally; it is --ckpt there too now (the positional form still works)
+CKPT_OR_POSITIONAL = typer.Option("", "--ckpt", help="Run name under runs/ or a run directory.")
+POSITIONAL_RUN = typer.Argument("", hidden=True, metavar="RUN", help="Deprecated: the run, as --ckpt gives it.")
+
+
+def one_run(ckpt: str, positional: str) -> str:
+    """The run of a command that takes ``--ckpt RUN`` and, deprecated, ``RUN`` positionally."""
+    if ckpt and positional and ckpt != positional:
+        raise CompError(f"two runs given ({positional} and --ckpt {ckpt}); give one, as --ckpt RUN")
+    if not (ckpt or positional):
+        raise CompError("give the run as --ckpt RUN (a run name under runs/ or a run directory)")
+    if positional and not ckpt:
+        typer.echo(f"note: a run given positionally is deprecated; give it as --ckpt {positional}", err=True)
+    return ckpt or positional
 DEVICE = typer.Option("cpu", help="cpu, cuda or cuda:N.")
 JSON = typer.Option(None, "--json", help="Write the results as JSON here.")
 EVAL_SEED_OPTION = typer.Option(EVAL_SEED, "--data-seed", "--seed", help="Seed of the evaluation sets.")
 # --seed is the model seed of comp train; analyses call the seed of their inputs --data-seed (--seed still works)
 ANALYSIS_SEED = typer.Option(EVAL_SEED, "--data-seed", "--seed",
                              help="Seed of the evaluation sets (the reference set uses seed + 1).")
+
+
+def data_seed(help: str = "Seed of the evaluation sets.") -> Any:
+    """The ``--data-seed`` option (``--seed`` still accepted): :data:`comp.catalog.EVAL_SEED` by default, everywhere."""
+    return typer.Option(EVAL_SEED, "--data-seed", "--seed", help=help)
+
+
 ANALYSIS_LENGTHS = typer.Option("", help="Lengths to analyse, e.g. 1-16 (default: the run's training lengths).")
 SETS = typer.Option([], "--set", help="Override any setting: --set train.weight_decay=0.1 (repeatable).")
 QUIET = typer.Option(False, "--quiet", "-q", help="No progress bars (batch jobs).")
 
-# sequences per length (--n) of each command that takes it
-N_DEFAULTS = {"eval": 512, "heads": 128, "ablate": 128, "patch": 64, "circuit": 32, "lengthgen": 256, "dynamics": 128,
-              "crosstask": 64}
 
 
-def sequences(command: str, help: str = "Sequences per length.") -> Any:
-    """The ``--n`` option of ``command``."""
-    return typer.Option(N_DEFAULTS[command], help=help)
+def sequences(help: str = "Sequences per length.") -> Any:
+    """The ``--n`` option: one default, :data:`comp.catalog.N_SEQUENCES`, in every command."""
+    return typer.Option(N_SEQUENCES, help=help)
 
 
 # ---- Slurm: `comp grid` and `comp lengthgen --backend slurm` -------------------------------------

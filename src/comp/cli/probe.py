@@ -8,7 +8,7 @@ import typer
 
 from comp.catalog import PROBE_TARGETS as TARGETS
 from comp.cli.common import check_output_path, user_errors, write_outputs
-from comp.cli.options import CKPT, DEVICE, JSON
+from comp.cli.options import CKPT, DEVICE, JSON, data_seed, sequences
 from comp.views.tables import print_table
 
 TARGET_HELP = "What to probe for: " + "; ".join(f"{k}: {v}" for k, v in TARGETS.items()) + "."
@@ -18,9 +18,10 @@ def probe_cli(
     ckpt: str = CKPT,
     target: str = typer.Option(..., help=TARGET_HELP),
     lengths: str = typer.Option("", help="Input lengths of the probe sequences, e.g. 1-16 (default: the run's training lengths)."),
-    n_train: int = typer.Option(512, help="Training sequences (fresh, seeded by --data-seed)."),
-    n_test: int = typer.Option(512, help="Test sequences (fresh, a different seed)."),
-    seed: int = typer.Option(0, "--data-seed", "--seed", help="Seed of the sequences and of the control task."),
+    n: int = sequences("Training sequences (over all --lengths), and as many test sequences (another seed)."),
+    n_train: int | None = typer.Option(None, help="Training sequences, if not --n."),
+    n_test: int | None = typer.Option(None, help="Test sequences, if not --n."),
+    seed: int = data_seed("Seed of the sequences and of the control task."),
     steps: int = typer.Option(200, help="L-BFGS iterations per probe."),
     weight_decay: float = typer.Option(1e-3, help="L2 penalty on the probe weights."),
     device: str = DEVICE,
@@ -32,7 +33,8 @@ def probe_cli(
     Table columns: acc (test accuracy), ctrl (control-task accuracy), select (acc - ctrl),
     chance (most common label), K (label classes), n (test sites).
     """
-    _probe(ckpt, target, lengths, n_train, n_test, seed, steps, weight_decay, device, json_path, plot)
+    _probe(ckpt, target, lengths, n if n_train is None else n_train, n if n_test is None else n_test, seed, steps,
+           weight_decay, device, json_path, plot)
 
 
 @user_errors

@@ -1,4 +1,4 @@
-"""``comp crosstask RUN``: cross-task patching in a multi-task run (:mod:`comp.circuits.crosstask`)."""
+"""``comp crosstask --ckpt RUN``: cross-task patching in a multi-task run (:mod:`comp.circuits.crosstask`)."""
 
 from __future__ import annotations
 
@@ -7,29 +7,31 @@ from pathlib import Path
 import typer
 
 from comp.cli.common import check_output_path, user_errors, write_outputs
-from comp.cli.options import DEVICE, EVAL_SEED_OPTION, JSON, sequences
+from comp.cli.options import DEVICE, EVAL_SEED_OPTION, JSON, POSITIONAL_RUN, one_run, sequences
 from comp.views.tables import print_table
 
 
 def crosstask_cli(
-    run: str = typer.Argument(..., help="A multi-task run (comp train multi --tasks parity,copy,polynomial)."),
+    run: str = POSITIONAL_RUN,
+    ckpt: str = typer.Option("", "--ckpt", help="A multi-task run (comp train multi --tasks parity,copy,polynomial)."),
     source: str = typer.Option("", help="Task whose activations are patched in (default: every task)."),
     target: str = typer.Option("", help="Task whose sequences are run (default: every other task)."),
     length: int = typer.Option(0, help="Input length (default: the longest training length)."),
-    n: int = sequences("crosstask", "Sequences of the target task."),
+    n: int = sequences("Sequences of the target task."),
     seed: int = EVAL_SEED_OPTION,
     json_out: Path | None = JSON,
     device: str = DEVICE,
 ) -> None:
     """Per component: the share of the source task's behaviour it moves into the target task's run
     when its activations alone come from the source task's token (1 = all of it)."""
-    _crosstask(run, source, target, length, n, seed, json_out, device)
+    _crosstask(ckpt, run, source, target, length, n, seed, json_out, device)
 
 
 @user_errors
-def _crosstask(run, source, target, length, n, seed, json_out, device) -> None:
+def _crosstask(ckpt, positional, source, target, length, n, seed, json_out, device) -> None:
     from comp.circuits.crosstask import cross_task_run
 
+    run = one_run(ckpt, positional)
     check_output_path(json_out, (".json",))
     results = cross_task_run(run, source, target, length, n, seed, device)
     columns = [f"{r.source}->{r.target}" for r in results]

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from comp.cli.common import check_output_path, user_errors
-from comp.cli.options import CKPT, DEVICE
+from comp.cli.options import CKPT, DEVICE, data_seed
 from comp.io import write_text
 
 
@@ -16,7 +16,7 @@ def viz_cli(
     out: Path = typer.Option(..., "--html", "--out", help="Write the attention view here (.html, self-contained, works offline)."),
     input_spec: str = typer.Option("", "--input", help="Input to show, e.g. 0110 or 3,2,10 (default: a random one)."),
     length: int = typer.Option(0, help="Length of the random input (default: the longest training length)."),
-    seed: int = typer.Option(0, "--data-seed", "--seed", help="Seed of the random input."),
+    seed: int = data_seed("Seed of the random input."),
     layer: int | None = typer.Option(None, help="Only this layer (default: every layer)."),
     task: str = typer.Option("", "--member", "--task", help="Member task of a multi-task run (default: its first)."),
     device: str = DEVICE,

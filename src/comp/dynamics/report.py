@@ -11,12 +11,14 @@ from __future__ import annotations
 import time
 from dataclasses import asdict, dataclass, field
 
+from comp.catalog import N_SEQUENCES
 from comp.config import EVAL_SEED
 from comp.dynamics.measures import MEASURES, Context, parse_measures
 from comp.dynamics.stages import FORM_THRESHOLD, Stage, find_stages
 from comp.errors import CompError
 from comp.io import load_tensors
 from comp.model import resolve_device
+from comp.provenance import recorded
 from comp.runs.files import SNAPSHOT_DIR, snapshot_steps
 from comp.runs.load import load_run_config, load_run_for_lengths
 from comp.runs.names import resolve_run
@@ -73,7 +75,8 @@ def check_run(spec: str) -> list:
     return found
 
 
-def dynamics_run(spec: str, measures: str = "acc,heads", lengths: str = "", n: int = 128, seed: int = EVAL_SEED,
+@recorded
+def dynamics_run(spec: str, measures: str = "acc,heads", lengths: str = "", n: int = N_SEQUENCES, seed: int = EVAL_SEED,
                  threshold: float = FORM_THRESHOLD, device: str = "cpu") -> Dynamics:
     """Measure every snapshot of run ``spec`` (``lengths``: accuracy lengths, default the training
     lengths and twice as long where the encoding allows). The run may still be training:

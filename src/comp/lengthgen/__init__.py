@@ -22,18 +22,20 @@ from pathlib import Path
 
 from comp.config import environment
 from comp.io import write_json
-from comp.lengthgen.backends import BACKENDS, get_backend
+from comp.lengthgen.backends import BACKENDS, RENAMED, get_backend
 from comp.lengthgen.report import write_report
 from comp.lengthgen.select import RULES, select
 from comp.lengthgen.study import Study, evaluate_job, plan
+from comp.provenance import COMMAND_LINE, KEY, provenance, python_call
 from comp.tasks import parse_lengths
 
 
-def run_study(study: Study, out: "str | Path", backend: str = "local", quiet: bool = False, **options) -> dict:
+def run_study(study: Study, out: "str | Path", backend: str = "inline", quiet: bool = False, **options) -> dict:
     """Train (through ``backend``, with its ``options``: ``max_parallel``, ``slurm``, ``pack``),
     evaluate the finished runs and report into ``out``. Returns the results.json content."""
     out = Path(out)
     runner = get_backend(backend, quiet=quiet, **options)
+    backend = RENAMED.get(backend, backend)
     jobs = plan(study, out)
     pending = {j.name for j in runner.run(study, out, jobs)}
     done = [job for job in jobs if job.name not in pending]
@@ -50,6 +52,7 @@ def run_study(study: Study, out: "str | Path", backend: str = "local", quiet: bo
     rows = [row for job in done for row in evaluate_job(job, study)]
     results = {"study": {**asdict(study), "pes": pes, "backend": backend, "meta": environment()},
                "pending": sorted(pending), **extra, "rows": rows}
+    results[KEY] = provenance(COMMAND_LINE, results["study"], python_call(run_study, (study, out, backend), options))
     write_report(out, results)
     return results
 

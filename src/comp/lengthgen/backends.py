@@ -4,11 +4,14 @@ A backend gets the study, its report directory and every :class:`~comp.lengthgen
 brings the unfinished runs towards finished, and returns those still unfinished when it
 returns (the study reports on the finished ones and lists the rest as pending).
 
-- ``local``: train them one after another in this process.
+- ``inline``: train them one after another in this process.
 - ``slurm``: submit them as one Slurm array through :mod:`comp.grid` (the study's
   directory is the grid: ``OUT/_grid/``, runs in ``OUT/runs/``, wandb group and job name
   after the study) and return at once; rerun the study once the jobs are done.
-- ``grid-local``: the same grid, run by local worker processes (``--max-parallel``), waited for.
+- ``local``: the same grid, run by local worker processes (``--max-parallel``), waited for:
+  ``local`` means what it means in ``comp grid --backend local``.
+
+``grid-local``, the old name of ``local``, is accepted with a note (:data:`RENAMED`).
 
 Every backend decides what to do with a run from :func:`comp.runs.files.run_status`.
 """
@@ -44,7 +47,7 @@ def say(msg: str) -> None:
     print(msg, file=sys.stderr)
 
 
-class LocalBackend:
+class InlineBackend:
     """Train unfinished runs here, one after another: resume interrupted ones, start new ones."""
 
     def __init__(self, quiet: bool = False):
@@ -80,6 +83,7 @@ def study_grid(study: Study, out: Path, jobs: list[RunJob], pack: bool = False) 
     out = Path(os.path.abspath(out))
     command = ["train", study.task, "--train-lengths", study.train_lengths,
                *(["--steps", str(study.steps)] if study.steps is not None else []),
+               *(["--device", study.device] if study.device != "auto" else []),
                *(arg for s in study.sets for arg in ("--set", s))]
     return Grid(name=out.name, command=command, axes={"pe": list(dict.fromkeys(j.pe for j in jobs)),
                                                       "seed": list(study.seeds)},
@@ -128,18 +132,21 @@ def slurm_backend(quiet: bool = False, max_parallel: "int | None" = None, slurm:
     return GridBackend("slurm", quiet, max_parallel, slurm, pack)
 
 
-def grid_local_backend(quiet: bool = False, max_parallel: "int | None" = None, pack: bool = False) -> GridBackend:
+def local_backend(quiet: bool = False, max_parallel: "int | None" = None, pack: bool = False) -> GridBackend:
     return GridBackend("local", quiet, max_parallel, None, pack)
 
 
-BACKENDS: dict[str, Callable[..., Backend]] = {"local": LocalBackend, "slurm": slurm_backend,
-                                               "grid-local": grid_local_backend}
+BACKENDS: dict[str, Callable[..., Backend]] = {"inline": InlineBackend, "local": local_backend, "slurm": slurm_backend}
+RENAMED = {"grid-local": "local"}  # old name -> its name now (lengthgen's old "local" is "inline")
 OPTION_NAMES = {"max_parallel": "--max-parallel", "slurm": "Slurm options (--partition, --time, --sbatch ...)",
                 "pack": "--pack-seeds"}
 
 
 def get_backend(name: str, **options) -> Backend:
     """The backend ``name`` with ``options``; an option it does not take (given, not empty) is an error."""
+    if name in RENAMED:
+        say(f"note: --backend {name} is now called --backend {RENAMED[name]}; the old name still works")
+        name = RENAMED[name]
     if name not in BACKENDS:
         raise CompError(f"unknown backend {name!r}; choose one of: {', '.join(BACKENDS)}")
     given = {k: v for k, v in options.items() if v not in (None, False, {}, [])}

@@ -20,8 +20,16 @@ from comp.tasks import LengthRange, parse_lengths
 from comp.views.plots import write_html, write_png
 
 MULTIPLES = (1, 2, 4, 8)
-LABELS = {"acc_generate": "free generation, whole CoT", "acc_cot": "teacher-forced, whole CoT",
+LABELS = {"acc_generate": "acc_generate, whole CoT", "acc_cot": "teacher-forced, whole CoT",
           "acc_answer": "teacher-forced final answer"}
+
+
+def label(metric: str, study: dict) -> str:
+    """What ``metric`` measured in this study: acc_generate is greedy decoding only with ``decode``."""
+    if metric != "acc_generate":
+        return LABELS[metric]
+    how = "greedy decoding" if study.get("decode") else "teacher-forced identity, equal to greedy decoding in exact arithmetic"
+    return f"acc_generate ({how}), whole CoT"
 
 
 def summarize(rows: list[dict], metric: str) -> dict[tuple[str, int], dict]:
@@ -75,6 +83,8 @@ def command(study: dict) -> str:
     parts += [f"--set {s}" for s in study["sets"]] + (["--decode"] if study["decode"] else [])
     if study.get("val_lengths"):
         parts += [f"--val-lengths {study['val_lengths']}", f"--select {study['select']}"]
+    if study.get("device", "auto") != "auto":
+        parts.append(f"--device {study['device']}")
     return " ".join(parts)
 
 
@@ -106,12 +116,12 @@ def markdown(results: dict) -> str:
         out += selection_markdown(results["selection"])
     if rows:
         for metric in ("acc_generate", "acc_answer"):
-            out += [f"## At 1x, 2x, 4x, 8x the training length: {LABELS[metric]}", "",
+            out += [f"## At 1x, 2x, 4x, 8x the training length: {label(metric, study)}", "",
                     _md_table(multiples_rows(results, metric)), ""]
         stats = summarize(rows, "acc_generate")
         every = [{"length": n, **{pe: cell(stats.get((pe, n)), with_min=False) for pe in study["pes"]}}
                  for n in parse_lengths(study["test_lengths"])]
-        out += [f"## Every length: {LABELS['acc_generate']}", "", _md_table(every), ""]
+        out += [f"## Every length: {label('acc_generate', study)}", "", _md_table(every), ""]
     return "\n".join(out)
 
 
@@ -143,7 +153,7 @@ def figure(results: dict, metric: str = "acc_generate") -> go.Figure:
     fig.add_vrect(x0=train.lo - 0.5, x1=train.hi + 0.5, fillcolor="gray", opacity=0.15, line_width=0,
                   annotation_text="training lengths", annotation_position="top")
     fig.update_layout(
-        title=f"{study['task']}: {LABELS[metric]}, trained on {study['train_lengths']} "
+        title=f"{study['task']}: {label(metric, study)}, trained on {study['train_lengths']} "
               f"(line: mean, band: min-max over {len(study['seeds'])} seed{'s' * (len(study['seeds']) > 1)})",
         xaxis_title="input length L", yaxis_title="accuracy", yaxis_range=[-0.02, 1.02], template="plotly_white",
     )

@@ -18,12 +18,13 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from comp.catalog import N_SEQUENCES
 from comp.config import EVAL_SEED, RunConfig, build_config
 from comp.errors import CompError
 from comp.evaluation import evaluate_run
 from comp.io import read_json, write_json
 from comp.lengthgen.select import check_rule
-from comp.model import max_length
+from comp.model import max_length, resolve_device
 from comp.model.encodings import COMPARED, canonical_encoding
 from comp.runs.files import RunStatus, read_eval, run_status
 from comp.runs.load import load_run_config
@@ -47,11 +48,12 @@ class Study:
     test_lengths: str = "1-128"  # evaluation lengths
     steps: int | None = None  # training steps (None: comp train's default)
     sets: list[str] = field(default_factory=list)  # --set overrides applied to every run
-    n: int = 256  # evaluation sequences per length
+    n: int = N_SEQUENCES  # evaluation sequences per length
     eval_seed: int = EVAL_SEED  # seed of the evaluation sets
     decode: bool = False  # greedy-decode for acc_generate instead of the teacher-forced identity
     val_lengths: str = ""  # validation lengths: choose one encoding on them first, test only it ("": test all)
     select: str = "max-min-acc"  # the rule that chooses on val_lengths (comp.lengthgen.select.RULES)
+    device: str = "auto"  # where runs train and are evaluated: auto (cuda when present) | cpu | cuda | cuda:N
 
 
 @dataclass
@@ -106,6 +108,7 @@ def plan(study: Study, out: Path) -> list[RunJob]:
         raise CompError("a length study compares one task; run one study per task (--task parity, --task copy, ...)")
     if study.n < 1:
         raise CompError(f"--n must be at least 1, got {study.n}")
+    resolve_device(study.device)  # a device that is not there fails before anything is written
     check_rule(study.select)
     if study.val_lengths and set(parse_lengths(study.val_lengths)) & set(parse_lengths(study.test_lengths)):
         raise CompError(f"--val-lengths {study.val_lengths} and --test-lengths {study.test_lengths} overlap; "
@@ -116,7 +119,8 @@ def plan(study: Study, out: Path) -> list[RunJob]:
     for pe in pes:
         for seed in study.seeds:
             cfg = build_config(study.task, None, study.sets, encoding=pe, seed=seed, steps=study.steps,
-                               train_lengths=study.train_lengths, wandb_group=group)
+                               train_lengths=study.train_lengths, wandb_group=group,
+                               device=None if study.device == "auto" else study.device)
             task = cfg.validate()
             seq = max(m.seq_len(longest) for m in task.components())
             try:
@@ -146,7 +150,7 @@ def evaluate_job(job: RunJob, study: Study, lengths: "str | None" = None) -> lis
     missing = [n for n in lengths if str(n) not in rows]
     if missing:
         result = evaluate_run(str(job.run_dir), ",".join(map(str, missing)), n=study.n, seed=study.eval_seed,
-                              generate=study.decode)
+                              generate=study.decode, device=study.device)
         for r in result["rows"]:
             rows[str(r["length"])] = {m: r["acc_cot"] if (m == "acc_generate" and not study.decode) else r[m]
                                       for m in METRICS}

@@ -64,12 +64,13 @@ def _fusable(attn: AbstractAttention, past_kv_cache_entry, additive_attention_ma
     )
 
 
-def temperature(attn: AbstractAttention, n_query: int, batch: int, device) -> "torch.Tensor | None":
+def temperature(attn: AbstractAttention, n_query: int, batch: int, device, offset: int = 0) -> "torch.Tensor | None":
     """``[batch or 1, head, query]`` factor on each query's logits: ``s_h * log(n)`` (logn)
-    times the sequence's jitter factor (training); ``None`` when neither is on."""
+    times the sequence's jitter factor (training); ``None`` when neither is on. The queries
+    are the positions ``offset..offset + n_query``."""
     c = None
     if hasattr(attn, "ssmax_scale"):
-        seen = torch.arange(1, n_query + 1, device=device, dtype=attn.ssmax_scale.dtype)
+        seen = torch.arange(offset + 1, offset + n_query + 1, device=device, dtype=attn.ssmax_scale.dtype)
         c = attn.ssmax_scale[None, :, None] * torch.log(seen)[None, None, :]  # [1, head, query]
     factor = attn.comp_jitter.factor if hasattr(attn, "comp_jitter") else None
     if factor is not None:
@@ -91,16 +92,16 @@ def fused_attention(attn: AbstractAttention, q, k, v) -> torch.Tensor:
         if attn.alibi is None or nk > attn.alibi.size(-1):
             attn.alibi = AbstractAttention.create_alibi_bias(attn.cfg.n_heads, nk, q.device)
         bias = attn.alibi[None, :, -nq:, :nk]  # [1, head, query_pos, key_pos]
-    c = temperature(attn, nq, b, q.device)
+    c = temperature(attn, nq, b, q.device, nk - nq)  # queries: the last nq positions
     if c is not None:
         q_ = q_ * c[..., None].to(q_.dtype)
         bias = None if bias is None else bias * c[..., None].to(bias.dtype)
     scale = 1.0 / float(attn.attn_scale)
-    if bias is None:
+    if bias is None and nq == nk:
         z = F.scaled_dot_product_attention(q_, k_, v_, is_causal=True, scale=scale)
-    else:
+    else:  # is_causal aligns the queries with the first keys: an explicit mask for the last ones
         causal = torch.ones(nq, nk, dtype=torch.bool, device=q.device).tril(nk - nq)  # [query_pos, key_pos]
-        mask = bias.to(q_.dtype).masked_fill(~causal, float("-inf"))
+        mask = causal if bias is None else bias.to(q_.dtype).masked_fill(~causal, float("-inf"))
         z = F.scaled_dot_product_attention(q_, k_, v_, attn_mask=mask, scale=scale)
     return z.transpose(1, 2)  # [batch, query_pos, head, d_head]
 
@@ -121,11 +122,20 @@ def attention_forward(
                                   additive_attention_mask, attention_mask, position_bias)
     q, k, v = self.calculate_qkv_matrices(query_input, key_input, value_input)  # [batch, pos, head, d_head]
     if self.cfg.positional_embedding_type == "rotary":
-        q = self.hook_rot_q(self.apply_rotary(q, 0, None))
+        q = self.hook_rot_q(self.apply_rotary(q, k.shape[1] - q.shape[1], None))  # queries: the last positions
         k = self.hook_rot_k(self.apply_rotary(k, 0, None))
     z = self.hook_z(fused_attention(self, q, k, v))  # [batch, pos, head, d_head]
     w = einops.rearrange(self.W_O, "head_index d_head d_model -> d_model (head_index d_head)")
     return F.linear(z.reshape(z.shape[0], z.shape[1], -1).to(w.dtype), w, self.b_O)  # [batch, pos, d_model]
+
+
+def rotate_every_two(self: AbstractAttention, x: torch.Tensor) -> torch.Tensor:
+    """TransformerLens's ``rotate_every_two`` ([x0, x1] -> [-x1, x0] by pairs) as one ``cat`` or ``stack``
+    instead of a clone and two slice assignments (the same values, exactly; fewer copies in the backward)."""
+    if self.cfg.rotary_adjacent_pairs:
+        return torch.stack([-x[..., 1::2], x[..., ::2]], dim=-1).flatten(-2)  # [..., rotary_dim]
+    n = x.size(-1) // 2
+    return torch.cat([-x[..., n:], x[..., :n]], dim=-1)  # [..., rotary_dim]
 
 
 def layer_norm_forward(self: LayerNorm, x: torch.Tensor) -> torch.Tensor:
@@ -145,6 +155,7 @@ def fused_training(model: nn.Module, enabled: bool = True) -> Iterator[None]:
     for module in model.modules():
         if isinstance(module, AbstractAttention) and type(module).forward is AbstractAttention.forward:
             module.forward = types.MethodType(attention_forward, module)
+            module.rotate_every_two = types.MethodType(rotate_every_two, module)
         elif type(module) is LayerNorm:
             module.forward = types.MethodType(layer_norm_forward, module)
         else:
@@ -155,3 +166,4 @@ def fused_training(model: nn.Module, enabled: bool = True) -> Iterator[None]:
     finally:
         for module in patched:
             del module.forward
+            vars(module).pop("rotate_every_two", None)

@@ -18,9 +18,11 @@ from __future__ import annotations
 import torch
 from transformer_lens.utilities import get_act_name
 
+from comp.catalog import EVAL_SEED, N_SEQUENCES
 from comp.errors import CompError
 from comp.probes.linear import control_labels, probe_score
 from comp.probes.sites import CONDITIONS, POSITION_CLASSES, TARGETS, UNDEFINED, find_sites
+from comp.provenance import recorded
 from comp.resources import check_fits, chunk_size
 from comp.runs.load import load_run_config, load_run_for_lengths
 from comp.runs.names import resolve_run
@@ -73,9 +75,9 @@ def probe_model(
     task: Task,
     target: str,
     lengths: "str | LengthRange",
-    n_train: int = 512,
-    n_test: int = 512,
-    seed: int = 0,
+    n_train: int = N_SEQUENCES,
+    n_test: int = N_SEQUENCES,
+    seed: int = EVAL_SEED,
     steps: int = 200,
     weight_decay: float = 1e-3,
 ) -> dict:
@@ -138,6 +140,7 @@ def probe_model(
     }
 
 
+@recorded
 def probe_run(ckpt: str, target: str, lengths: str = "", device: str = "cpu", **settings) -> dict:
     """:func:`probe_model` on a trained run; ``lengths`` defaults to its training lengths."""
     spec = LengthRange.parse(lengths) if lengths else load_run_config(resolve_run(ckpt)).train.lengths

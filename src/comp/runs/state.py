@@ -75,7 +75,8 @@ def save_state(
             tensors[f"optim/{idx}/{key}"] = value if torch.is_tensor(value) else torch.tensor(value)
     tensors["rng/data"] = gen.get_state()
     tensors["rng/torch"] = torch.get_rng_state()
-    meta = {"state": json.dumps(asdict(state)), "param_groups": json.dumps(sd["param_groups"]), "format": "comp-state/1"}
+    groups = json.dumps(sd["param_groups"], default=float)  # default: a tensor lr (compile_step) as a number
+    meta = {"state": json.dumps(asdict(state)), "param_groups": groups, "format": "comp-state/1"}
     save_tensors(run_dir / STATE_FILE, tensors, meta)
 
 

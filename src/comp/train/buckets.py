@@ -4,10 +4,12 @@ A training batch mixes lengths and is right-padded to its longest row: with pari
 a batch is 34 tokens wide while the mean row has 19 real tokens, so ~44% of a padded
 forward is spent on PAD. :func:`forward_backward` computes the same step as a few
 narrower batches: rows sorted by their real width, cut into ``n`` groups of equal size,
-each group trimmed to its own widest row. Under the causal mask a token never sees the
-pads after it, so every real token's logits are the padded batch's (to float rounding),
-and the loss is the same per-token mean over all answer tokens of the batch (each group's
-sum over its answer tokens, divided by the batch's count). Nothing is drawn here: the
+each group trimmed to its own widest row (inside the fused path, its last block computed
+only from the group's first scored position on: :mod:`comp.model.scored`). Under the
+causal mask a token never sees the pads after it, so every real token's logits are the
+padded batch's (to float rounding), and the loss is the same per-token mean over all
+answer tokens of the batch (each group's sum over its answer tokens, divided by the
+batch's count). Nothing is drawn here: the
 batch, its position ids and jitter factors come from the data stream exactly as in a
 padded step (:meth:`~comp.model.CompTransformer.sampled_positions` draws them for the
 whole batch; each group reads its rows), so runs, resume and seeds are unchanged.
@@ -26,6 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from comp.evaluation import autocast, masked_loss
+from comp.model.scored import scored_logits
 from comp.tasks import Batch
 from comp.tasks.vocab import PAD
 
@@ -47,6 +50,12 @@ def groups(tokens: torch.Tensor, n: int) -> list[tuple[torch.Tensor, int]]:
     widths = real[order].tolist()  # the one host sync
     size = -(-len(widths) // n)
     return [(order[lo : lo + size], max(widths[lo : lo + size])) for lo in range(0, len(widths), size)]
+
+
+def scored_starts(loss_mask: torch.Tensor, parts: list[tuple[torch.Tensor, int]]) -> list[int]:
+    """Per group, the first position whose prediction is scored in any of its rows (0 if none is)."""
+    first = loss_mask[:, 1:].int().argmax(1)  # [batch]: position i predicts token i+1
+    return torch.stack([first[rows].min() for rows, _ in parts]).tolist()  # one host sync
 
 
 def answer_loss_sum(logits: torch.Tensor, tokens: torch.Tensor, loss_mask: torch.Tensor) -> torch.Tensor:
@@ -75,11 +84,13 @@ def forward_backward(
         return loss.detach()
     count = batch.loss_mask[:, 1:].sum().clamp_min(1)  # answer tokens of the whole batch
     total = torch.zeros((), device=device)
-    for rows, width in groups(batch.tokens, n):
+    parts = groups(batch.tokens, n)
+    starts = scored_starts(batch.loss_mask, parts) if forward is model else [0] * len(parts)
+    for (rows, width), start in zip(parts, starts):
         tokens, mask = batch.tokens[rows, :width], batch.loss_mask[rows, :width]  # [rows, width]
         with autocast(device, amp), model.rows(rows, width):
-            logits = forward(tokens)  # [rows, width, d_vocab]
-        part = answer_loss_sum(logits, tokens, mask) / count
+            logits = scored_logits(model, tokens, start)  # [rows, width - start, d_vocab]
+        part = answer_loss_sum(logits, tokens[:, start:], mask[:, start:]) / count
         part.backward()
         total += part.detach()
     return total

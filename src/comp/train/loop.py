@@ -47,6 +47,8 @@ from comp.runs.transfer import freeze, load_parent, parent_record, trainable
 from comp.tasks import LengthRange, Task
 from comp.tasks.base import check_sample_size
 from comp.train.buckets import forward_backward, n_buckets
+from comp.train.graphed import CompiledStep
+from comp.train.graphed import applies as graph_step_applies
 from comp.train.reporting import MetricsLog, ProgressBar, WandbLogger, Window
 from comp.train.schedule import lr_at
 
@@ -243,7 +245,8 @@ def _train(cfg: RunConfig, run_dir: Path, task: Task, device: torch.device, resu
     # ---- model, optimizer, data stream ---------------------------------------------
     run = open_run(cfg, run_dir, device, resume=resume, model_hook=model_hook)
     model, opt, gen, state = run.model, run.opt, run.gen, run.state
-    forward = maybe_compile(model, device, t.compile)
+    whole = t.compile_step and graph_step_applies(device)  # the whole step compiled (CUDA graphs), else the model
+    forward = maybe_compile(model, device, t.compile and not whole)
     bar = ProgressBar(t.steps, state.step, run_dir.name, quiet)
 
     model.train()
@@ -253,23 +256,28 @@ def _train(cfg: RunConfig, run_dir: Path, task: Task, device: torch.device, resu
     fused = fused_training(model) if t.fast_kernels else contextlib.nullcontext()
     fused.__enter__()
     window = Window(device)  # loss and tokens summed on the device: no host sync per step
+    graphed = CompiledStep(model, opt, t.grad_clip, t.amp, device) if whole else None  # steps 3-7 as one (GPU)
     interrupted = False
     try:
         while state.step < t.steps and not state.done:
             # 1. learning rate for this step
-            for group in opt.param_groups:
+            for group in opt.param_groups if graphed is None else ():
                 group["lr"] = lr_at(state.step, t)
             # 2. a fresh batch, lengths uniform in lo..hi (hi grows with the curriculum)
             batch = task.sample(gen, train_range(state, t), t.batch_size)
+            if graphed is not None:  # compile_step: 3-7 below as one compiled step (comp.train.graphed)
+                with model.sampled_positions(batch.tokens, gen):
+                    loss = graphed(batch, lr_at(state.step, t))
             # 3. forward (random position ids, if the encoding has them, come from the data stream too),
             # 4. loss on the answer region only, 5. backward: in length buckets on a CPU (no compute on padding)
-            opt.zero_grad(set_to_none=True)
-            with model.sampled_positions(batch.tokens, gen):
-                loss = forward_backward(model, forward, batch, buckets, t.amp)
-            # 6. clip, 7. update
-            if t.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip)
-            opt.step()
+            else:
+                opt.zero_grad(set_to_none=True)
+                with model.sampled_positions(batch.tokens, gen):
+                    loss = forward_backward(model, forward, batch, buckets, t.amp)
+                # 6. clip, 7. update
+                if t.grad_clip > 0:
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip)
+                opt.step()
             state.step += 1
             window.add(loss, batch.tokens)
             run.snapshot()  # --save-every: the weights of this step, if the schedule keeps it

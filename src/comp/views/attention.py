@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 from transformer_lens.utilities import get_act_name
 
+from comp.catalog import EVAL_SEED
 from comp.errors import CompError
 from comp.resources import check_fits, row_bytes
 from comp.runs.load import load_run_config, load_run_for_lengths
@@ -126,7 +127,7 @@ def attention_view(model, task: Task, batch: Batch, layer: "int | None" = None, 
 
 
 def attention_html(
-    ckpt: str, input_spec: str = "", length: int = 0, seed: int = 0, layer: "int | None" = None, task: str = "",
+    ckpt: str, input_spec: str = "", length: int = 0, seed: int = EVAL_SEED, layer: "int | None" = None, task: str = "",
     device: str = "cpu",
 ) -> str:
     """The attention page of a run on a given input, or on a random one of ``length`` (default:

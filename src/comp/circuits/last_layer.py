@@ -1,0 +1,222 @@
+"""Patches that reach the metric through the last layer only: exact, without running earlier layers again.
+
+The metric (:class:`comp.circuits.patching.LogitDiff`) reads one position per row, its
+*query* ``q``. Two kinds of patch change the residual stream at a single position up to
+the last layer ``L``, and their effect on the logits at ``q`` has a cheap exact form:
+
+- **after the last attention** (``hook_z`` or ``hook_mlp_out`` of layer ``L`` at ``q``): the
+  last attention's output at ``q`` moves by ``(z_clean - z) @ W_O[h]`` (or the MLP output is
+  swapped); the rest of the block at ``q`` (``ln2``, the MLP) and the unembedding run on
+  that one position, row by row;
+- **before the last attention** (``hook_resid_pre`` of layer ``L``; ``hook_z`` or
+  ``hook_mlp_out`` of layer ``L - 1``) at a position ``p <= q``: only ``resid_pre`` of layer
+  ``L`` at ``p`` differs from the corrupted run (heads and MLPs write to their own
+  position). The new ``resid_pre`` at ``p`` is computed in closed form (the MLP of layer
+  ``L - 1`` rerun at ``p`` alone), its key and value at layer ``L`` replace the corrupted
+  ones at ``p`` (keys before rotation: TransformerLens rotates cached keys itself), and
+  layer ``L`` runs for the query position only, on that key-value cache
+  (``start_at_layer=L``). Every variant of every position is one row of one pass.
+
+Nothing before layer ``L - 1`` is recomputed, and no position but ``p`` and ``q`` is; the
+results equal TransformerLens's one-forward-per-patch loop (tests: every encoding).
+"""
+
+from __future__ import annotations
+
+import torch
+from transformer_lens import utils
+from transformer_lens.cache.key_value_cache import TransformerLensKeyValueCache
+from transformer_lens.cache.key_value_cache_entry import TransformerLensKeyValueCacheEntry
+
+from comp.model import pinned_positions
+
+KINDS = ("z", "mlp_out", "resid_pre")  # activations this module patches
+
+
+def supported(model, activation_name: str, layer: int) -> bool:
+    """Whether a patch of ``activation_name`` at ``layer`` has the exact form above
+    (a pre-LayerNorm block of attention then MLP, as comp builds them)."""
+    cfg, last = model.cfg, model.cfg.n_layers - 1
+    plain = not (cfg.parallel_attn_mlp or cfg.use_split_qkv_input or cfg.use_attn_in or cfg.use_hook_mlp_in
+                 or cfg.use_normalization_before_and_after or cfg.output_logits_soft_cap > 0
+                 or cfg.attn_scores_soft_cap > 0 or cfg.use_logn_attn or cfg.use_attention_sinks
+                 or cfg.attention_dir != "causal" or model.training)
+    if not plain or activation_name not in KINDS or (activation_name == "mlp_out" and cfg.attn_only):
+        return False
+    return layer == last or (layer == last - 1 and activation_name != "resid_pre")
+
+
+def cache_hooks(n_layers: int) -> set[str]:
+    """The corrupted run's activations this module reads."""
+    last = n_layers - 1
+    names = {utils.get_act_name(k, last) for k in ("resid_pre", "resid_mid", "resid_post", "k", "v", "q", "rot_q",
+                                                   "attn_scores", "z")}
+    if last:
+        names |= {utils.get_act_name("resid_mid", last - 1), utils.get_act_name("resid_post", last - 1)}
+    return names | {"hook_pos_embed"}
+
+
+def _resid_mid(model, cache, layer: int) -> torch.Tensor:
+    """``[B, pos, d_model]``: the residual stream after the attention of ``layer`` (attention-only
+    models have no ``hook_resid_mid``: there it is ``resid_post``)."""
+    return cache[utils.get_act_name("resid_post" if model.cfg.attn_only else "resid_mid", layer)]
+
+
+def _mlp(block, resid_mid: torch.Tensor) -> torch.Tensor:
+    """``resid_post`` of a block from its ``resid_mid`` [..., d_model] (position-wise)."""
+    if block.cfg.attn_only:
+        return resid_mid
+    resid_mid = resid_mid.contiguous()
+    return resid_mid + block.apply_mlp(block.ln2(resid_mid))
+
+
+def _head_delta(model, layer: int, dz: torch.Tensor, heads: torch.Tensor) -> torch.Tensor:
+    """``[K, B, d_model]``: what changing head ``heads[k]``'s ``z`` by ``dz[k]`` [K, B, d_head] adds."""
+    w_o = model.blocks[layer].attn.W_O[heads]  # [K, d_head, d_model]
+    return torch.einsum("kbd,kdm->kbm", dz, w_o)
+
+
+def after_attention(model, cache, clean_cache, activation_name: str, sites: torch.Tensor,
+                    query: torch.Tensor) -> torch.Tensor:
+    """``[K, B, d_vocab]``: logits at each row's query after patching ``sites`` [K, 1 or 2]
+    (``(pos,)`` or ``(pos, head)``) of the last layer's ``hook_z`` / ``hook_mlp_out``; rows
+    whose query is not the site's position are the corrupted run's."""
+    last = model.cfg.n_layers - 1
+    rows = torch.arange(len(query), device=query.device)
+    name = utils.get_act_name(activation_name, last)
+    resid_mid = _resid_mid(model, cache, last)[rows, query]  # [B, d_model]
+    resid_mid = resid_mid.expand(len(sites), *resid_mid.shape).clone()  # [K, B, d_model]
+    hit = sites[:, 0, None].to(query.device) == query[None]  # [K, B]: the site is this row's query
+    clean = clean_cache[name][rows, query].to(resid_mid.device)  # [B, (head, d_head | d_model)]
+    if activation_name == "z":
+        heads = sites[:, 1].to(query.device)
+        dz = clean[:, heads].transpose(0, 1) - cache[name][rows, query][:, heads].transpose(0, 1)  # [K, B, d_head]
+        resid_mid = resid_mid + _head_delta(model, last, dz, heads) * hit[..., None]
+        resid_post = _mlp(model.blocks[last], resid_mid)
+    else:  # the MLP's output swapped for the clean one
+        post = resid_mid + clean[None]
+        resid_post = torch.where(hit[..., None], post, _mlp(model.blocks[last], resid_mid))
+    return _unembed(model, resid_post)
+
+
+def new_resid(model, cache, clean_cache, activation_name: str, layer: int, sites: torch.Tensor) -> torch.Tensor:
+    """``[K, B, d_model]``: ``resid_pre`` of the last layer at each site's position after
+    patching the site (``hook_resid_pre`` of the last layer, or ``hook_z`` / ``hook_mlp_out``
+    of the layer before it)."""
+    pos = sites[:, 0]
+    name = utils.get_act_name(activation_name, layer)
+    clean = clean_cache[name][:, pos].transpose(0, 1)  # [K, B, ...]
+    if activation_name == "resid_pre":
+        return clean.to(cache[name].device)
+    resid_mid = _resid_mid(model, cache, layer)[:, pos].transpose(0, 1)  # [K, B, d_model]
+    if activation_name == "mlp_out":
+        return resid_mid + clean.to(resid_mid.device)
+    heads = sites[:, 1]
+    k = torch.arange(len(sites))
+    dz = clean.to(resid_mid.device)[k, :, heads] - cache[name][:, pos].transpose(0, 1)[k, :, heads]  # [K, B, d_head]
+    return _mlp(model.blocks[layer], resid_mid + _head_delta(model, layer, dz, heads))
+
+
+def before_attention(model, cache, resid: torch.Tensor, pos: torch.Tensor, query: torch.Tensor,
+                     corrupted: torch.Tensor, ids: "torch.Tensor | None", max_rows: int) -> torch.Tensor:
+    """``[K, B, d_vocab]``: logits at each row's query when the last layer's ``resid_pre`` at
+    ``pos[k]`` is ``resid[k]`` [K, B, d_model] (the corrupted run's elsewhere). Rows whose
+    query is before ``pos[k]`` keep ``corrupted`` [B, d_vocab], the corrupted run's logits
+    at the queries. Per query position, variants before it change one key and value
+    (:func:`_one_key`); variants at it run the last layer there (:func:`_last_layer`)."""
+    last = model.cfg.n_layers - 1
+    keys, values = cache[utils.get_act_name("k", last)], cache[utils.get_act_name("v", last)]  # [B, pos, head, d_head]
+    out = corrupted.expand(len(pos), *corrupted.shape).clone()  # [K, B, d_vocab]
+    pos = pos.to(query.device)
+    for q in query.unique().tolist():
+        rows = (query == q).nonzero()[:, 0]  # [b]
+        per = max(1, max_rows // len(rows))
+        at = (pos == q).nonzero()[:, 0]
+        for lo in range(0, len(at), per):
+            ks = at[lo : lo + per]
+            past = [t[rows, :q][None].expand(len(ks), *t[rows, :q].shape) for t in (keys, values)]
+            out[ks[:, None], rows[None]] = _last_layer(model, resid[ks][:, rows], *past, _ids(ids, rows, q),
+                                                      _pos_embed(model, cache, rows, q))
+        before = (pos < q).nonzero()[:, 0]  # variants after q leave these rows as they are
+        for lo in range(0, len(before), per):
+            ks = before[lo : lo + per]
+            out[ks[:, None], rows[None]] = _one_key(model, cache, resid[ks][:, rows], pos[ks], rows, q, ids)
+    return out
+
+
+def _one_key(model, cache, new: torch.Tensor, pos: torch.Tensor, rows: torch.Tensor, q: int,
+             ids: "torch.Tensor | None") -> torch.Tensor:
+    """``[k, b, d_vocab]``: logits at query ``q`` of ``rows`` when the last layer's
+    ``resid_pre`` at ``pos[k] < q`` is ``new[k]`` [k, b, d_model]: one key and one value
+    change, so one attention logit per head moves by ``q . R_p dk / attn_scale`` (times
+    the log-n scale, if any), the softmax is taken again and ``z`` is recomputed from it."""
+    last = model.cfg.n_layers - 1
+    block, attn = model.blocks[last], model.blocks[last].attn
+    act = lambda kind: cache[utils.get_act_name(kind, last)]  # noqa: E731
+    k = torch.arange(len(pos), device=new.device)
+    old = act("resid_pre")[rows][:, pos].transpose(0, 1)  # [k, b, d_model]
+    d_ln = block.ln1(new.contiguous()) - block.ln1(old.contiguous())  # [k, b, d_model]
+    dk = torch.einsum("kbm,hmd->kbhd", d_ln, attn.W_K)  # [k, b, head, d_head]
+    dv = torch.einsum("kbm,hmd->kbhd", d_ln, attn.W_V)
+    rotary = model.cfg.positional_embedding_type == "rotary"
+    if rotary:
+        dk = _rotate(model, attn, dk, pos, None if ids is None else ids[rows])
+    query = act("rot_q" if rotary else "q")[rows, q]  # [b, head, d_head]
+    ds = torch.einsum("kbhd,bhd->kbh", dk, query) / attn.attn_scale  # [k, b, head]
+    if hasattr(attn, "ssmax_scale"):  # comp.model.attention_scale: logits times s_h * log(keys seen)
+        ds = ds * attn.ssmax_scale * torch.log(torch.tensor(q + 1.0, dtype=ds.dtype))
+    scores = act("attn_scores")[rows, :, q, : q + 1]  # [b, head, q + 1]
+    scores = scores.expand(len(pos), *scores.shape).clone()  # [k, b, head, q + 1]
+    scores[k, :, :, pos] += ds
+    pattern = torch.softmax(scores, dim=-1)
+    z = torch.einsum("kbhj,bjhd->kbhd", pattern, act("v")[rows, : q + 1]) + pattern[k, :, :, pos][..., None] * dv
+    dz = z - act("z")[rows, q]  # [k, b, head, d_head]
+    resid_mid = _resid_mid(model, cache, last)[rows, q] + torch.einsum("kbhd,hdm->kbm", dz, attn.W_O)  # [k, b, d_model]
+    return _unembed(model, _mlp(block, resid_mid))
+
+
+def _rotate(model, attn, x: torch.Tensor, pos: torch.Tensor, ids: "torch.Tensor | None") -> torch.Tensor:
+    """``x`` [k, b, head, d_head] rotated as keys at positions ``pos`` [k] (ids [b, pos] if the
+    model reads ids) by the attention's own ``apply_rotary``."""
+    out = torch.empty_like(x)
+    state = getattr(model, "positions", None)
+    for p in pos.unique().tolist():
+        sel = (pos == p).nonzero()[:, 0]
+        if state is not None:
+            state.ids = None if ids is None else ids.repeat(len(sel), 1)
+        try:
+            out[sel] = attn.apply_rotary(x[sel].flatten(0, 1)[:, None], p)[:, 0].view(len(sel), *x.shape[1:])
+        finally:
+            if state is not None:
+                state.ids = None
+    return out
+
+
+def _unembed(model, resid_post: torch.Tensor) -> torch.Tensor:
+    """``[k, b, d_vocab]`` logits of the final residual stream [k, b, d_model]."""
+    logits = model(resid_post.flatten(0, 1)[:, None], start_at_layer=model.cfg.n_layers)  # [k * b, 1, d_vocab]
+    return logits.view(*resid_post.shape[:2], -1)
+
+
+def _ids(ids: "torch.Tensor | None", rows: torch.Tensor, q: int) -> "torch.Tensor | None":
+    return None if ids is None else ids[rows, : q + 1]
+
+
+def _pos_embed(model, cache, rows: torch.Tensor, q: int) -> "torch.Tensor | None":
+    if model.cfg.positional_embedding_type != "shortformer":
+        return None
+    return cache["hook_pos_embed"][rows, q : q + 1]  # [b, 1, d_model]
+
+
+def _last_layer(model, x_q: torch.Tensor, k_past: torch.Tensor, v_past: torch.Tensor,
+                ids: "torch.Tensor | None", pos_embed: "torch.Tensor | None") -> torch.Tensor:
+    """``[k, b, d_vocab]``: the last layer at the query position only, from its ``resid_pre``
+    ``x_q`` [k, b, d_model] and the keys and values before it [k, b, q, head, d_head]."""
+    k, b, q = k_past.shape[:3]
+    entry = TransformerLensKeyValueCacheEntry(k_past.flatten(0, 1), v_past.flatten(0, 1), frozen=True)
+    mask = torch.ones(k * b, q + 1, dtype=torch.int, device=x_q.device)
+    kv = TransformerLensKeyValueCache([entry] * model.cfg.n_layers, mask[:, :q], frozen=True)
+    with pinned_positions(model, None if ids is None else ids.repeat(k, 1)):
+        logits = model(x_q.flatten(0, 1)[:, None], start_at_layer=model.cfg.n_layers - 1, past_kv_cache=kv,
+                       attention_mask=mask, shortformer_pos_embed=None if pos_embed is None else pos_embed.repeat(k, 1, 1))
+    return logits.view(k, b, -1)
