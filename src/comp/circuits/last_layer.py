@@ -96,7 +96,7 @@ def after_attention(model, cache, clean_cache, activation_name: str, sites: torc
     else:  # the MLP's output swapped for the clean one
         post = resid_mid + clean[None]
         resid_post = torch.where(hit[..., None], post, _mlp(model.blocks[last], resid_mid))
-    return _unembed(model, resid_post)
+    return unembed(model, resid_post)
 
 
 def new_resid(model, cache, clean_cache, activation_name: str, layer: int, sites: torch.Tensor) -> torch.Tensor:
@@ -172,7 +172,7 @@ def _one_key(model, cache, new: torch.Tensor, pos: torch.Tensor, rows: torch.Ten
     z = torch.einsum("kbhj,bjhd->kbhd", pattern, act("v")[rows, : q + 1]) + pattern[k, :, :, pos][..., None] * dv
     dz = z - act("z")[rows, q]  # [k, b, head, d_head]
     resid_mid = _resid_mid(model, cache, last)[rows, q] + torch.einsum("kbhd,hdm->kbm", dz, attn.W_O)  # [k, b, d_model]
-    return _unembed(model, _mlp(block, resid_mid))
+    return unembed(model, _mlp(block, resid_mid))
 
 
 def _rotate(model, attn, x: torch.Tensor, pos: torch.Tensor, ids: "torch.Tensor | None") -> torch.Tensor:
@@ -192,7 +192,7 @@ def _rotate(model, attn, x: torch.Tensor, pos: torch.Tensor, ids: "torch.Tensor 
     return out
 
 
-def _unembed(model, resid_post: torch.Tensor) -> torch.Tensor:
+def unembed(model, resid_post: torch.Tensor) -> torch.Tensor:
     """``[k, b, d_vocab]`` logits of the final residual stream [k, b, d_model]."""
     logits = model(resid_post.flatten(0, 1)[:, None], start_at_layer=model.cfg.n_layers)  # [k * b, 1, d_vocab]
     return logits.view(*resid_post.shape[:2], -1)
