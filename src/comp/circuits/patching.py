@@ -205,7 +205,8 @@ def generic_activation_patch(
     # positions before the first changed input are the clean run's: the corrupted run starts there
     shared = min(shared_prefix.divergence(model, corrupted_tokens, clean_cache, end, ids, wanted), first_query)
     if shared:
-        logits, corrupted_cache = shared_prefix.corrupted_run(model, tokens, clean_cache, shared, wanted)
+        logits, corrupted_cache = shared_prefix.corrupted_run(model, tokens, clean_cache, shared, wanted,
+                                                                 patching_metric.query)
     else:
         with pinned_positions(model, ids):
             logits, corrupted_cache = model.run_with_cache(tokens, names_filter=lambda n: n in wanted)

@@ -15,7 +15,10 @@ from __future__ import annotations
 
 import torch
 from transformer_lens import utils
+from transformer_lens.cache.key_value_cache import TransformerLensKeyValueCache
+from transformer_lens.cache.key_value_cache_entry import TransformerLensKeyValueCacheEntry
 
+from comp.circuits import last_layer
 from comp.circuits.interventions import Prefix
 
 SCORES = ("attn_scores", "pattern")  # [B, head, query, key]: only later queries are read
@@ -50,16 +53,92 @@ def _merged(clean: "torch.Tensor | None", new: torch.Tensor, start: int, name: s
     return torch.cat([clean[:, :start].to(new.device), new], dim=1)
 
 
+class _Stop(Exception):
+    """Ends a forward once the last layer's keys and values are computed."""
+
+
+def _stop(act: torch.Tensor, hook) -> None:
+    raise _Stop
+
+
 @torch.no_grad()
-def corrupted_run(model, tokens: torch.Tensor, clean_cache, start: int, wanted: set[str]):
+def corrupted_run(model, tokens: torch.Tensor, clean_cache, start: int, wanted: set[str],
+                  query: "torch.Tensor | None" = None):
     """Logits ``[B, pos - start, d_vocab]`` of ``tokens`` [B, pos] from position ``start`` on
     (the clean run's keys and values before it) and the cache of ``wanted`` hooks over all
-    positions, the clean run's before ``start`` (``start`` from :func:`divergence`)."""
+    positions, the clean run's before ``start`` (``start`` from :func:`divergence`).
+
+    With ``query`` [B] (each row's one read position) and a plain block
+    (:func:`comp.circuits.last_layer.supported`), the last layer runs at the queries only:
+    its keys and values at every position, the rest of it (and the logits) at each row's
+    query; its other hooks (and the logits) are NaN elsewhere."""
     n_layers = model.cfg.n_layers
+    last = n_layers - 1
     keys = [clean_cache[utils.get_act_name("k", layer)][:, :start].to(tokens.device) for layer in range(n_layers)]
     values = [clean_cache[utils.get_act_name("v", layer)][:, :start].to(tokens.device) for layer in range(n_layers)]
     rest = tokens[:, start:]
-    logits, cache = model.run_with_cache(rest, past_kv_cache=Prefix(keys, values).kv_cache(1),
-                                         attention_mask=torch.ones_like(rest), names_filter=lambda n: n in wanted)
-    return logits, {name: _merged(clean_cache[name] if name in clean_cache else None, new, start, name)
-                    for name, new in cache.items()}
+    kv, ones = Prefix(keys, values).kv_cache(1), torch.ones_like(rest)
+    if query is None or not last_layer.supported(model, "z", last):
+        logits, cache = model.run_with_cache(rest, past_kv_cache=kv, attention_mask=ones, names_filter=lambda n: n in wanted)
+        return logits, Merged(clean_cache, dict(cache), start)
+    k_name, v_name, pre_name = (utils.get_act_name(kind, last) for kind in ("k", "v", "resid_pre"))
+    cache, hooks, _ = model.get_caching_hooks(lambda n: n in wanted or n in (k_name, v_name, pre_name))
+    with model.hooks(fwd_hooks=[*hooks, (v_name, _stop)]):  # every layer but the last, and its keys and values
+        try:
+            model(rest, past_kv_cache=kv, attention_mask=ones)
+        except _Stop:
+            pass
+    merged = Merged(clean_cache, dict(cache), start)
+    late = {n for n in wanted if n.startswith(f"blocks.{last}.") and n not in cache}
+    logits = _at_queries(model, merged, late, query.to(tokens.device), tokens.shape[1])
+    return logits[:, start:], merged
+
+
+def _at_queries(model, merged: "Merged", late: set[str], query: torch.Tensor, end: int) -> torch.Tensor:
+    """The last layer at each row's query, on the keys and values in ``merged``: its
+    ``late`` hooks go into ``merged`` (NaN at other positions); returns logits ``[B, end, d_vocab]``
+    (NaN but at the queries)."""
+    last, n_layers = model.cfg.n_layers - 1, model.cfg.n_layers
+    keys, values = merged[utils.get_act_name("k", last)], merged[utils.get_act_name("v", last)]  # [B, end, head, d_head]
+    resid = merged[utils.get_act_name("resid_pre", last)]  # [B, end, d_model]
+    shortformer = model.cfg.positional_embedding_type == "shortformer"
+    logits, full = None, {}
+    for q in query.unique().tolist():
+        rows = (query == q).nonzero()[:, 0]
+        entry = TransformerLensKeyValueCacheEntry(keys[rows, :q], values[rows, :q], frozen=True)
+        mask = torch.ones(len(rows), q + 1, dtype=torch.int, device=resid.device)
+        kv = TransformerLensKeyValueCache([entry] * n_layers, mask[:, :q], frozen=True)
+        pos = merged["hook_pos_embed"][rows, q : q + 1] if shortformer else None
+        out, cache = model.run_with_cache(resid[rows, q : q + 1], start_at_layer=last, past_kv_cache=kv,
+                                          attention_mask=mask, shortformer_pos_embed=pos, names_filter=lambda n: n in late)
+        if logits is None:
+            logits = out.new_full((len(query), end, out.shape[-1]), float("nan"))
+        logits[rows, q] = out[:, 0]
+        for name, value in cache.items():  # [b, 1, ...] or scores [b, head, 1, q + 1]
+            if name.endswith(SCORES):
+                full.setdefault(name, value.new_full((len(query), value.shape[1], end, end), float("nan")))
+                full[name][rows, :, q, : q + 1] = value[:, :, 0]
+            else:
+                full.setdefault(name, value.new_full((len(query), end, *value.shape[2:]), float("nan")))
+                full[name][rows, q] = value[:, 0]
+    for name, value in full.items():
+        dict.__setitem__(merged, name, value)
+        merged.joined.add(name)
+    return logits
+
+
+class Merged(dict):
+    """The corrupted run's cache over all positions: each hook's positions ``start..`` after
+    the clean run's before it, joined when first read (most hooks are read in part or not at all)."""
+
+    def __init__(self, clean_cache, new: dict, start: int):
+        super().__init__(new)
+        self.clean_cache, self.start, self.joined = clean_cache, start, set()
+
+    def __getitem__(self, name: str) -> torch.Tensor:
+        value = super().__getitem__(name)
+        if name not in self.joined:
+            value = _merged(self.clean_cache[name] if name in self.clean_cache else None, value, self.start, name)
+            self[name] = value
+            self.joined.add(name)
+        return value
