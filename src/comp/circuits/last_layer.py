@@ -27,6 +27,7 @@ import torch
 from transformer_lens import utils
 from transformer_lens.cache.key_value_cache import TransformerLensKeyValueCache
 from transformer_lens.cache.key_value_cache_entry import TransformerLensKeyValueCacheEntry
+from transformer_lens.components.abstract_attention import AbstractAttention
 
 from comp.model import pinned_positions
 
@@ -178,6 +179,14 @@ def _one_key(model, cache, new: torch.Tensor, pos: torch.Tensor, rows: torch.Ten
 def _rotate(model, attn, x: torch.Tensor, pos: torch.Tensor, ids: "torch.Tensor | None") -> torch.Tensor:
     """``x`` [k, b, head, d_head] rotated as keys at positions ``pos`` [k] (ids [b, pos] if the
     model reads ids) by the attention's own ``apply_rotary``."""
+    if ids is None and type(attn).apply_rotary is AbstractAttention.apply_rotary and not model.cfg.use_dynamic_ntk_rope:
+        # TransformerLens's rotation at each key's own position, every variant at once
+        rd, at = model.cfg.rotary_dim, pos.to(attn.rotary_cos.device)
+        if int(at.max()) >= attn.rotary_cos.shape[0]:
+            attn.apply_rotary(x[:1, :1], int(at.max()))  # the table grows as a forward would grow it
+        cos, sin = attn.rotary_cos[at][:, None, None], attn.rotary_sin[at][:, None, None]  # [k, 1, 1, rotary_dim]
+        x_rot = x[..., :rd]
+        return torch.cat([x_rot * cos + attn.rotate_every_two(x_rot) * sin, x[..., rd:]], dim=-1)
     out = torch.empty_like(x)
     state = getattr(model, "positions", None)
     for p in pos.unique().tolist():
@@ -193,9 +202,11 @@ def _rotate(model, attn, x: torch.Tensor, pos: torch.Tensor, ids: "torch.Tensor 
 
 
 def unembed(model, resid_post: torch.Tensor) -> torch.Tensor:
-    """``[k, b, d_vocab]`` logits of the final residual stream [k, b, d_model]."""
-    logits = model(resid_post.flatten(0, 1)[:, None], start_at_layer=model.cfg.n_layers)  # [k * b, 1, d_vocab]
-    return logits.view(*resid_post.shape[:2], -1)
+    """``[k, b, d_vocab]`` logits of the final residual stream [k, b, d_model]: what the
+    forward ends with (the final norm, the unembedding; :func:`supported` rules out a soft cap)."""
+    if model.cfg.normalization_type is not None:
+        resid_post = model.ln_final(resid_post)
+    return model.unembed(resid_post)
 
 
 def _ids(ids: "torch.Tensor | None", rows: torch.Tensor, q: int) -> "torch.Tensor | None":

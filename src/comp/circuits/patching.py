@@ -282,7 +282,7 @@ def patch_sweep(model, pair: Pair, max_rows: int = DEFAULT_MAX_ROWS) -> PatchSwe
     kinds = [k for k in SWEEPS if not (k == "mlp_out" and model.cfg.attn_only)]
     names = {utils.get_act_name(SWEEPS[k].keywords["activation_name"], layer) for k in kinds for layer in range(model.cfg.n_layers)}
     n_layers = model.cfg.n_layers  # what lets the corrupted runs start at the first changed input
-    names |= shared_prefix.needed(n_layers, prefix_hooks(n_layers) | last_layer.cache_hooks(n_layers))
+    names |= shared_prefix.needed(model, prefix_hooks(n_layers) | last_layer.cache_hooks(n_layers))
     names.add(utils.get_act_name("resid_post", n_layers - 1))
     _, clean = model.run_with_cache(pair.clean.tokens, names_filter=lambda n: n in names)
     out = {k: SWEEPS[k](model, pair.corrupted.tokens, clean, metric, max_rows=max_rows).tolist() for k in kinds}

@@ -24,10 +24,15 @@ from comp.circuits.interventions import Prefix
 SCORES = ("attn_scores", "pattern")  # [B, head, query, key]: only later queries are read
 
 
-def needed(n_layers: int, wanted: "set[str]" = frozenset()) -> set[str]:
-    """The clean cache's hooks a corrupted run that reads ``wanted`` starts from."""
-    kv = {utils.get_act_name(kind, layer) for kind in ("k", "v") for layer in range(n_layers)}
-    return {"hook_embed"} | kv | {n for n in wanted if not n.endswith(SCORES)}
+def needed(model, wanted: "set[str]" = frozenset()) -> set[str]:
+    """The clean cache's hooks a corrupted run that reads ``wanted`` starts from (those the
+    model has: ``hook_pos_embed`` with position embeddings, ``hook_rot_q`` with rotary, ...)."""
+    kv = {utils.get_act_name(kind, layer) for kind in ("k", "v") for layer in range(model.cfg.n_layers)}
+    cfg = model.cfg
+    absent = () if cfg.positional_embedding_type in ("standard", "shortformer") else ("hook_pos_embed",)
+    absent += () if cfg.positional_embedding_type == "rotary" else ("rot_q", "rot_k")
+    absent += ("resid_mid", "mlp_out") if cfg.attn_only else ()
+    return {"hook_embed"} | kv | {n for n in wanted if not n.endswith(SCORES + absent)}
 
 
 def divergence(model, tokens: torch.Tensor, clean_cache, end: int, ids: "torch.Tensor | None",
@@ -35,7 +40,7 @@ def divergence(model, tokens: torch.Tensor, clean_cache, end: int, ids: "torch.T
     """The first position ``< end`` whose token embedding differs from the clean run's in
     any row of ``tokens`` [B, pos] (the corrupted input); 0 when the clean cache lacks a
     hook of :func:`needed` or the model reads position ids."""
-    if ids is not None or not all(name in clean_cache for name in needed(model.cfg.n_layers, wanted)):
+    if ids is not None or not all(name in clean_cache for name in needed(model, wanted)):
         return 0
     clean = clean_cache["hook_embed"]  # [B, pos, d_model]
     if clean.shape[:2] != tokens.shape:
