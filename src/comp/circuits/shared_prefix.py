@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import torch
 from transformer_lens import utils
-from transformer_lens.cache.key_value_cache import TransformerLensKeyValueCache
-from transformer_lens.cache.key_value_cache_entry import TransformerLensKeyValueCacheEntry
 
 from comp.circuits import last_layer
 from comp.circuits.interventions import Prefix
@@ -58,14 +56,6 @@ def _merged(clean: "torch.Tensor | None", new: torch.Tensor, start: int, name: s
     return torch.cat([clean[:, :start].to(new.device), new], dim=1)
 
 
-class _Stop(Exception):
-    """Ends a forward once the last layer's keys and values are computed."""
-
-
-def _stop(act: torch.Tensor, hook) -> None:
-    raise _Stop
-
-
 @torch.no_grad()
 def corrupted_run(model, tokens: torch.Tensor, clean_cache, start: int, wanted: set[str],
                   query: "torch.Tensor | None" = None):
@@ -74,9 +64,10 @@ def corrupted_run(model, tokens: torch.Tensor, clean_cache, start: int, wanted: 
     positions, the clean run's before ``start`` (``start`` from :func:`divergence`).
 
     With ``query`` [B] (each row's one read position) and a plain block
-    (:func:`comp.circuits.last_layer.supported`), the last layer runs at the queries only:
-    its keys and values at every position, the rest of it (and the logits) at each row's
-    query; its other hooks (and the logits) are NaN elsewhere."""
+    (:func:`comp.circuits.last_layer.supported`), the last layer's MLP (and the unembedding)
+    run at each row's query only: its residual stream is cut to that position after the
+    attention (``hook_resid_mid``; ``hook_resid_post`` without MLPs), and the hooks from there
+    on, and the logits, are NaN at the other positions."""
     n_layers = model.cfg.n_layers
     last = n_layers - 1
     keys = [clean_cache[utils.get_act_name("k", layer)][:, :start].to(tokens.device) for layer in range(n_layers)]
@@ -86,50 +77,34 @@ def corrupted_run(model, tokens: torch.Tensor, clean_cache, start: int, wanted: 
     if query is None or not last_layer.supported(model, "z", last):
         logits, cache = model.run_with_cache(rest, past_kv_cache=kv, attention_mask=ones, names_filter=lambda n: n in wanted)
         return logits, Merged(clean_cache, dict(cache), start)
-    k_name, v_name, pre_name = (utils.get_act_name(kind, last) for kind in ("k", "v", "resid_pre"))
-    cache, hooks, _ = model.get_caching_hooks(lambda n: n in wanted or n in (k_name, v_name, pre_name))
-    with model.hooks(fwd_hooks=[*hooks, (v_name, _stop)]):  # every layer but the last, and its keys and values
-        try:
-            model(rest, past_kv_cache=kv, attention_mask=ones)
-        except _Stop:
-            pass
-    merged = Merged(clean_cache, dict(cache), start)
-    late = {n for n in wanted if n.startswith(f"blocks.{last}.") and n not in cache}
-    logits = _at_queries(model, merged, late, query.to(tokens.device), tokens.shape[1])
-    return logits[:, start:], merged
+    at = (query.to(tokens.device) - start)[:, None, None]  # [B, 1, 1]: each row's query in `rest`
+    cut = utils.get_act_name("resid_post" if model.cfg.attn_only else "resid_mid", last)
+
+    def to_query(act: torch.Tensor, hook) -> torch.Tensor:  # [B, n, d_model] -> [B, 1, d_model]
+        return act.gather(1, at.expand(-1, 1, act.shape[-1]))
+
+    cache, hooks, _ = model.get_caching_hooks(lambda n: n in wanted)
+    with model.hooks(fwd_hooks=[(cut, to_query), *hooks]):
+        logits = model(rest, past_kv_cache=kv, attention_mask=ones)  # [B, 1, d_vocab]
+    position_wise = _after(model, cut)
+    rows = torch.arange(len(at), device=tokens.device)
+    for name in [n for n in cache if n in position_wise]:  # [B, 1, ...] -> [B, n, ...], NaN but at the queries
+        value = cache[name]
+        cache[name] = value.new_full((len(at), rest.shape[1], *value.shape[2:]), float("nan"))
+        cache[name][rows, at[:, 0, 0]] = value[:, 0]
+    full = logits.new_full((len(at), rest.shape[1], logits.shape[-1]), float("nan"))
+    full[rows, at[:, 0, 0]] = logits[:, 0]
+    return full, Merged(clean_cache, dict(cache), start)
 
 
-def _at_queries(model, merged: "Merged", late: set[str], query: torch.Tensor, end: int) -> torch.Tensor:
-    """The last layer at each row's query, on the keys and values in ``merged``: its
-    ``late`` hooks go into ``merged`` (NaN at other positions); returns logits ``[B, end, d_vocab]``
-    (NaN but at the queries)."""
-    last, n_layers = model.cfg.n_layers - 1, model.cfg.n_layers
-    keys, values = merged[utils.get_act_name("k", last)], merged[utils.get_act_name("v", last)]  # [B, end, head, d_head]
-    resid = merged[utils.get_act_name("resid_pre", last)]  # [B, end, d_model]
-    shortformer = model.cfg.positional_embedding_type == "shortformer"
-    logits, full = None, {}
-    for q in query.unique().tolist():
-        rows = (query == q).nonzero()[:, 0]
-        entry = TransformerLensKeyValueCacheEntry(keys[rows, :q], values[rows, :q], frozen=True)
-        mask = torch.ones(len(rows), q + 1, dtype=torch.int, device=resid.device)
-        kv = TransformerLensKeyValueCache([entry] * n_layers, mask[:, :q], frozen=True)
-        pos = merged["hook_pos_embed"][rows, q : q + 1] if shortformer else None
-        out, cache = model.run_with_cache(resid[rows, q : q + 1], start_at_layer=last, past_kv_cache=kv,
-                                          attention_mask=mask, shortformer_pos_embed=pos, names_filter=lambda n: n in late)
-        if logits is None:
-            logits = out.new_full((len(query), end, out.shape[-1]), float("nan"))
-        logits[rows, q] = out[:, 0]
-        for name, value in cache.items():  # [b, 1, ...] or scores [b, head, 1, q + 1]
-            if name.endswith(SCORES):
-                full.setdefault(name, value.new_full((len(query), value.shape[1], end, end), float("nan")))
-                full[name][rows, :, q, : q + 1] = value[:, :, 0]
-            else:
-                full.setdefault(name, value.new_full((len(query), end, *value.shape[2:]), float("nan")))
-                full[name][rows, q] = value[:, 0]
-    for name, value in full.items():
-        dict.__setitem__(merged, name, value)
-        merged.joined.add(name)
-    return logits
+def _after(model, cut: str) -> set[str]:
+    """The hooks of the last block from ``cut`` on (``cut`` included)."""
+    last = model.cfg.n_layers - 1
+    names = [n for n in model.hook_dict if n.startswith(f"blocks.{last}.")]
+    late = ("hook_resid_mid", "ln2.", "mlp.", "hook_mlp_in", "hook_mlp_out", "hook_resid_post")
+    if model.cfg.attn_only:
+        late = ("hook_resid_post",)
+    return {n for n in names if any(part in n for part in late)}
 
 
 class Merged(dict):
