@@ -149,12 +149,15 @@ def _one_key(model, cache, new: torch.Tensor, pos: torch.Tensor, rows: torch.Ten
              ids: "torch.Tensor | None") -> torch.Tensor:
     """``[k, b, d_vocab]``: logits at query ``q`` of ``rows`` when the last layer's
     ``resid_pre`` at ``pos[k] < q`` is ``new[k]`` [k, b, d_model]: one key and one value
-    change, so one attention logit per head moves by ``q . R_p dk / attn_scale`` (times
-    the log-n scale, if any), the softmax is taken again and ``z`` is recomputed from it."""
+    change, so one attention logit per head moves by ``ds = q . R_p dk / attn_scale``
+    (times the log-n scale, if any). The softmax is not taken again: with ``a`` the
+    corrupted weight of key ``p`` and ``rest_w``, ``rest_z`` the weights and weighted values
+    of every other key, ``z = (rest_z + a e^ds (v_p + dv)) / (rest_w + a e^ds)`` (a rank-one
+    update). ``rest_*`` are sums before ``p`` plus sums after it (no subtraction: exact in
+    float32 too, even when ``a`` is close to 1)."""
     last = model.cfg.n_layers - 1
     block, attn = model.blocks[last], model.blocks[last].attn
     act = lambda kind: cache[utils.get_act_name(kind, last)]  # noqa: E731
-    k = torch.arange(len(pos), device=new.device)
     old = act("resid_pre")[rows][:, pos].transpose(0, 1)  # [k, b, d_model]
     d_ln = block.ln1(new.contiguous()) - block.ln1(old.contiguous())  # [k, b, d_model]
     dk = torch.einsum("kbm,hmd->kbhd", d_ln, attn.W_K)  # [k, b, head, d_head]
@@ -166,14 +169,27 @@ def _one_key(model, cache, new: torch.Tensor, pos: torch.Tensor, rows: torch.Ten
     ds = torch.einsum("kbhd,bhd->kbh", dk, query) / attn.attn_scale  # [k, b, head]
     if hasattr(attn, "ssmax_scale"):  # comp.model.attention_scale: logits times s_h * log(keys seen)
         ds = ds * attn.ssmax_scale * torch.log(torch.tensor(q + 1.0, dtype=ds.dtype))
-    scores = act("attn_scores")[rows, :, q, : q + 1]  # [b, head, q + 1]
-    scores = scores.expand(len(pos), *scores.shape).clone()  # [k, b, head, q + 1]
-    scores[k, :, :, pos] += ds
-    pattern = torch.softmax(scores, dim=-1)
-    z = torch.einsum("kbhj,bjhd->kbhd", pattern, act("v")[rows, : q + 1]) + pattern[k, :, :, pos][..., None] * dv
+    weights = torch.softmax(act("attn_scores")[rows, :, q, : q + 1], dim=-1).transpose(1, 2)  # [b, q + 1, head]
+    values = act("v")[rows, : q + 1]  # [b, q + 1, head, d_head]
+    rest_w = _others(weights)[:, pos].transpose(0, 1)  # [k, b, head]
+    rest_z = _others(weights[..., None] * values)[:, pos].transpose(0, 1)  # [k, b, head, d_head]
+    a = weights[:, pos].transpose(0, 1)  # [k, b, head]
+    top = ds.clamp(min=0)  # scales both sums by e^-top: no overflow
+    w_rest, w_key = torch.exp(-top), a * torch.exp(ds - top)
+    v_key = values[:, pos].transpose(0, 1) + dv  # [k, b, head, d_head]
+    z = (rest_z * w_rest[..., None] + w_key[..., None] * v_key) / (rest_w * w_rest + w_key)[..., None]
     dz = z - act("z")[rows, q]  # [k, b, head, d_head]
     resid_mid = _resid_mid(model, cache, last)[rows, q] + torch.einsum("kbhd,hdm->kbm", dz, attn.W_O)  # [k, b, d_model]
     return unembed(model, _mlp(block, resid_mid))
+
+
+def _others(x: torch.Tensor) -> torch.Tensor:
+    """``[b, n, ...]``: at each ``j``, the sum of ``x`` [b, n, ...] over every ``i != j`` along
+    dim 1, as the sum before ``j`` plus the sum after it."""
+    zero = torch.zeros_like(x[:, :1])
+    before = torch.cat([zero, x[:, :-1].cumsum(1)], dim=1)
+    after = torch.cat([x[:, 1:].flip(1).cumsum(1).flip(1), zero], dim=1)
+    return before + after
 
 
 def _rotate(model, attn, x: torch.Tensor, pos: torch.Tensor, ids: "torch.Tensor | None") -> torch.Tensor:
