@@ -153,11 +153,12 @@ def _one_key(model, cache, new: torch.Tensor, pos: torch.Tensor, rows: torch.Ten
     (times the log-n scale, if any). The softmax is not taken again: with ``a`` the
     corrupted weight of key ``p`` and ``rest_w``, ``rest_z`` the weights and weighted values
     of every other key, ``z = (rest_z + a e^ds (v_p + dv)) / (rest_w + a e^ds)`` (a rank-one
-    update). ``rest_*`` are sums before ``p`` plus sums after it (no subtraction: exact in
+    update). ``rest_*`` are sums over the other keys (a 0/1 mask, no subtraction: exact in
     float32 too, even when ``a`` is close to 1)."""
     last = model.cfg.n_layers - 1
     block, attn = model.blocks[last], model.blocks[last].attn
     act = lambda kind: cache[utils.get_act_name(kind, last)]  # noqa: E731
+    rows = slice(None) if len(rows) == len(act("resid_pre")) else rows  # one query position: no copies
     old = act("resid_pre")[rows][:, pos].transpose(0, 1)  # [k, b, d_model]
     d_ln = block.ln1(new.contiguous()) - block.ln1(old.contiguous())  # [k, b, d_model]
     dk = torch.einsum("kbm,hmd->kbhd", d_ln, attn.W_K)  # [k, b, head, d_head]
@@ -171,8 +172,10 @@ def _one_key(model, cache, new: torch.Tensor, pos: torch.Tensor, rows: torch.Ten
         ds = ds * attn.ssmax_scale * torch.log(torch.tensor(q + 1.0, dtype=ds.dtype))
     weights = torch.softmax(act("attn_scores")[rows, :, q, : q + 1], dim=-1).transpose(1, 2)  # [b, q + 1, head]
     values = act("v")[rows, : q + 1]  # [b, q + 1, head, d_head]
-    rest_w = _others(weights)[:, pos].transpose(0, 1)  # [k, b, head]
-    rest_z = _others(weights[..., None] * values)[:, pos].transpose(0, 1)  # [k, b, head, d_head]
+    others = torch.ones(len(pos), q + 1, dtype=weights.dtype, device=weights.device)  # [k, q + 1]: 0 at key p
+    others[torch.arange(len(pos)), pos] = 0
+    rest_w = torch.einsum("kj,bjh->kbh", others, weights)  # [k, b, head]
+    rest_z = torch.einsum("kj,bjhd->kbhd", others, weights[..., None] * values)  # [k, b, head, d_head]
     a = weights[:, pos].transpose(0, 1)  # [k, b, head]
     top = ds.clamp(min=0)  # scales both sums by e^-top: no overflow
     w_rest, w_key = torch.exp(-top), a * torch.exp(ds - top)
@@ -181,15 +184,6 @@ def _one_key(model, cache, new: torch.Tensor, pos: torch.Tensor, rows: torch.Ten
     dz = z - act("z")[rows, q]  # [k, b, head, d_head]
     resid_mid = _resid_mid(model, cache, last)[rows, q] + torch.einsum("kbhd,hdm->kbm", dz, attn.W_O)  # [k, b, d_model]
     return unembed(model, _mlp(block, resid_mid))
-
-
-def _others(x: torch.Tensor) -> torch.Tensor:
-    """``[b, n, ...]``: at each ``j``, the sum of ``x`` [b, n, ...] over every ``i != j`` along
-    dim 1, as the sum before ``j`` plus the sum after it."""
-    zero = torch.zeros_like(x[:, :1])
-    before = torch.cat([zero, x[:, :-1].cumsum(1)], dim=1)
-    after = torch.cat([x[:, 1:].flip(1).cumsum(1).flip(1), zero], dim=1)
-    return before + after
 
 
 def _rotate(model, attn, x: torch.Tensor, pos: torch.Tensor, ids: "torch.Tensor | None") -> torch.Tensor:
