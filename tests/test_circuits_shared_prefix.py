@@ -95,3 +95,21 @@ def test_a_patch_of_the_only_changed_position_is_the_clean_run():
     assert out[0, 4].item() == pytest.approx(1.0, abs=1e-9)
     others = torch.cat([out[0, :4], out[0, 5:]])
     assert others.abs().max() < 1e-9  # nothing else differs at layer 0: the corrupted run (0)
+
+
+def test_patch_sweep_caches_what_the_shared_prefix_needs(monkeypatch):
+    """`comp patch` (patch_sweep) runs every sweep's corrupted run from the first changed input."""
+    from comp.circuits import patching
+
+    model = model_of()
+    pair = make_pair(make_task("parity"), 5, 6, seed=0, corruption="flip_one", at=2)
+    starts = []
+    real = shared_prefix.corrupted_run
+    monkeypatch.setattr(shared_prefix, "corrupted_run", lambda *a, **k: starts.append(a[3]) or real(*a, **k))
+    result = patching.patch_sweep(model, pair)
+    assert starts == [2, 2, 2]  # x_2 is token 2: resid_pre, head_out, mlp_out
+    metric = LogitDiff.for_pair(model, pair)
+    with torch.no_grad():
+        _, clean = model.run_with_cache(pair.clean.tokens)
+    expected = tl_patching.get_act_patch_attn_head_out_by_pos(model, pair.corrupted.tokens, clean, metric)
+    torch.testing.assert_close(torch.tensor(result.head_out, dtype=expected.dtype), expected, atol=1e-5, rtol=0)
