@@ -27,6 +27,7 @@ import torch
 from transformer_lens import utils
 from transformer_lens.cache.key_value_cache import TransformerLensKeyValueCache
 from transformer_lens.cache.key_value_cache_entry import TransformerLensKeyValueCacheEntry
+from transformer_lens.components import Attention
 from transformer_lens.components.abstract_attention import AbstractAttention
 
 from comp.model import pinned_positions
@@ -124,7 +125,8 @@ def before_attention(model, cache, resid: torch.Tensor, pos: torch.Tensor, query
     ``pos[k]`` is ``resid[k]`` [K, B, d_model] (the corrupted run's elsewhere). Rows whose
     query is before ``pos[k]`` keep ``corrupted`` [B, d_vocab], the corrupted run's logits
     at the queries. Per query position, variants before it change one key and value
-    (:func:`_one_key`); variants at it run the last layer there (:func:`_last_layer`)."""
+    (:func:`_one_key`); variants at it run the last layer there (:func:`_own_position`, or
+    TransformerLens's forward on the key-value cache, :func:`_last_layer`)."""
     last = model.cfg.n_layers - 1
     keys, values = cache[utils.get_act_name("k", last)], cache[utils.get_act_name("v", last)]  # [B, pos, head, d_head]
     out = corrupted.expand(len(pos), *corrupted.shape).clone()  # [K, B, d_vocab]
@@ -135,6 +137,9 @@ def before_attention(model, cache, resid: torch.Tensor, pos: torch.Tensor, query
         at = (pos == q).nonzero()[:, 0]
         for lo in range(0, len(at), per):
             ks = at[lo : lo + per]
+            if ids is None and plain_attention(model):
+                out[ks[:, None], rows[None]] = _own_position(model, cache, resid[ks][:, rows], rows, q)
+                continue
             past = [t[rows, :q][None].expand(len(ks), *t[rows, :q].shape) for t in (keys, values)]
             out[ks[:, None], rows[None]] = _last_layer(model, resid[ks][:, rows], *past, _ids(ids, rows, q),
                                                       _pos_embed(model, cache, rows, q))
@@ -183,6 +188,41 @@ def _one_key(model, cache, new: torch.Tensor, pos: torch.Tensor, rows: torch.Ten
     z = (rest_z * w_rest[..., None] + w_key[..., None] * v_key) / (rest_w * w_rest + w_key)[..., None]
     dz = z - act("z")[rows, q]  # [k, b, head, d_head]
     resid_mid = _resid_mid(model, cache, last)[rows, q] + torch.einsum("kbhd,hdm->kbm", dz, attn.W_O)  # [k, b, d_model]
+    return unembed(model, _mlp(block, resid_mid))
+
+
+def plain_attention(model) -> bool:
+    """Whether the last layer's attention is TransformerLens's own ``Attention`` with rotary or
+    no positions in it and nothing of comp's installed on it (no log-n scale, no jitter, no
+    bias): its logits are ``q . k / attn_scale``, causally masked, and nothing else."""
+    attn, cfg = model.blocks[-1].attn, model.cfg
+    return (type(attn) is Attention and cfg.positional_embedding_type in ("rotary", "standard")
+            and not any(name in vars(attn) for name in ("apply_causal_mask", "calculate_attention_scores", "apply_rotary"))
+            and not hasattr(attn, "ssmax_scale") and not cfg.use_dynamic_ntk_rope and not cfg.use_qk_norm
+            and cfg.n_key_value_heads is None and cfg.attention_dir == "causal")
+
+
+def _own_position(model, cache, x_q: torch.Tensor, rows: torch.Tensor, q: int) -> torch.Tensor:
+    """``[k, b, d_vocab]``: the last layer at query ``q`` of ``rows`` when its ``resid_pre``
+    there is ``x_q`` [k, b, d_model] (:func:`plain_attention` only): the query, the own key
+    and value are new, the keys and values before ``q`` the corrupted run's."""
+    last = model.cfg.n_layers - 1
+    block, attn = model.blocks[last], model.blocks[last].attn
+    act = lambda kind: cache[utils.get_act_name(kind, last)]  # noqa: E731
+    rows = slice(None) if len(rows) == len(act("k")) else rows
+    ln = block.ln1(x_q.contiguous())  # [k, b, d_model]
+    query, key, value = (torch.einsum("kbm,hmd->kbhd", ln, w) + b for w, b in
+                         ((attn.W_Q, attn.b_Q), (attn.W_K, attn.b_K), (attn.W_V, attn.b_V)))  # [k, b, head, d_head]
+    keys, values = act("k")[rows, :q], act("v")[rows, :q]  # [b, q, head, d_head], keys before rotation
+    if model.cfg.positional_embedding_type == "rotary":
+        at = torch.full((len(x_q),), q, device=x_q.device)
+        query, key = _rotate(model, attn, query, at, None), _rotate(model, attn, key, at, None)
+        keys = attn.apply_rotary(keys, 0)  # positions 0..q-1, as the forward rotates cached keys
+    past = torch.einsum("kbhd,bjhd->kbhj", query, keys) / attn.attn_scale  # [k, b, head, q]
+    own = (query * key).sum(-1, keepdim=True) / attn.attn_scale  # [k, b, head, 1]
+    pattern = torch.softmax(torch.cat([past, own], dim=-1), dim=-1)  # [k, b, head, q + 1]
+    z = torch.einsum("kbhj,bjhd->kbhd", pattern[..., :q], values) + pattern[..., q:] * value
+    resid_mid = x_q + torch.einsum("kbhd,hdm->kbm", z, attn.W_O) + attn.b_O  # [k, b, d_model]
     return unembed(model, _mlp(block, resid_mid))
 
 
