@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 from transformer_lens import utils
 
-from comp.circuits import last_layer
+from comp.circuits import last_layer, plain_run
 from comp.circuits.interventions import Prefix
 
 SCORES = ("attn_scores", "pattern")  # [B, head, query, key]: only later queries are read
@@ -78,20 +78,27 @@ def corrupted_run(model, tokens: torch.Tensor, clean_cache, start: int, wanted: 
         logits, cache = model.run_with_cache(rest, past_kv_cache=kv, attention_mask=ones, names_filter=lambda n: n in wanted)
         return logits, Merged(clean_cache, dict(cache), start)
     at = (query.to(tokens.device) - start)[:, None, None]  # [B, 1, 1]: each row's query in `rest`
-    cut = utils.get_act_name("resid_post" if model.cfg.attn_only else "resid_mid", last)
+    if plain_run.applies(model):  # the same steps without TransformerLens's per-operator overhead
+        logits, cache, query_only = plain_run.run(model, rest, keys, values, start, wanted, at[:, 0, 0])
+    else:
+        cut = utils.get_act_name("resid_post" if model.cfg.attn_only else "resid_mid", last)
 
-    def to_query(act: torch.Tensor, hook) -> torch.Tensor:  # [B, n, d_model] -> [B, 1, d_model]
-        return act.gather(1, at.expand(-1, 1, act.shape[-1]))
+        def to_query(act: torch.Tensor, hook) -> torch.Tensor:  # [B, n, d_model] -> [B, 1, d_model]
+            return act.gather(1, at.expand(-1, 1, act.shape[-1]))
 
-    cache, hooks, _ = model.get_caching_hooks(lambda n: n in wanted)
-    with model.hooks(fwd_hooks=[(cut, to_query), *hooks]):
-        logits = model(rest, past_kv_cache=kv, attention_mask=ones)  # [B, 1, d_vocab]
-    position_wise = _after(model, cut)
+        cache, hooks, _ = model.get_caching_hooks(lambda n: n in wanted)
+        with model.hooks(fwd_hooks=[(cut, to_query), *hooks]):
+            logits = model(rest, past_kv_cache=kv, attention_mask=ones)  # [B, 1, d_vocab]
+        query_only = set(cache) & _after(model, cut)
     rows = torch.arange(len(at), device=tokens.device)
-    for name in [n for n in cache if n in position_wise]:  # [B, 1, ...] -> [B, n, ...], NaN but at the queries
+    for name in query_only:  # [B, 1, ...] -> [B, n, ...] (scores [B, head, n, keys]), NaN but at the queries
         value = cache[name]
-        cache[name] = value.new_full((len(at), rest.shape[1], *value.shape[2:]), float("nan"))
-        cache[name][rows, at[:, 0, 0]] = value[:, 0]
+        if name.endswith(SCORES):
+            cache[name] = value.new_full((*value.shape[:2], rest.shape[1], value.shape[-1]), float("nan"))
+            cache[name][rows, :, at[:, 0, 0]] = value[:, :, 0]
+        else:
+            cache[name] = value.new_full((len(at), rest.shape[1], *value.shape[2:]), float("nan"))
+            cache[name][rows, at[:, 0, 0]] = value[:, 0]
     full = logits.new_full((len(at), rest.shape[1], logits.shape[-1]), float("nan"))
     full[rows, at[:, 0, 0]] = logits[:, 0]
     return full, Merged(clean_cache, dict(cache), start)
