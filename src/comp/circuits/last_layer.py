@@ -191,11 +191,11 @@ def _one_key(model, cache, new: torch.Tensor, pos: torch.Tensor, rows: torch.Ten
     return unembed(model, _mlp(block, resid_mid))
 
 
-def plain_attention(model) -> bool:
-    """Whether the last layer's attention is TransformerLens's own ``Attention`` with rotary or
-    no positions in it and nothing of comp's installed on it (no log-n scale, no jitter, no
-    bias): its logits are ``q . k / attn_scale``, causally masked, and nothing else."""
-    attn, cfg = model.blocks[-1].attn, model.cfg
+def plain_attention(model, layer: int = -1) -> bool:
+    """Whether ``layer``'s attention (default: the last) is TransformerLens's own ``Attention``
+    with rotary or no positions in it and nothing of comp's installed on it (no log-n scale,
+    no jitter, no bias): its logits are ``q . k / attn_scale``, causally masked, and nothing else."""
+    attn, cfg = model.blocks[layer].attn, model.cfg
     return (type(attn) is Attention and cfg.positional_embedding_type in ("rotary", "standard")
             and not any(name in vars(attn) for name in ("apply_causal_mask", "calculate_attention_scores", "apply_rotary"))
             and not hasattr(attn, "ssmax_scale") and not cfg.use_dynamic_ntk_rope and not cfg.use_qk_norm

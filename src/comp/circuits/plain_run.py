@@ -32,14 +32,7 @@ def applies(model) -> bool:
     return (cfg.positional_embedding_type == "rotary" and not cfg.parallel_attn_mlp and not cfg.use_attn_in
             and not cfg.use_split_qkv_input and not cfg.use_hook_mlp_in and not cfg.use_normalization_before_and_after
             and not cfg.use_attn_result and not getattr(getattr(model, "encoding", None), "uses_ids", False)
-            and all(plain_attention(_Last(model, layer)) for layer in range(cfg.n_layers)))
-
-
-class _Last:
-    """``model`` seen with ``layer`` as its last block (for :func:`plain_attention`)."""
-
-    def __init__(self, model, layer: int):
-        self.blocks, self.cfg = [model.blocks[layer]], model.cfg
+            and all(plain_attention(model, layer) for layer in range(cfg.n_layers)))
 
 
 @torch.no_grad()
