@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from comp.evaluation import autocast, masked_loss
+from comp.model.packed import pack, packable, packed_loss_sum
 from comp.model.scored import scored_logits
 from comp.tasks import Batch
 from comp.tasks.vocab import PAD
@@ -71,10 +72,13 @@ def forward_backward(
     batch: Batch,
     n: int,
     amp: bool = False,
+    packing: bool = True,
 ) -> torch.Tensor:
     """Forward and backward of one training step on ``batch`` in ``n`` length buckets
     (``n == 1``: the padded batch as one forward); returns the detached loss (mean over
-    answer tokens). Run inside ``model.sampled_positions(batch.tokens, gen)``."""
+    answer tokens). With ``n > 1`` and ``packing``, a model :func:`~comp.model.packed.packable`
+    runs the batch packed instead (one forward, no padding: :mod:`comp.model.packed`).
+    Run inside ``model.sampled_positions(batch.tokens, gen)``."""
     device = batch.tokens.device
     if n <= 1:
         with autocast(device, amp):
@@ -83,6 +87,12 @@ def forward_backward(
         loss.backward()
         return loss.detach()
     count = batch.loss_mask[:, 1:].sum().clamp_min(1)  # answer tokens of the whole batch
+    if packing and forward is model and packable(model):
+        ids = model._forward_ids(batch.tokens) if model.encoding.uses_ids else None  # [batch, pos]
+        with autocast(device, amp):
+            loss = packed_loss_sum(model, pack(batch.tokens, batch.loss_mask, ids)) / count
+        loss.backward()
+        return loss.detach()
     total = torch.zeros((), device=device)
     parts = groups(batch.tokens, n)
     starts = scored_starts(batch.loss_mask, parts) if forward is model else [0] * len(parts)
