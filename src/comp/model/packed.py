@@ -146,10 +146,23 @@ def _rotate(attn: AbstractAttention, x: torch.Tensor, ids: torch.Tensor) -> torc
     return torch.cat([x_rot * cos + attn.rotate_every_two(x_rot) * sin, x_pass], dim=-1)
 
 
+def _qkv(attn: AbstractAttention, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Queries, keys and values [rows, width, head, d_head] of ``x`` [rows, width, d_model] as one
+    product (TransformerLens's ``calculate_qkv_matrices`` makes three)."""
+    w_q, w_k, w_v = attn.W_Q, attn.W_K, attn.W_V  # [head, d_model, d_head]
+    if not (w_q.shape == w_k.shape == w_v.shape):  # grouped keys and values: TransformerLens's
+        return attn.calculate_qkv_matrices(x, x, x)
+    h, d_head = w_q.shape[0], w_q.shape[2]
+    w = torch.stack([w_q, w_k, w_v]).permute(0, 1, 3, 2).reshape(3 * h * d_head, -1)  # [3 * head * d_head, d_model]
+    b = torch.stack([attn.b_Q, attn.b_K, attn.b_V]).reshape(-1)  # [3 * head * d_head]
+    q, k, v = F.linear(x, w, b).view(*x.shape[:2], 3, h, d_head).unbind(2)
+    return q, k, v
+
+
 def _attention_z(attn: AbstractAttention, x: torch.Tensor, packed: Packed, mask: torch.Tensor,
                  factor: "torch.Tensor | None") -> torch.Tensor:
     """``z`` [rows, width, head * d_head] of one attention layer on packed normalized inputs ``x``."""
-    q, k, v = attn.calculate_qkv_matrices(x, x, x)  # [rows, width, head, d_head]
+    q, k, v = _qkv(attn, x)  # [rows, width, head, d_head]
     if attn.cfg.positional_embedding_type == "rotary":
         rot_ids = packed.ids if getattr(attn, "id_rotary", False) else packed.index
         q, k = _rotate(attn, q, rot_ids), _rotate(attn, k, rot_ids)
