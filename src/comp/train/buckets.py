@@ -18,6 +18,11 @@ Each group runs forward and backward before the next (gradients accumulate), so 
 memory is that of one group. Trimming needs each row's width on the host (one sync per
 step): buckets are for the CPU, where that costs nothing; on a GPU the loop keeps one
 fixed-shape padded batch (static shapes for ``torch.compile`` and CUDA graphs).
+
+Where :func:`comp.model.packed.packable` accepts the model (most encodings, no hook
+attached), :func:`forward_backward` packs the batch's sequences side by side into rows
+instead (one forward, almost no padding); the buckets remain for the rest and for
+``train.packing = false``.
 """
 
 from __future__ import annotations
