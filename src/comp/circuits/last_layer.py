@@ -131,6 +131,7 @@ def before_attention(model, cache, resid: torch.Tensor, pos: torch.Tensor, query
     keys, values = cache[utils.get_act_name("k", last)], cache[utils.get_act_name("v", last)]  # [B, pos, head, d_head]
     out = corrupted.expand(len(pos), *corrupted.shape).clone()  # [K, B, d_vocab]
     pos = pos.to(query.device)
+    pending = []  # (variants, rows, resid_mid [k, b, d_model]): the MLP and unembedding run once for all
     for q in query.unique().tolist():
         rows = (query == q).nonzero()[:, 0]  # [b]
         per = max(1, max_rows // len(rows))
@@ -138,7 +139,7 @@ def before_attention(model, cache, resid: torch.Tensor, pos: torch.Tensor, query
         for lo in range(0, len(at), per):
             ks = at[lo : lo + per]
             if ids is None and plain_attention(model):
-                out[ks[:, None], rows[None]] = _own_position(model, cache, resid[ks][:, rows], rows, q)
+                pending.append((ks, rows, _own_position_mid(model, cache, resid[ks][:, rows], rows, q)))
                 continue
             past = [t[rows, :q][None].expand(len(ks), *t[rows, :q].shape) for t in (keys, values)]
             out[ks[:, None], rows[None]] = _last_layer(model, resid[ks][:, rows], *past, _ids(ids, rows, q),
@@ -146,14 +147,28 @@ def before_attention(model, cache, resid: torch.Tensor, pos: torch.Tensor, query
         before = (pos < q).nonzero()[:, 0]  # variants after q leave these rows as they are
         for lo in range(0, len(before), per):
             ks = before[lo : lo + per]
-            out[ks[:, None], rows[None]] = _one_key(model, cache, resid[ks][:, rows], pos[ks], rows, q, ids)
+            pending.append((ks, rows, _one_key_mid(model, cache, resid[ks][:, rows], pos[ks], rows, q, ids)))
+    if pending:  # one MLP and unembedding for every variant (position-wise: the same values)
+        mids = torch.cat([mid.flatten(0, 1) for _, _, mid in pending])  # [n, d_model]
+        logits = unembed(model, _mlp(model.blocks[last], mids[None]))[0]  # [n, d_vocab]
+        at = 0
+        for ks, rows, mid in pending:
+            n = mid.shape[0] * mid.shape[1]
+            out[ks[:, None], rows[None]] = logits[at : at + n].view(*mid.shape[:2], -1)
+            at += n
     return out
 
 
 def _one_key(model, cache, new: torch.Tensor, pos: torch.Tensor, rows: torch.Tensor, q: int,
              ids: "torch.Tensor | None") -> torch.Tensor:
-    """``[k, b, d_vocab]``: logits at query ``q`` of ``rows`` when the last layer's
-    ``resid_pre`` at ``pos[k] < q`` is ``new[k]`` [k, b, d_model]: one key and one value
+    """``[k, b, d_vocab]``: the logits of :func:`_one_key_mid`'s ``resid_mid``."""
+    return unembed(model, _mlp(model.blocks[-1], _one_key_mid(model, cache, new, pos, rows, q, ids)))
+
+
+def _one_key_mid(model, cache, new: torch.Tensor, pos: torch.Tensor, rows: torch.Tensor, q: int,
+                 ids: "torch.Tensor | None") -> torch.Tensor:
+    """``[k, b, d_model]``: the last layer's ``resid_mid`` (logits: :func:`_one_key`) at query
+    ``q`` of ``rows`` when the last layer's ``resid_pre`` at ``pos[k] < q`` is ``new[k]`` [k, b, d_model]: one key and one value
     change, so one attention logit per head moves by ``ds = q . R_p dk / attn_scale``
     (times the log-n scale, if any). The softmax is not taken again: with ``a`` the
     corrupted weight of key ``p`` and ``rest_w``, ``rest_z`` the weights and weighted values
@@ -187,8 +202,7 @@ def _one_key(model, cache, new: torch.Tensor, pos: torch.Tensor, rows: torch.Ten
     v_key = values[:, pos].transpose(0, 1) + dv  # [k, b, head, d_head]
     z = (rest_z * w_rest[..., None] + w_key[..., None] * v_key) / (rest_w * w_rest + w_key)[..., None]
     dz = z - act("z")[rows, q]  # [k, b, head, d_head]
-    resid_mid = _resid_mid(model, cache, last)[rows, q] + torch.einsum("kbhd,hdm->kbm", dz, attn.W_O)  # [k, b, d_model]
-    return unembed(model, _mlp(block, resid_mid))
+    return _resid_mid(model, cache, last)[rows, q] + torch.einsum("kbhd,hdm->kbm", dz, attn.W_O)  # [k, b, d_model]
 
 
 def plain_attention(model, layer: int = -1) -> bool:
@@ -203,8 +217,13 @@ def plain_attention(model, layer: int = -1) -> bool:
 
 
 def _own_position(model, cache, x_q: torch.Tensor, rows: torch.Tensor, q: int) -> torch.Tensor:
-    """``[k, b, d_vocab]``: the last layer at query ``q`` of ``rows`` when its ``resid_pre``
-    there is ``x_q`` [k, b, d_model] (:func:`plain_attention` only): the query, the own key
+    """``[k, b, d_vocab]``: the logits of :func:`_own_position_mid`'s ``resid_mid``."""
+    return unembed(model, _mlp(model.blocks[-1], _own_position_mid(model, cache, x_q, rows, q)))
+
+
+def _own_position_mid(model, cache, x_q: torch.Tensor, rows: torch.Tensor, q: int) -> torch.Tensor:
+    """``[k, b, d_model]``: the last layer's ``resid_mid`` at query ``q`` of ``rows`` when its
+    ``resid_pre`` there is ``x_q`` [k, b, d_model] (:func:`plain_attention` only): the query, the own key
     and value are new, the keys and values before ``q`` the corrupted run's."""
     last = model.cfg.n_layers - 1
     block, attn = model.blocks[last], model.blocks[last].attn
@@ -222,8 +241,7 @@ def _own_position(model, cache, x_q: torch.Tensor, rows: torch.Tensor, q: int) -
     own = (query * key).sum(-1, keepdim=True) / attn.attn_scale  # [k, b, head, 1]
     pattern = torch.softmax(torch.cat([past, own], dim=-1), dim=-1)  # [k, b, head, q + 1]
     z = torch.einsum("kbhj,bjhd->kbhd", pattern[..., :q], values) + pattern[..., q:] * value
-    resid_mid = x_q + torch.einsum("kbhd,hdm->kbm", z, attn.W_O) + attn.b_O  # [k, b, d_model]
-    return unembed(model, _mlp(block, resid_mid))
+    return x_q + torch.einsum("kbhd,hdm->kbm", z, attn.W_O) + attn.b_O  # [k, b, d_model]
 
 
 def _rotate(model, attn, x: torch.Tensor, pos: torch.Tensor, ids: "torch.Tensor | None") -> torch.Tensor:
