@@ -95,9 +95,9 @@ def after_attention(model, cache, clean_cache, activation_name: str, sites: torc
         dz = clean[:, heads].transpose(0, 1) - cache[name][rows, query][:, heads].transpose(0, 1)  # [K, B, d_head]
         resid_mid = resid_mid + _head_delta(model, last, dz, heads) * hit[..., None]
         resid_post = _mlp(model.blocks[last], resid_mid)
-    else:  # the MLP's output swapped for the clean one
-        post = resid_mid + clean[None]
-        resid_post = torch.where(hit[..., None], post, _mlp(model.blocks[last], resid_mid))
+    else:  # the MLP's output swapped for the clean one; other rows: the corrupted run's, from its cache
+        corrupted = cache[utils.get_act_name("resid_post", last)][rows, query]  # [B, d_model]
+        resid_post = torch.where(hit[..., None], resid_mid + clean[None], corrupted[None])
     return unembed(model, resid_post)
 
 
