@@ -94,6 +94,7 @@ class CircuitResult:
     scored_on: str = "discovery batch"  # where model / circuit / knocked_out were measured
     holdout_seed: "int | None" = None  # the held-out batch's data seed
     fit: dict = field(default_factory=dict)  # model and circuit Scores on the discovery batch
+    final_pass_removed: int = 0  # units the final pass removed after the stage-by-stage pass
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -177,7 +178,7 @@ def discover(model, groups, level: Level = "nodes", method: Method = "exact", ab
         n_nodes=len(nodes) + 1, n_nodes_total=len(graph.nodes) + 1, n_edges=len(edges), n_edges_total=len(graph.edges),
         model=scorer.scores(torch.zeros_like(removed)), circuit=scorer.scores(removed), knocked_out=scorer.scores(~removed),
         fit=fit, scored_on="discovery batch" if holdout is None else "held-out batch (other sequences than pruning saw)",
-        attribution=attribution, warning=warning, seconds=time.perf_counter() - t0,
+        final_pass_removed=pruner.retried, attribution=attribution, warning=warning, seconds=time.perf_counter() - t0,
     )
 
 

@@ -115,6 +115,7 @@ class Pruner:
             raise CompError("ablating every component leaves the logit difference unchanged: nothing to discover")
         self.span = span
         self.thresholds = self.keep.thresholds()  # [3]
+        self.retried = 0  # units the final pass removed
 
     def shares(self, removed: torch.Tensor) -> torch.Tensor:
         """``[K, 3]``: (logit, answer, cot) shares of the full model of each candidate (a row of ``removed``)."""
@@ -182,7 +183,9 @@ class Pruner:
             order, alone_ok = self._least_harm(removed, cand)
             if not bool(alone_ok.any()):
                 break
+            before = int(removed.sum())
             removed = self._longest_prefix(removed, order[alone_ok])
+            self.retried += int(removed.sum()) - before
         return removed
 
     def top_k(self, importance: torch.Tensor) -> tuple[torch.Tensor, list[int]]:
