@@ -41,6 +41,14 @@ def test_the_logit_target_drops_what_the_chain_needs_and_the_cot_target_keeps_it
     assert cot["keep"] == {"logit": 0.95, "answer": None, "cot": 0.9}
 
 
+@pytest.mark.parametrize("level", ["nodes", "edges"])
+def test_global_order_finds_the_planted_circuit_too(planted, level):
+    r = discover(*planted, level, keep=Keep(logit=0.95, cot=0.9), order="global")
+    assert set(r["nodes"]) == COT_NODES and r["order"] == "global"
+    if level == "edges":
+        assert {e["label"] for e in r["edges"]} == COT_EDGES
+
+
 def test_eap_verified_under_the_cot_target_finds_the_planted_edges(planted):
     r = discover(*planted, "edges", "eap", keep=Keep(logit=0.95, cot=0.9))
     assert {e["label"] for e in r["edges"]} == COT_EDGES and r["circuit"].acc_cot == 1.0
@@ -109,7 +117,7 @@ def test_cli_keeps_the_chain_and_scores_on_a_held_out_batch(cot_run, tmp_path):
 
 @pytest.mark.parametrize("args, message", [
     (["--keep", "acc=0.9"], "not SHARE=VALUE"), (["--keep", "cot=0"], "outside (0, 1]"),
-    (["--keep", "cot=1.5"], "outside (0, 1]"), (["--keep", "logit=0.9", "--faithfulness", "0.9"], "given twice"),
+    (["--keep", "cot=1.5"], "outside (0, 1]"), (["--order", "random"], "unknown --order 'random'"), (["--keep", "logit=0.9", "--faithfulness", "0.9"], "given twice"),
 ])
 def test_bad_targets_are_one_error_line_and_exit_2(cot_run, tmp_path, args, message):
     out = tmp_path / "c.json"

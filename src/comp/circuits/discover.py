@@ -34,7 +34,7 @@ from comp.circuits.ablate import chance
 from comp.circuits.circuit_eval import METRICS, EdgeEvaluator, NodeEvaluator
 from comp.circuits.data import analysis_groups, load_for_analysis
 from comp.circuits.graph import Graph, Node
-from comp.circuits.pruning import Keep, Pruner, Scores, parse_keep
+from comp.circuits.pruning import ORDERS, Keep, Order, Pruner, Scores, parse_keep
 from comp.config import EVAL_SEED
 from comp.errors import CompError
 from comp.provenance import recorded
@@ -94,19 +94,22 @@ class CircuitResult:
     scored_on: str = "discovery batch"  # where model / circuit / knocked_out were measured
     holdout_seed: "int | None" = None  # the held-out batch's data seed
     fit: dict = field(default_factory=dict)  # model and circuit Scores on the discovery batch
+    order: str = "stages"  # of greedy pruning: stage by stage from the logits, or global
     final_pass_removed: int = 0  # units the final pass removed after the stage-by-stage pass
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
-def check_options(level: str, method: str, ablation: str, target: "float | None") -> None:
+def check_options(level: str, method: str, ablation: str, target: "float | None", order: str = "stages") -> None:
     if level not in LEVELS:
         raise CompError(f"unknown --level {level!r}; choose one of: {', '.join(LEVELS)}")
     if method not in METHODS:
         raise CompError(f"unknown --method {method!r}; choose one of: {', '.join(METHODS)}")
     if ablation not in ABLATIONS:
         raise CompError(f"unknown --ablation {ablation!r}; choose one of: {', '.join(ABLATIONS)}")
+    if order not in ORDERS:
+        raise CompError(f"unknown --order {order!r}; choose one of: {', '.join(ORDERS)}")
     if target is not None and not 0 < target <= 1:
         raise CompError(f"--faithfulness {target} is outside (0, 1]; give the share of the logit difference to keep, e.g. 0.95")
 
@@ -135,13 +138,14 @@ def attribution_ranking(model, graph: Graph, groups, ablation: str, method: str,
 
 def discover(model, groups, level: Level = "nodes", method: Method = "exact", ablation: Ablation = "mean",
              target: "float | None" = 0.95, split_positions: bool = True, max_rows: int = 0, require_solved: bool = True,
-             keep: "Keep | None" = None, holdout=None) -> dict:
+             keep: "Keep | None" = None, holdout=None, order: Order = "stages") -> dict:
     """Find a circuit on ``groups`` (:func:`comp.circuits.data.analysis_groups`): the fields
     of :class:`CircuitResult` that depend on the model only. ``keep``: what the circuit must
     keep (default: ``target`` as the logit-difference share); ``holdout``: groups of other
-    sequences the reported scores are measured on (module docstring). ``require_solved=False``
+    sequences the reported scores are measured on (module docstring); ``order``: of greedy
+    pruning (:meth:`comp.circuits.pruning.Pruner.greedy`). ``require_solved=False``
     skips the check that the model solves its task (benchmarks time random models)."""
-    check_options(level, method, ablation, target)
+    check_options(level, method, ablation, target, order)
     keep = keep or Keep(logit=target)
     t0 = time.perf_counter()
     graph = Graph.of(model, split_positions)
@@ -152,11 +156,11 @@ def discover(model, groups, level: Level = "nodes", method: Method = "exact", ab
     warning = _check_solves(full, groups) if require_solved else ""
     attribution = None
     if method == "exact":
-        removed = pruner.greedy()
+        removed = pruner.greedy(order=order)
     else:
         scores = attribution_ranking(model, graph, groups, ablation, method, ev.units)
         chosen, sizes = pruner.top_k(scores.abs())
-        removed = pruner.greedy(chosen)  # verification: exact pruning of the chosen set
+        removed = pruner.greedy(chosen, order=order)  # verification: exact pruning of the chosen set
         alone = (ev.each_alone()[:, 0] - pruner.empty[0]) / pruner.span
         exact_effects = alone - 1.0  # [n] change in faithfulness, each unit removed alone
         attribution = Attribution(
@@ -170,7 +174,7 @@ def discover(model, groups, level: Level = "nodes", method: Method = "exact", ab
     fit = dict(model=full, circuit=pruner.scores(removed))
     scorer = pruner if holdout is None else Pruner(evaluator(model, graph, holdout, ablation, max_rows), keep)
     return dict(
-        level=level, method=method, ablation=ablation, target=keep.logit, keep=keep.to_dict(),
+        level=level, method=method, ablation=ablation, target=keep.logit, keep=keep.to_dict(), order=order,
         split_positions=split_positions, nodes=sorted(n.label for n in nodes) + ["logits"],
         edges=[{"sender": e.sender, "receiver": e.receiver, "cls": e.cls, "label": e.label,
                 "effect": float(effects[ev.units.index(e)]) if level == "edges" else None} for e in edges],
@@ -213,17 +217,18 @@ def _check_solves(full: Scores, groups) -> str:
 def discover_run(ckpt: str, level: Level = "nodes", method: Method = "exact", ablation: Ablation = "mean",
                  target: "float | None" = 0.95, lengths: str = "", n: int = N_SEQUENCES, seed: int = EVAL_SEED,
                  split_positions: bool = True, device: str = "cpu", keep: "Keep | str | None" = None,
-                 holdout: bool = True) -> CircuitResult:
+                 holdout: bool = True, order: Order = "stages") -> CircuitResult:
     """:func:`discover` on a run's evaluation sets (``n`` sequences per length, data seed
     ``seed``), scored on a held-out batch (seed ``seed + HOLDOUT_OFFSET``) unless
     ``holdout=False``. ``keep``: a :class:`Keep` or a ``--keep`` spec (``answer=0.95,cot=0.9``)."""
-    check_options(level, method, ablation, target)
+    check_options(level, method, ablation, target, order)
     if isinstance(keep, str):
         keep = parse_keep(keep, target if keep.strip() == "" else None)
     run, wanted = load_for_analysis(ckpt, lengths, device)
     groups = analysis_groups(run.task, wanted, n, seed, device)
     held = analysis_groups(run.task, wanted, n, seed + HOLDOUT_OFFSET, device) if holdout else None
-    found = discover(run.model, groups, level, method, ablation, target, split_positions, keep=keep, holdout=held)
+    found = discover(run.model, groups, level, method, ablation, target, split_positions, keep=keep, holdout=held,
+                     order=order)
     return CircuitResult(run=run.name, task=run.config.task.name, lengths=wanted, n=n, seed=seed,
                          holdout_seed=seed + HOLDOUT_OFFSET if holdout else None, **found)
 

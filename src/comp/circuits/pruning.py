@@ -20,7 +20,10 @@ ordered by least harm (the smallest margin over the thresholds, largest first; t
 the logit share), all prefixes of that order are scored in a second pass, and the longest
 prefix that keeps every threshold is removed for good. A final pass (:meth:`Pruner.retry`)
 then retries every kept unit of every stage against the smaller circuit, round after round,
-until none can go.
+until none can go. ``--order global`` skips the stage-by-stage pass: every unit of every
+stage competes in one least-harm order from the start (the final pass alone; slower, as
+copies that differ in layer 0 cannot share it, and on the default model's seed 1 it kept
+86 edges where the stage order kept 101).
 """
 
 from __future__ import annotations
@@ -33,6 +36,8 @@ import torch
 from comp.errors import CompError
 
 Share = Literal["logit", "answer", "cot"]
+Order = Literal["stages", "global"]
+ORDERS: tuple[str, ...] = ("stages", "global")
 SHARES: tuple[str, ...] = ("logit", "answer", "cot")  # columns of shares(): the order of Keep's fields
 DEFAULT_FAITHFULNESS = 0.95
 TOL = 1e-6
@@ -160,10 +165,14 @@ class Pruner:
             removed[order[: int(ok.max()) + 1]] = True
         return removed
 
-    def greedy(self, removed: "torch.Tensor | None" = None, retry: bool = True) -> torch.Tensor:
+    def greedy(self, removed: "torch.Tensor | None" = None, retry: bool = True, order: "Order" = "stages") -> torch.Tensor:
         """``[n]`` bool: what greedy pruning removes (module docstring), starting from
-        ``removed`` (default: nothing); ``retry``: with the final pass."""
+        ``removed`` (default: nothing); ``retry``: with the final pass. ``order="global"``:
+        no stage-by-stage pass, every unit of every stage tried at once from the start
+        (the final pass alone)."""
         removed = torch.zeros(self.n, dtype=torch.bool) if removed is None else removed.clone()
+        if order == "global":
+            return self.retry(removed)
         stages = torch.tensor([self.ev.stage(u) for u in self.ev.units])
         for st in sorted(set(stages.tolist()), reverse=True):
             cand = ((stages == st) & ~removed).nonzero()[:, 0]

@@ -34,6 +34,8 @@ def circuit_cli(
                  "as --faithfulness), answer (final-answer accuracy), cot (whole-CoT accuracy), e.g. answer=0.95,cot=0.9 "
                  "(default: logit=0.95). Kept on the discovery batch (--data-seed); the scores reported are on a "
                  "held-out batch (data seed + 2)."),
+    order: str = typer.Option("stages", help="Greedy pruning's order: stages (from the logits back, stage by stage, "
+                                             "then a final pass over all) or global (every unit at once; slower)."),
     ablation: str = typer.Option("mean", help=f"What replaces what is outside the circuit: {', '.join(ABLATIONS)}."),
     lengths: str = ANALYSIS_LENGTHS,
     n: int = sequences("Sequences per length (and as many reference sequences)."),
@@ -45,11 +47,12 @@ def circuit_cli(
 ) -> None:
     """Automatic circuit discovery: the smallest set of nodes or edges that keeps the model's answers."""
     if ctx.invoked_subcommand is None:
-        _discover(ckpt, level, method, faithfulness, keep, ablation, lengths, n, seed, split_positions, device, json_path, plot)
+        _discover(ckpt, level, method, faithfulness, keep, order, ablation, lengths, n, seed, split_positions, device,
+                  json_path, plot)
 
 
 @user_errors
-def _discover(ckpt, level, method, faithfulness, keep, ablation, lengths, n, seed, split_positions, device, json_path,
+def _discover(ckpt, level, method, faithfulness, keep, order, ablation, lengths, n, seed, split_positions, device, json_path,
               plot) -> None:
     if not ckpt:
         raise CompError("give --ckpt RUN to discover a circuit, or use: comp circuit diff A.json B.json")
@@ -61,12 +64,12 @@ def _discover(ckpt, level, method, faithfulness, keep, ablation, lengths, n, see
 
     check_output_path(json_path, (".json",))
     check_output_path(plot, FORMATS)
-    check_options(level, method, ablation, faithfulness)
+    check_options(level, method, ablation, faithfulness, order)
     targets = parse_keep(keep, faithfulness)
     if plot is not None and plot.suffix.lower() == ".png":
         chromium()  # PNGs are drawn in Chromium: fail before the work when there is none
     result = discover_run(ckpt, level, method, ablation, targets.logit, lengths, n, seed, split_positions, device,
-                          keep=targets).to_dict()
+                          keep=targets, order=order).to_dict()
     print_circuit(result)
     write_outputs(result, json_path, run=ckpt)
     if plot is not None:
@@ -83,7 +86,8 @@ def print_scores(r: dict, title: str) -> None:
 
 def print_circuit(r: dict) -> None:
     wanted = ",".join(f"{k}={v:g}" for k, v in r.get("keep", {}).items() if v is not None) or f"logit={r['target']}"
-    print_scores(r, f"{r['run']}: {r['level']} circuit by {r['method']} ({r['ablation']} ablation, keep {wanted}), "
+    print_scores(r, f"{r['run']}: {r['level']} circuit by {r['method']} ({r['ablation']} ablation, keep {wanted}, "
+                    f"{r.get('order', 'stages')} order), "
                     f"{r['n_nodes']}/{r['n_nodes_total']} nodes, {r['n_edges']}/{r['n_edges_total']} edges, {r['seconds']:.1f} s; "
                     f"scored on the {r.get('scored_on', 'discovery batch')}")
     if r.get("fit"):
