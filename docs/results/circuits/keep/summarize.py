@@ -31,9 +31,9 @@ def met(r: dict) -> bool:
 
 
 def table(files: dict) -> list[str]:
-    out = ["| model | seed | level | keep (discovery batch) | nodes | edges (share) | held out: answer ratio | held out: CoT ratio "
+    out = ["| model | seed | level | keep (discovery batch) | order | nodes | edges (share) | held out: answer ratio | held out: CoT ratio "
            "| held out: recovered | discovery batch: answer / CoT ratio | goal met | seconds |",
-           "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+           "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     groups: dict[tuple, list[dict]] = {}
     for (model, seed, level, _tag, at), r in sorted(files.items()):
         if at:
@@ -42,13 +42,14 @@ def table(files: dict) -> list[str]:
         fa, fc = ratios(r["fit"]["model"], r["fit"]["circuit"])
         keep = ",".join(f"{k}={v:g}" for k, v in r["keep"].items() if v is not None)
         share = r["n_edges"] / r["n_edges_total"]
-        groups.setdefault((model, level, keep), []).append(dict(share=share, a=a, c=c, ok=met(r)))
-        out.append(f"| {model} | {seed} | {level} | {keep} | {r['n_nodes']}/{r['n_nodes_total']} | {r['n_edges']}/{r['n_edges_total']} "
+        order = r.get("order", "stages")
+        groups.setdefault((model, level, keep, order), []).append(dict(share=share, a=a, c=c, ok=met(r)))
+        out.append(f"| {model} | {seed} | {level} | {keep} | {order} | {r['n_nodes']}/{r['n_nodes_total']} | {r['n_edges']}/{r['n_edges_total']} "
                    f"({share:.1%}) | {a:.3f} | {c:.3f} | {r['circuit']['recovered']:.3f} | {fa:.3f} / {fc:.3f} | "
                    f"{'yes' if met(r) else 'no'} | {r['seconds']:.0f} |")
-    for (model, level, keep), xs in groups.items():
+    for (model, level, keep, order), xs in groups.items():
         if len(xs) > 1:
-            out.append(f"| {model} | mean ± sd ({len(xs)}) | {level} | {keep} | | {_ms(xs, 'share')} | {_ms(xs, 'a')} "
+            out.append(f"| {model} | mean ± sd ({len(xs)}) | {level} | {keep} | {order} | | {_ms(xs, 'share')} | {_ms(xs, 'a')} "
                        f"| {_ms(xs, 'c')} | | | "
                        f"{sum(x['ok'] for x in xs)} of {len(xs)} | |")
     return out
