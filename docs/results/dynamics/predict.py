@@ -1,9 +1,9 @@
 """Tables of docs/results/dynamics.md: do training-length measures predict 4x generalization?
 
-    python docs/results/dynamics/predict.py FIT_REGEX margin-a.json [margin-b.json ...]
+    python docs/results/dynamics/predict.py [--at 128] FIT_REGEX margin-a.json [margin-b.json ...]
 
 Reads the rows ``margin.py`` wrote. A model *generalizes* if its whole-CoT accuracy at
-length 64 (4x) is >= ``GOOD``. For each measure: a threshold is chosen on the rows whose
+length 64 (4x; ``--at 128``: 8x) is >= ``GOOD``. For each measure: a threshold is chosen on the rows whose
 ``run`` matches ``FIT_REGEX`` (the midpoint that classifies the most of them right as
 "measure >= threshold: generalizes"; ties: the widest gap), then tested on the other rows.
 Also the Spearman rank correlation of each measure with the accuracy at 64, over all rows.
@@ -30,6 +30,9 @@ def label(row: dict) -> str:
     return f"{path.parent.name}/{path.name}{step}" if path.parent.name else f"{path.name}{step}"
 
 
+OUTCOME = "acc_L64"  # the accuracy that defines "generalizes" (``--at``)
+
+
 def threshold(rows: list[dict], measure: str) -> tuple[float, int]:
     """The cut with the most right answers on ``rows`` (ties: the largest gap around it)."""
     values = sorted({r[measure] for r in rows})
@@ -37,7 +40,7 @@ def threshold(rows: list[dict], measure: str) -> tuple[float, int]:
     gaps = [1.0] + [b - a for a, b in zip(values, values[1:])] + [1.0]
 
     def right(cut: float) -> int:
-        return sum((r[measure] >= cut) == (r["acc_L64"] >= GOOD) for r in rows)
+        return sum((r[measure] >= cut) == (r[OUTCOME] >= GOOD) for r in rows)
 
     best = max(range(len(cuts)), key=lambda i: (right(cuts[i]), gaps[i]))
     return cuts[best], right(cuts[best])
@@ -70,24 +73,27 @@ def main(fit: str, paths: list[Path]) -> None:
     print("| model | fit/test | best iteration head | iteration | any-head log-odds q05 | any-head margin q05 "
           "| head log-odds mean | acc 16 | acc 64 | acc 128 |")
     print("|---|---|---|---|---|---|---|---|---|---|")
-    for r in sorted(rows, key=lambda r: r["acc_L64"]):
+    for r in sorted(rows, key=lambda r: r[OUTCOME]):
         part = "fit" if re.search(fit, r["run"]) else "test"
         print(f"| {label(r)} | {part} | {r['head']} | {r['iteration']:.2f} | {r['any_logodds_q05']:.1f} | "
               f"{r['any_margin_q05']:.1f} | {r['head_logodds_mean']:.1f} | {r['acc_L16']:.2f} | "
               f"{r['acc_L64']:.2f} | {r['acc_L128']:.2f} |")
     fit_rows = [r for r in rows if re.search(fit, r["run"])]
     test_rows = [r for r in rows if not re.search(fit, r["run"])]
-    good = sum(r["acc_L64"] >= GOOD for r in rows)
-    print(f"\n{len(rows)} models, {good} generalize (acc at 64 >= {GOOD}); threshold fit on {len(fit_rows)} "
+    good = sum(r[OUTCOME] >= GOOD for r in rows)
+    print(f"\n{len(rows)} models, {good} generalize ({OUTCOME} >= {GOOD}); threshold fit on {len(fit_rows)} "
           f"(`{fit}`), tested on {len(test_rows)}\n")
-    print("| measure | Spearman with acc 64 (all) | threshold (fit) | right on fit | right on test |")
+    print(f"| measure | Spearman with {OUTCOME} (all) | threshold (fit) | right on fit | right on test |")
     print("|---|---|---|---|---|")
     for m in MEASURES:
-        rho = spearman([r[m] for r in rows], [r["acc_L64"] for r in rows])
+        rho = spearman([r[m] for r in rows], [r[OUTCOME] for r in rows])
         cut, right = threshold(fit_rows, m) if fit_rows else (float("nan"), 0)
-        test = sum((r[m] >= cut) == (r["acc_L64"] >= GOOD) for r in test_rows)
+        test = sum((r[m] >= cut) == (r[OUTCOME] >= GOOD) for r in test_rows)
         print(f"| {m} | {rho:.2f} | {cut:.3g} | {right}/{len(fit_rows)} | {test}/{len(test_rows)} |")
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], [Path(p) for p in sys.argv[2:]])
+    args = sys.argv[1:]
+    if args[:1] == ["--at"]:
+        OUTCOME, args = f"acc_L{int(args[1])}", args[2:]
+    main(args[0], [Path(p) for p in args[1:]])
