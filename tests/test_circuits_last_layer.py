@@ -69,3 +69,22 @@ def test_closed_forms_cover_the_last_two_layers():
     assert take == {("resid_pre", 2), ("z", 2), ("mlp_out", 2), ("z", 1), ("mlp_out", 1)}
     assert not last_layer.supported(model_of({"attn_only": True}), "mlp_out", 1)
     assert not last_layer.supported(model.train(), "z", 2)  # training mode: jitter may scale the logits
+
+
+@pytest.mark.parametrize("settings", [{}, {"encoding": "standard"}, {"normalization": "none", "act_fn": "relu"}])
+def test_own_position_equals_the_forward_on_the_key_value_cache(settings):
+    """A variant at the query itself: the closed form for TransformerLens's plain attention
+    equals TransformerLens's forward of the last layer on the corrupted run's keys and values."""
+    model = model_of(settings)
+    assert last_layer.plain_attention(model) and not last_layer.plain_attention(model_of({"attn_scale": "logn"}))
+    pair = make_pair(make_task("parity"), 4, 5, seed=1, corruption="flip_one")
+    with torch.no_grad():
+        _, cache = model.run_with_cache(pair.corrupted.tokens)
+        q, last = 9, model.cfg.n_layers - 1
+        rows = torch.arange(5)
+        x_q = torch.randn(3, 5, model.cfg.d_model, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+        ours = last_layer._own_position(model, cache, x_q, rows, q)
+        past = [cache[f"blocks.{last}.attn.hook_{kind}"][:, :q][None].expand(3, 5, q, *cache[f"blocks.{last}.attn.hook_{kind}"].shape[2:])
+                for kind in ("k", "v")]
+        theirs = last_layer._last_layer(model, x_q, *past, None, None)
+    torch.testing.assert_close(ours, theirs, atol=1e-10, rtol=0)

@@ -69,6 +69,7 @@ class TrainConfig:
     compile: bool = False  # torch.compile the model (CUDA only)
     compile_step: bool = False  # torch.compile the whole step: forward, backward, clip, AdamW, as CUDA graphs (CUDA only)
     fast_kernels: bool = True  # training: fused attention, length buckets (CPU), fused AdamW; false: the hook path, bit-identical to the seed in a --seeds pack
+    packing: bool = True  # with fast_kernels on a CPU: sequences packed side by side in rows (comp.model.packed); false: length buckets
     threads: int = 0  # CPU threads for torch (0: leave torch's default)
     wandb: bool = False  # log to Weights & Biases (offline unless logged in and WANDB_MODE=online)
     wandb_project: str = "comp"  # wandb project

@@ -27,6 +27,8 @@ import torch
 from transformer_lens import utils
 from transformer_lens.cache.key_value_cache import TransformerLensKeyValueCache
 from transformer_lens.cache.key_value_cache_entry import TransformerLensKeyValueCacheEntry
+from transformer_lens.components import Attention
+from transformer_lens.components.abstract_attention import AbstractAttention
 
 from comp.model import pinned_positions
 
@@ -96,7 +98,7 @@ def after_attention(model, cache, clean_cache, activation_name: str, sites: torc
     else:  # the MLP's output swapped for the clean one
         post = resid_mid + clean[None]
         resid_post = torch.where(hit[..., None], post, _mlp(model.blocks[last], resid_mid))
-    return _unembed(model, resid_post)
+    return unembed(model, resid_post)
 
 
 def new_resid(model, cache, clean_cache, activation_name: str, layer: int, sites: torch.Tensor) -> torch.Tensor:
@@ -123,7 +125,8 @@ def before_attention(model, cache, resid: torch.Tensor, pos: torch.Tensor, query
     ``pos[k]`` is ``resid[k]`` [K, B, d_model] (the corrupted run's elsewhere). Rows whose
     query is before ``pos[k]`` keep ``corrupted`` [B, d_vocab], the corrupted run's logits
     at the queries. Per query position, variants before it change one key and value
-    (:func:`_one_key`); variants at it run the last layer there (:func:`_last_layer`)."""
+    (:func:`_one_key`); variants at it run the last layer there (:func:`_own_position`, or
+    TransformerLens's forward on the key-value cache, :func:`_last_layer`)."""
     last = model.cfg.n_layers - 1
     keys, values = cache[utils.get_act_name("k", last)], cache[utils.get_act_name("v", last)]  # [B, pos, head, d_head]
     out = corrupted.expand(len(pos), *corrupted.shape).clone()  # [K, B, d_vocab]
@@ -134,6 +137,9 @@ def before_attention(model, cache, resid: torch.Tensor, pos: torch.Tensor, query
         at = (pos == q).nonzero()[:, 0]
         for lo in range(0, len(at), per):
             ks = at[lo : lo + per]
+            if ids is None and plain_attention(model):
+                out[ks[:, None], rows[None]] = _own_position(model, cache, resid[ks][:, rows], rows, q)
+                continue
             past = [t[rows, :q][None].expand(len(ks), *t[rows, :q].shape) for t in (keys, values)]
             out[ks[:, None], rows[None]] = _last_layer(model, resid[ks][:, rows], *past, _ids(ids, rows, q),
                                                       _pos_embed(model, cache, rows, q))
@@ -148,12 +154,16 @@ def _one_key(model, cache, new: torch.Tensor, pos: torch.Tensor, rows: torch.Ten
              ids: "torch.Tensor | None") -> torch.Tensor:
     """``[k, b, d_vocab]``: logits at query ``q`` of ``rows`` when the last layer's
     ``resid_pre`` at ``pos[k] < q`` is ``new[k]`` [k, b, d_model]: one key and one value
-    change, so one attention logit per head moves by ``q . R_p dk / attn_scale`` (times
-    the log-n scale, if any), the softmax is taken again and ``z`` is recomputed from it."""
+    change, so one attention logit per head moves by ``ds = q . R_p dk / attn_scale``
+    (times the log-n scale, if any). The softmax is not taken again: with ``a`` the
+    corrupted weight of key ``p`` and ``rest_w``, ``rest_z`` the weights and weighted values
+    of every other key, ``z = (rest_z + a e^ds (v_p + dv)) / (rest_w + a e^ds)`` (a rank-one
+    update). ``rest_*`` are sums over the other keys (a 0/1 mask, no subtraction: exact in
+    float32 too, even when ``a`` is close to 1)."""
     last = model.cfg.n_layers - 1
     block, attn = model.blocks[last], model.blocks[last].attn
     act = lambda kind: cache[utils.get_act_name(kind, last)]  # noqa: E731
-    k = torch.arange(len(pos), device=new.device)
+    rows = slice(None) if len(rows) == len(act("resid_pre")) else rows  # one query position: no copies
     old = act("resid_pre")[rows][:, pos].transpose(0, 1)  # [k, b, d_model]
     d_ln = block.ln1(new.contiguous()) - block.ln1(old.contiguous())  # [k, b, d_model]
     dk = torch.einsum("kbm,hmd->kbhd", d_ln, attn.W_K)  # [k, b, head, d_head]
@@ -165,19 +175,68 @@ def _one_key(model, cache, new: torch.Tensor, pos: torch.Tensor, rows: torch.Ten
     ds = torch.einsum("kbhd,bhd->kbh", dk, query) / attn.attn_scale  # [k, b, head]
     if hasattr(attn, "ssmax_scale"):  # comp.model.attention_scale: logits times s_h * log(keys seen)
         ds = ds * attn.ssmax_scale * torch.log(torch.tensor(q + 1.0, dtype=ds.dtype))
-    scores = act("attn_scores")[rows, :, q, : q + 1]  # [b, head, q + 1]
-    scores = scores.expand(len(pos), *scores.shape).clone()  # [k, b, head, q + 1]
-    scores[k, :, :, pos] += ds
-    pattern = torch.softmax(scores, dim=-1)
-    z = torch.einsum("kbhj,bjhd->kbhd", pattern, act("v")[rows, : q + 1]) + pattern[k, :, :, pos][..., None] * dv
+    weights = torch.softmax(act("attn_scores")[rows, :, q, : q + 1], dim=-1).transpose(1, 2)  # [b, q + 1, head]
+    values = act("v")[rows, : q + 1]  # [b, q + 1, head, d_head]
+    others = torch.ones(len(pos), q + 1, dtype=weights.dtype, device=weights.device)  # [k, q + 1]: 0 at key p
+    others[torch.arange(len(pos)), pos] = 0
+    rest_w = torch.einsum("kj,bjh->kbh", others, weights)  # [k, b, head]
+    rest_z = torch.einsum("kj,bjhd->kbhd", others, weights[..., None] * values)  # [k, b, head, d_head]
+    a = weights[:, pos].transpose(0, 1)  # [k, b, head]
+    top = ds.clamp(min=0)  # scales both sums by e^-top: no overflow
+    w_rest, w_key = torch.exp(-top), a * torch.exp(ds - top)
+    v_key = values[:, pos].transpose(0, 1) + dv  # [k, b, head, d_head]
+    z = (rest_z * w_rest[..., None] + w_key[..., None] * v_key) / (rest_w * w_rest + w_key)[..., None]
     dz = z - act("z")[rows, q]  # [k, b, head, d_head]
     resid_mid = _resid_mid(model, cache, last)[rows, q] + torch.einsum("kbhd,hdm->kbm", dz, attn.W_O)  # [k, b, d_model]
-    return _unembed(model, _mlp(block, resid_mid))
+    return unembed(model, _mlp(block, resid_mid))
+
+
+def plain_attention(model, layer: int = -1) -> bool:
+    """Whether ``layer``'s attention (default: the last) is TransformerLens's own ``Attention``
+    with rotary or no positions in it and nothing of comp's installed on it (no log-n scale,
+    no jitter, no bias): its logits are ``q . k / attn_scale``, causally masked, and nothing else."""
+    attn, cfg = model.blocks[layer].attn, model.cfg
+    return (type(attn) is Attention and cfg.positional_embedding_type in ("rotary", "standard")
+            and not any(name in vars(attn) for name in ("apply_causal_mask", "calculate_attention_scores", "apply_rotary"))
+            and not hasattr(attn, "ssmax_scale") and not cfg.use_dynamic_ntk_rope and not cfg.use_qk_norm
+            and cfg.n_key_value_heads is None and cfg.attention_dir == "causal")
+
+
+def _own_position(model, cache, x_q: torch.Tensor, rows: torch.Tensor, q: int) -> torch.Tensor:
+    """``[k, b, d_vocab]``: the last layer at query ``q`` of ``rows`` when its ``resid_pre``
+    there is ``x_q`` [k, b, d_model] (:func:`plain_attention` only): the query, the own key
+    and value are new, the keys and values before ``q`` the corrupted run's."""
+    last = model.cfg.n_layers - 1
+    block, attn = model.blocks[last], model.blocks[last].attn
+    act = lambda kind: cache[utils.get_act_name(kind, last)]  # noqa: E731
+    rows = slice(None) if len(rows) == len(act("k")) else rows
+    ln = block.ln1(x_q.contiguous())  # [k, b, d_model]
+    query, key, value = (torch.einsum("kbm,hmd->kbhd", ln, w) + b for w, b in
+                         ((attn.W_Q, attn.b_Q), (attn.W_K, attn.b_K), (attn.W_V, attn.b_V)))  # [k, b, head, d_head]
+    keys, values = act("k")[rows, :q], act("v")[rows, :q]  # [b, q, head, d_head], keys before rotation
+    if model.cfg.positional_embedding_type == "rotary":
+        at = torch.full((len(x_q),), q, device=x_q.device)
+        query, key = _rotate(model, attn, query, at, None), _rotate(model, attn, key, at, None)
+        keys = attn.apply_rotary(keys, 0)  # positions 0..q-1, as the forward rotates cached keys
+    past = torch.einsum("kbhd,bjhd->kbhj", query, keys) / attn.attn_scale  # [k, b, head, q]
+    own = (query * key).sum(-1, keepdim=True) / attn.attn_scale  # [k, b, head, 1]
+    pattern = torch.softmax(torch.cat([past, own], dim=-1), dim=-1)  # [k, b, head, q + 1]
+    z = torch.einsum("kbhj,bjhd->kbhd", pattern[..., :q], values) + pattern[..., q:] * value
+    resid_mid = x_q + torch.einsum("kbhd,hdm->kbm", z, attn.W_O) + attn.b_O  # [k, b, d_model]
+    return unembed(model, _mlp(block, resid_mid))
 
 
 def _rotate(model, attn, x: torch.Tensor, pos: torch.Tensor, ids: "torch.Tensor | None") -> torch.Tensor:
     """``x`` [k, b, head, d_head] rotated as keys at positions ``pos`` [k] (ids [b, pos] if the
     model reads ids) by the attention's own ``apply_rotary``."""
+    if ids is None and type(attn).apply_rotary is AbstractAttention.apply_rotary and not model.cfg.use_dynamic_ntk_rope:
+        # TransformerLens's rotation at each key's own position, every variant at once
+        rd, at = model.cfg.rotary_dim, pos.to(attn.rotary_cos.device)
+        if int(at.max()) >= attn.rotary_cos.shape[0]:
+            attn.apply_rotary(x[:1, :1], int(at.max()))  # the table grows as a forward would grow it
+        cos, sin = attn.rotary_cos[at][:, None, None], attn.rotary_sin[at][:, None, None]  # [k, 1, 1, rotary_dim]
+        x_rot = x[..., :rd]
+        return torch.cat([x_rot * cos + attn.rotate_every_two(x_rot) * sin, x[..., rd:]], dim=-1)
     out = torch.empty_like(x)
     state = getattr(model, "positions", None)
     for p in pos.unique().tolist():
@@ -192,10 +251,12 @@ def _rotate(model, attn, x: torch.Tensor, pos: torch.Tensor, ids: "torch.Tensor 
     return out
 
 
-def _unembed(model, resid_post: torch.Tensor) -> torch.Tensor:
-    """``[k, b, d_vocab]`` logits of the final residual stream [k, b, d_model]."""
-    logits = model(resid_post.flatten(0, 1)[:, None], start_at_layer=model.cfg.n_layers)  # [k * b, 1, d_vocab]
-    return logits.view(*resid_post.shape[:2], -1)
+def unembed(model, resid_post: torch.Tensor) -> torch.Tensor:
+    """``[k, b, d_vocab]`` logits of the final residual stream [k, b, d_model]: what the
+    forward ends with (the final norm, the unembedding; :func:`supported` rules out a soft cap)."""
+    if model.cfg.normalization_type is not None:
+        resid_post = model.ln_final(resid_post)
+    return model.unembed(resid_post)
 
 
 def _ids(ids: "torch.Tensor | None", rows: torch.Tensor, q: int) -> "torch.Tensor | None":

@@ -34,7 +34,7 @@ import torch
 from transformer_lens import utils
 
 from comp.catalog import N_SEQUENCES
-from comp.circuits import last_layer
+from comp.circuits import last_layer, shared_prefix
 from comp.circuits.data import load_for_analysis
 from comp.circuits.interventions import DEFAULT_MAX_ROWS, Prefix, prefix_hooks, run_edited
 from comp.circuits.results import PatchResult, PatchSweep
@@ -202,11 +202,19 @@ def generic_activation_patch(
     ids = model.position_ids(corrupted_tokens)[:, :end] if getattr(getattr(model, "encoding", None), "uses_ids", False) else None
     names = [utils.get_act_name(activation_name, layer) for layer in range(n_layers)]
     wanted = set(names) | prefix_hooks(n_layers) | last_layer.cache_hooks(n_layers)
-    with pinned_positions(model, ids):
-        logits, corrupted_cache = model.run_with_cache(tokens, names_filter=lambda n: n in wanted)
-    baseline = patching_metric(logits).item()
+    # positions before the first changed input are the clean run's: the corrupted run starts there
+    shared = min(shared_prefix.divergence(model, corrupted_tokens, clean_cache, end, ids, wanted), first_query)
+    if shared:
+        logits, corrupted_cache = shared_prefix.corrupted_run(model, tokens, clean_cache, shared, wanted,
+                                                                 patching_metric.query)
+    else:
+        with pinned_positions(model, ids):
+            logits, corrupted_cache = model.run_with_cache(tokens, names_filter=lambda n: n in wanted)
+    baseline = patching_metric(logits, start=shared).item()
     query = patching_metric.query.to(tokens.device)
-    at_query = logits[torch.arange(len(query), device=query.device), query]  # [batch, d_vocab]
+    at_query = logits[torch.arange(len(query), device=query.device), query - shared]  # [batch, d_vocab]
+    clean_final = utils.get_act_name("resid_post", n_layers - 1)
+    restored = None  # the clean run's metric, for patches that make the run the clean one
     sizes = {"pos": corrupted_tokens.shape[1], "head": model.cfg.n_heads}
     out = torch.full([n_layers, *(sizes[a] for a in index_axis_names[1:])], baseline)
     for layer, name in enumerate(names):
@@ -217,6 +225,14 @@ def generic_activation_patch(
             reads[patching_metric.query] = True
             live &= reads.view(end, *[1] * (n_site_dims - 1))
         sites = live.nonzero().cpu()  # [K, n_site_dims]: the sites whose patch can change the metric
+        if activation_name == "resid_pre" and len(sites) == 1 and ids is None and clean_final in clean_cache:
+            # the only position where this layer's input differs, patched: from here on the clean run
+            if restored is None:
+                final = clean_cache[clean_final][torch.arange(len(query)), query.to(clean_cache[clean_final].device)]
+                restored = patching_metric.normalise(patching_metric.raw_at_query(
+                    last_layer.unembed(model, final.to(tokens.device)[None])[0])).item()
+            out[layer, sites[0, 0]] = restored
+            continue
         if len(sites) and last_layer.supported(model, activation_name, layer):  # closed forms at the last layer
             if layer == n_layers - 1 and activation_name != "resid_pre":
                 final = last_layer.after_attention(model, corrupted_cache, clean_cache, activation_name, sites, query)
@@ -265,6 +281,9 @@ def patch_sweep(model, pair: Pair, max_rows: int = DEFAULT_MAX_ROWS) -> PatchSwe
     metric = LogitDiff.for_pair(model, pair)
     kinds = [k for k in SWEEPS if not (k == "mlp_out" and model.cfg.attn_only)]
     names = {utils.get_act_name(SWEEPS[k].keywords["activation_name"], layer) for k in kinds for layer in range(model.cfg.n_layers)}
+    n_layers = model.cfg.n_layers  # what lets the corrupted runs start at the first changed input
+    names |= shared_prefix.needed(model, prefix_hooks(n_layers) | last_layer.cache_hooks(n_layers))
+    names.add(utils.get_act_name("resid_post", n_layers - 1))
     _, clean = model.run_with_cache(pair.clean.tokens, names_filter=lambda n: n in names)
     out = {k: SWEEPS[k](model, pair.corrupted.tokens, clean, metric, max_rows=max_rows).tolist() for k in kinds}
     return PatchSweep(

@@ -18,6 +18,11 @@ Each group runs forward and backward before the next (gradients accumulate), so 
 memory is that of one group. Trimming needs each row's width on the host (one sync per
 step): buckets are for the CPU, where that costs nothing; on a GPU the loop keeps one
 fixed-shape padded batch (static shapes for ``torch.compile`` and CUDA graphs).
+
+Where :func:`comp.model.packed.packable` accepts the model (most encodings, no hook
+attached), :func:`forward_backward` packs the batch's sequences side by side into rows
+instead (one forward, almost no padding); the buckets remain for the rest and for
+``train.packing = false``.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ import torch
 import torch.nn.functional as F
 
 from comp.evaluation import autocast, masked_loss
+from comp.model.packed import pack, packable, packed_loss_sum
 from comp.model.scored import scored_logits
 from comp.tasks import Batch
 from comp.tasks.vocab import PAD
@@ -71,10 +77,13 @@ def forward_backward(
     batch: Batch,
     n: int,
     amp: bool = False,
+    packing: bool = True,
 ) -> torch.Tensor:
     """Forward and backward of one training step on ``batch`` in ``n`` length buckets
     (``n == 1``: the padded batch as one forward); returns the detached loss (mean over
-    answer tokens). Run inside ``model.sampled_positions(batch.tokens, gen)``."""
+    answer tokens). With ``n > 1`` and ``packing``, a model :func:`~comp.model.packed.packable`
+    runs the batch packed instead (one forward, no padding: :mod:`comp.model.packed`).
+    Run inside ``model.sampled_positions(batch.tokens, gen)``."""
     device = batch.tokens.device
     if n <= 1:
         with autocast(device, amp):
@@ -83,6 +92,12 @@ def forward_backward(
         loss.backward()
         return loss.detach()
     count = batch.loss_mask[:, 1:].sum().clamp_min(1)  # answer tokens of the whole batch
+    if packing and forward is model and packable(model):
+        ids = model._forward_ids(batch.tokens) if model.encoding.uses_ids else None  # [batch, pos]
+        with autocast(device, amp):
+            loss = packed_loss_sum(model, pack(batch.tokens, batch.loss_mask, ids)) / count
+        loss.backward()
+        return loss.detach()
     total = torch.zeros((), device=device)
     parts = groups(batch.tokens, n)
     starts = scored_starts(batch.loss_mask, parts) if forward is model else [0] * len(parts)

@@ -273,7 +273,7 @@ def _train(cfg: RunConfig, run_dir: Path, task: Task, device: torch.device, resu
             else:
                 opt.zero_grad(set_to_none=True)
                 with model.sampled_positions(batch.tokens, gen):
-                    loss = forward_backward(model, forward, batch, buckets, t.amp)
+                    loss = forward_backward(model, forward, batch, buckets, t.amp, t.packing)
                 # 6. clip, 7. update
                 if t.grad_clip > 0:
                     torch.nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip)
