@@ -186,3 +186,30 @@ def paper_model():
         a1.W_O[1, 0, A] = 0.5
         plant_accumulator(model)  # MLP1: Z = BIT xor A, as in planted_model
     return model.eval()
+
+
+# ---- a component only the chain of thought needs: the logit target drops it, the CoT target keeps it ----
+# discovery_model plus L1H3, which only at EoI (the position predicting s_1 = x_1) attends to x_1
+# (elsewhere to the task token, whose BIT is 0) and copies its bit into W. The unembedding reads W
+# (+2 COT_H on the digit 1) and EoI (-COT_C): at EoI the main circuit's +-GAIN alone would leave every
+# s_1 = 1 wrong (GAIN + COT_H - COT_C < 0 with W mean-ablated), W puts it right. Mean-ablating L1H3
+# moves the logit difference of one answer token in L by COT_H (about 2% of the whole) and breaks
+# every chain with x_1 = 1; the final answer does not depend on it.
+W_FEAT, COT_H, COT_C = 22, 1.0, 11.5
+COT_NODES = DISCOVERY_NODES | {"L1H3@eoi"}
+COT_EDGES = DISCOVERY_EDGES | {"embed@input -> L1H3.v", "L1H3@eoi -> logits"}
+
+
+def cot_model():
+    model = discovery_model()
+    with torch.no_grad():
+        a1 = model.blocks[1].attn
+        a1.W_Q[3, ONE, 0] = SHARP / 2  # every query: the task token (position 0) ...
+        a1.W_K[3, D_P0, 0] = 1.0
+        a1.W_Q[3, EOI, 1] = SHARP  # ... but EoI's: x_1 (position 1)
+        a1.W_K[3, D_P0 + 1, 1] = 1.0
+        a1.W_V[3, BIT, 0] = 1.0
+        a1.W_O[3, 0, W_FEAT] = 1.0
+        model.unembed.W_U[W_FEAT, 1] = 2 * COT_H
+        model.unembed.W_U[EOI, 1] = -COT_C
+    return model.eval()

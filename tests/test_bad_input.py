@@ -55,6 +55,7 @@ VALID: dict[tuple[str, str], set[str]] = {
     ("*", "input_spec"): {""},
     ("*", "task"): {""},
     ("*", "layer"): {"0"},
+    ("circuit", "keep"): {""},  # "": the default target, logit=0.95
     ("train", "slack"): {"0"},
     ("train", "target_acc"): {"0"},
     ("train", "tasks"): {""},

@@ -7,7 +7,8 @@
   sufficiency and a verdict; :mod:`~comp.circuits.roles` finds the component or group
   playing each role, in the layers asked;
 - :mod:`~comp.circuits.discover`: automatic circuit discovery over the nodes and edges of
-  :mod:`~comp.circuits.graph` (exact greedy pruning, EAP, EAP-IG), scored by
+  :mod:`~comp.circuits.graph` (exact greedy pruning under the targets of
+  :mod:`~comp.circuits.pruning`, EAP, EAP-IG), scored by
   :mod:`~comp.circuits.circuit_eval` with path patching (:mod:`~comp.circuits.edge_patching`),
   compared by :mod:`~comp.circuits.circuit_diff`.
 

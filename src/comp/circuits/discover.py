@@ -2,19 +2,23 @@
 
 Methods (:data:`METHODS`):
 
-- ``exact``: ACDC-style greedy pruning from the output backwards. Stage by stage
-  (:func:`comp.circuits.graph.stage`, logits first), every candidate of the stage is
-  removed alone, on top of what is already removed, in one batched pass; candidates are
-  then removed in order of least harm, all prefixes of that order in a second pass, and
-  the longest prefix that keeps the faithfulness target is removed for good.
+- ``exact``: ACDC-style greedy pruning from the output backwards, batched, then a final
+  pass that retries every kept unit (:class:`comp.circuits.pruning.Pruner`).
 - ``eap`` / ``eap-ig``: edges are ranked by attribution patching (the gradient at the
   clean run; integrated along clean -> ablated for ``eap-ig``), nodes by the sum of their
-  outgoing edges; the smallest top-``k`` set that reaches the target *by exact
-  patching* is the circuit, and how far attribution and exact patching disagree is
-  reported (:class:`Attribution`).
+  outgoing edges; the smallest top-``k`` set that keeps the targets *by exact
+  patching* is the circuit, verified by exact pruning, and how far attribution and exact
+  patching disagree is reported (:class:`Attribution`).
 
-Faithfulness is the share of the logit difference recovered by the circuit alone, with
-everything else ablated: ``(m(circuit) - m(nothing)) / (m(model) - m(nothing))``.
+What the circuit must keep (:class:`comp.circuits.pruning.Keep`, ``--keep``): the share
+of the logit difference recovered by the circuit alone with everything else ablated,
+``(m(circuit) - m(nothing)) / (m(model) - m(nothing))`` (``--faithfulness``), and/or the
+shares of the full model's final-answer and whole-CoT accuracy.
+
+Pruning sees the *discovery batch* only. Given a *held-out batch* (``holdout``: other
+sequences, :func:`discover_run` uses data seed ``seed + HOLDOUT_OFFSET``), the reported
+scores (``model``, ``circuit``, ``knocked_out``) are measured there, so they are not fitted
+to the data the pruning saw; the discovery batch's are in ``fit``.
 """
 
 from __future__ import annotations
@@ -27,9 +31,10 @@ import torch
 
 from comp.catalog import N_SEQUENCES
 from comp.circuits.ablate import chance
-from comp.circuits.circuit_eval import METRICS, EdgeEvaluator, Evaluator, NodeEvaluator
+from comp.circuits.circuit_eval import METRICS, EdgeEvaluator, NodeEvaluator
 from comp.circuits.data import analysis_groups, load_for_analysis
 from comp.circuits.graph import Graph, Node
+from comp.circuits.pruning import ORDERS, Keep, Order, Pruner, Scores, parse_keep
 from comp.config import EVAL_SEED
 from comp.errors import CompError
 from comp.provenance import recorded
@@ -43,16 +48,7 @@ ABLATIONS: tuple[str, ...] = ("mean", "resample")
 IG_STEPS = 5  # eap-ig: gradient averaged at alpha = 0, 1/5, ..., 4/5 (a left Riemann sum)
 BASELINE = 0.9  # a model below this final-answer accuracy gets a warning
 SOLVES_MARGIN = 0.1  # ... and one within this of chance is refused
-
-
-@dataclass
-class Scores:
-    """A model, a circuit or a knocked-out model: the metrics of :mod:`comp.circuits.circuit_eval`."""
-
-    acc_answer: float
-    acc_cot: float
-    logit_diff: float
-    recovered: float  # share of the full model's logit difference over the all-ablated model's
+HOLDOUT_OFFSET = 2  # held-out batch: data seed + 2 (its reference set + 3; discovery uses + 0 and + 1)
 
 
 @dataclass
@@ -76,7 +72,7 @@ class CircuitResult:
     level: str
     method: str
     ablation: str
-    target: float
+    target: "float | None"  # the logit-difference share asked (keep["logit"])
     lengths: list[int]
     n: int
     seed: int
@@ -88,98 +84,34 @@ class CircuitResult:
     n_nodes_total: int
     n_edges: int
     n_edges_total: int
-    model: Scores
+    model: Scores  # on the held-out batch when there is one (scored_on)
     circuit: Scores  # faithfulness: the circuit alone
     knocked_out: Scores  # completeness: the model without the circuit
     seconds: float
     attribution: "Attribution | None" = None
     warning: str = ""
+    keep: dict = field(default_factory=dict)  # the shares pruning had to keep (Keep), on the discovery batch
+    scored_on: str = "discovery batch"  # where model / circuit / knocked_out were measured
+    holdout_seed: "int | None" = None  # the held-out batch's data seed
+    fit: dict = field(default_factory=dict)  # model and circuit Scores on the discovery batch
+    order: str = "stages"  # of greedy pruning: stage by stage from the logits, or global
+    final_pass_removed: int = 0  # units the final pass removed after the stage-by-stage pass
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
-def check_options(level: str, method: str, ablation: str, target: float) -> None:
+def check_options(level: str, method: str, ablation: str, target: "float | None", order: str = "stages") -> None:
     if level not in LEVELS:
         raise CompError(f"unknown --level {level!r}; choose one of: {', '.join(LEVELS)}")
     if method not in METHODS:
         raise CompError(f"unknown --method {method!r}; choose one of: {', '.join(METHODS)}")
     if ablation not in ABLATIONS:
         raise CompError(f"unknown --ablation {ablation!r}; choose one of: {', '.join(ABLATIONS)}")
-    if not 0 < target <= 1:
+    if order not in ORDERS:
+        raise CompError(f"unknown --order {order!r}; choose one of: {', '.join(ORDERS)}")
+    if target is not None and not 0 < target <= 1:
         raise CompError(f"--faithfulness {target} is outside (0, 1]; give the share of the logit difference to keep, e.g. 0.95")
-
-
-class Pruner:
-    """Candidates scored against the full and the all-ablated model."""
-
-    def __init__(self, ev: Evaluator):
-        self.ev, self.n = ev, len(ev.units)
-        ends = ev.evaluate(torch.stack([torch.zeros(self.n), torch.ones(self.n)]))  # [2, 3]
-        self.full, self.empty = ends[0], ends[1]
-        span = float(self.full[0] - self.empty[0])
-        if abs(span) < 1e-9:
-            raise CompError("ablating every component leaves the logit difference unchanged: nothing to discover")
-        self.span = span
-
-    def recovered(self, removed: torch.Tensor) -> torch.Tensor:
-        """``[K]`` faithfulness of each candidate (a row of ``removed``)."""
-        return (self.ev.evaluate(removed)[:, 0] - self.empty[0]) / self.span
-
-    def scores(self, removed: torch.Tensor) -> Scores:
-        r = self.ev.evaluate(removed[None])[0]
-        return Scores(acc_answer=float(r[1]), acc_cot=float(r[2]), logit_diff=float(r[0]),
-                      recovered=float((r[0] - self.empty[0]) / self.span))
-
-    def greedy(self, target: float, removed: "torch.Tensor | None" = None) -> torch.Tensor:
-        """``[n]`` bool: what exact greedy pruning removes (module docstring), starting
-        from ``removed`` (default: nothing)."""
-        removed = torch.zeros(self.n, dtype=torch.bool) if removed is None else removed.clone()
-        stages = torch.tensor([self.ev.stage(u) for u in self.ev.units])
-        for st in sorted(set(stages.tolist()), reverse=True):
-            cand = ((stages == st) & ~removed).nonzero()[:, 0]
-            if not len(cand):
-                continue
-            alone = removed.repeat(len(cand), 1)  # [K, n]
-            alone[torch.arange(len(cand)), cand] = True
-            order = cand[torch.argsort(self.recovered(alone), descending=True, stable=True)]
-            prefixes = removed.repeat(len(order), 1)
-            prefixes[:, order] = torch.ones(len(order), len(order), dtype=torch.bool).tril()
-            ok = (self.recovered(prefixes) >= target - 1e-6).nonzero()
-            if len(ok):
-                removed[order[: int(ok.max()) + 1]] = True
-        return removed
-
-    def top_k(self, importance: torch.Tensor, target: float) -> tuple[torch.Tensor, list[int]]:
-        """The smallest set of the most important units reaching ``target`` by exact patching:
-        sizes on a grid, then every size between the last miss and the first hit."""
-        order = torch.argsort(importance, descending=True, stable=True)
-
-        def removed_for(sizes: list[int]) -> torch.Tensor:
-            keep = torch.zeros(len(sizes), self.n, dtype=torch.bool)
-            for i, k in enumerate(sizes):
-                keep[i, order[:k]] = True
-            return ~keep
-
-        grid = sorted({0, self.n, *torch.linspace(0, self.n, 17).round().long().tolist()})
-        hit = (self.recovered(removed_for(grid)) >= target - 1e-6).nonzero()
-        first = grid[int(hit.min())] if len(hit) else self.n
-        lo = max([g for g in grid if g < first], default=0)
-        fine = list(range(lo, first + 1))
-        hit = (self.recovered(removed_for(fine)) >= target - 1e-6).nonzero()
-        best = fine[int(hit.min())] if len(hit) else first
-        return removed_for([best])[0], grid + fine
-
-    def effects(self, removed: torch.Tensor) -> torch.Tensor:
-        """``[n]``: for each kept unit, the drop in faithfulness when it alone is also removed."""
-        kept = (~removed).nonzero()[:, 0]
-        out = torch.zeros(self.n)
-        if len(kept):
-            trial = removed.repeat(len(kept), 1)
-            trial[torch.arange(len(kept)), kept] = True
-            base = self.recovered(removed[None])[0]
-            out[kept] = base - self.recovered(trial)
-        return out
 
 
 def _spearman(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -204,25 +136,31 @@ def attribution_ranking(model, graph: Graph, groups, ablation: str, method: str,
     return scores
 
 
-def discover(model, groups, level: Level = "nodes", method: Method = "exact", ablation: Ablation = "mean", target: float = 0.95,
-             split_positions: bool = True, max_rows: int = 0, require_solved: bool = True) -> dict:
+def discover(model, groups, level: Level = "nodes", method: Method = "exact", ablation: Ablation = "mean",
+             target: "float | None" = 0.95, split_positions: bool = True, max_rows: int = 0, require_solved: bool = True,
+             keep: "Keep | None" = None, holdout=None, order: Order = "stages") -> dict:
     """Find a circuit on ``groups`` (:func:`comp.circuits.data.analysis_groups`): the fields
-    of :class:`CircuitResult` that depend on the model only. ``require_solved=False`` skips
-    the check that the model solves its task (benchmarks time random models)."""
-    check_options(level, method, ablation, target)
+    of :class:`CircuitResult` that depend on the model only. ``keep``: what the circuit must
+    keep (default: ``target`` as the logit-difference share); ``holdout``: groups of other
+    sequences the reported scores are measured on (module docstring); ``order``: of greedy
+    pruning (:meth:`comp.circuits.pruning.Pruner.greedy`). ``require_solved=False``
+    skips the check that the model solves its task (benchmarks time random models)."""
+    check_options(level, method, ablation, target, order)
+    keep = keep or Keep(logit=target)
     t0 = time.perf_counter()
     graph = Graph.of(model, split_positions)
-    ev = (NodeEvaluator if level == "nodes" else EdgeEvaluator)(model, graph, groups, ablation, max_rows)
-    pruner = Pruner(ev)
+    evaluator = NodeEvaluator if level == "nodes" else EdgeEvaluator
+    ev = evaluator(model, graph, groups, ablation, max_rows)
+    pruner = Pruner(ev, keep)
     full = pruner.scores(torch.zeros(pruner.n, dtype=torch.bool))
     warning = _check_solves(full, groups) if require_solved else ""
     attribution = None
     if method == "exact":
-        removed = pruner.greedy(target)
+        removed = pruner.greedy(order=order)
     else:
         scores = attribution_ranking(model, graph, groups, ablation, method, ev.units)
-        chosen, sizes = pruner.top_k(scores.abs(), target)
-        removed = pruner.greedy(target, chosen)  # verification: exact pruning of the chosen set
+        chosen, sizes = pruner.top_k(scores.abs())
+        removed = pruner.greedy(chosen, order=order)  # verification: exact pruning of the chosen set
         alone = (ev.each_alone()[:, 0] - pruner.empty[0]) / pruner.span
         exact_effects = alone - 1.0  # [n] change in faithfulness, each unit removed alone
         attribution = Attribution(
@@ -233,15 +171,18 @@ def discover(model, groups, level: Level = "nodes", method: Method = "exact", ab
     effects = pruner.effects(removed)
     kept = [u for u, r in zip(ev.units, removed) if not r]
     nodes, edges = _circuit(graph, level, kept)
+    fit = dict(model=full, circuit=pruner.scores(removed))
+    scorer = pruner if holdout is None else Pruner(evaluator(model, graph, holdout, ablation, max_rows), keep)
     return dict(
-        level=level, method=method, ablation=ablation, target=target, split_positions=split_positions,
-        nodes=sorted(n.label for n in nodes) + ["logits"],
+        level=level, method=method, ablation=ablation, target=keep.logit, keep=keep.to_dict(), order=order,
+        split_positions=split_positions, nodes=sorted(n.label for n in nodes) + ["logits"],
         edges=[{"sender": e.sender, "receiver": e.receiver, "cls": e.cls, "label": e.label,
                 "effect": float(effects[ev.units.index(e)]) if level == "edges" else None} for e in edges],
         effects={u.label: float(effects[i]) for i, u in enumerate(ev.units) if not removed[i]},
         n_nodes=len(nodes) + 1, n_nodes_total=len(graph.nodes) + 1, n_edges=len(edges), n_edges_total=len(graph.edges),
-        model=full, circuit=pruner.scores(removed), knocked_out=pruner.scores(~removed),
-        attribution=attribution, warning=warning, seconds=time.perf_counter() - t0,
+        model=scorer.scores(torch.zeros_like(removed)), circuit=scorer.scores(removed), knocked_out=scorer.scores(~removed),
+        fit=fit, scored_on="discovery batch" if holdout is None else "held-out batch (other sequences than pruning saw)",
+        final_pass_removed=pruner.retried, attribution=attribution, warning=warning, seconds=time.perf_counter() - t0,
     )
 
 
@@ -273,15 +214,23 @@ def _check_solves(full: Scores, groups) -> str:
 
 
 @recorded
-def discover_run(ckpt: str, level: Level = "nodes", method: Method = "exact", ablation: Ablation = "mean", target: float = 0.95,
-                 lengths: str = "", n: int = N_SEQUENCES, seed: int = EVAL_SEED, split_positions: bool = True,
-                 device: str = "cpu") -> CircuitResult:
-    """:func:`discover` on a run's evaluation sets (``n`` sequences per length)."""
-    check_options(level, method, ablation, target)
+def discover_run(ckpt: str, level: Level = "nodes", method: Method = "exact", ablation: Ablation = "mean",
+                 target: "float | None" = 0.95, lengths: str = "", n: int = N_SEQUENCES, seed: int = EVAL_SEED,
+                 split_positions: bool = True, device: str = "cpu", keep: "Keep | str | None" = None,
+                 holdout: bool = True, order: Order = "stages") -> CircuitResult:
+    """:func:`discover` on a run's evaluation sets (``n`` sequences per length, data seed
+    ``seed``), scored on a held-out batch (seed ``seed + HOLDOUT_OFFSET``) unless
+    ``holdout=False``. ``keep``: a :class:`Keep` or a ``--keep`` spec (``answer=0.95,cot=0.9``)."""
+    check_options(level, method, ablation, target, order)
+    if isinstance(keep, str):
+        keep = parse_keep(keep, target if keep.strip() == "" else None)
     run, wanted = load_for_analysis(ckpt, lengths, device)
     groups = analysis_groups(run.task, wanted, n, seed, device)
-    found = discover(run.model, groups, level, method, ablation, target, split_positions)
-    return CircuitResult(run=run.name, task=run.config.task.name, lengths=wanted, n=n, seed=seed, **found)
+    held = analysis_groups(run.task, wanted, n, seed + HOLDOUT_OFFSET, device) if holdout else None
+    found = discover(run.model, groups, level, method, ablation, target, split_positions, keep=keep, holdout=held,
+                     order=order)
+    return CircuitResult(run=run.name, task=run.config.task.name, lengths=wanted, n=n, seed=seed,
+                         holdout_seed=seed + HOLDOUT_OFFSET if holdout else None, **found)
 
 
-__all__ = ["METRICS", "CircuitResult", "discover", "discover_run"]
+__all__ = ["METRICS", "CircuitResult", "Keep", "Pruner", "Scores", "discover", "discover_run", "parse_keep"]

@@ -26,7 +26,16 @@ def circuit_cli(
     ckpt: str = typer.Option("", help="Run name under runs/ or a run directory."),
     level: str = typer.Option("nodes", help=f"What to prune: {', '.join(LEVELS)}."),
     method: str = typer.Option("exact", help=f"How: {', '.join(METHODS)} (eap/eap-ig: attribution, verified exactly)."),
-    faithfulness: float = typer.Option(0.95, help="Share of the logit difference the circuit alone must recover, in (0, 1]."),
+    faithfulness: float | None = typer.Option(
+        None, show_default=False,
+        help="Share of the logit difference the circuit alone must recover, in (0, 1] (default: 0.95 without --keep)."),
+    keep: str = typer.Option(
+        "", help="What pruning must keep, as shares of the full model in (0, 1]: logit (the logit difference, "
+                 "as --faithfulness), answer (final-answer accuracy), cot (whole-CoT accuracy), e.g. answer=0.95,cot=0.9 "
+                 "(default: logit=0.95). Kept on the discovery batch (--data-seed); the scores reported are on a "
+                 "held-out batch (data seed + 2)."),
+    order: str = typer.Option("stages", help="Greedy pruning's order: stages (from the logits back, stage by stage, "
+                                             "then a final pass over all) or global (every unit at once; slower)."),
     ablation: str = typer.Option("mean", help=f"What replaces what is outside the circuit: {', '.join(ABLATIONS)}."),
     lengths: str = ANALYSIS_LENGTHS,
     n: int = sequences("Sequences per length (and as many reference sequences)."),
@@ -38,24 +47,29 @@ def circuit_cli(
 ) -> None:
     """Automatic circuit discovery: the smallest set of nodes or edges that keeps the model's answers."""
     if ctx.invoked_subcommand is None:
-        _discover(ckpt, level, method, faithfulness, ablation, lengths, n, seed, split_positions, device, json_path, plot)
+        _discover(ckpt, level, method, faithfulness, keep, order, ablation, lengths, n, seed, split_positions, device,
+                  json_path, plot)
 
 
 @user_errors
-def _discover(ckpt, level, method, faithfulness, ablation, lengths, n, seed, split_positions, device, json_path, plot) -> None:
+def _discover(ckpt, level, method, faithfulness, keep, order, ablation, lengths, n, seed, split_positions, device, json_path,
+              plot) -> None:
     if not ckpt:
         raise CompError("give --ckpt RUN to discover a circuit, or use: comp circuit diff A.json B.json")
     from comp.circuits.discover import check_options, discover_run
+    from comp.circuits.pruning import parse_keep
     from comp.views.browser import chromium
     from comp.views.circuit import circuit_figure
     from comp.views.patching import FORMATS, write_figure
 
     check_output_path(json_path, (".json",))
     check_output_path(plot, FORMATS)
-    check_options(level, method, ablation, faithfulness)
+    check_options(level, method, ablation, faithfulness, order)
+    targets = parse_keep(keep, faithfulness)
     if plot is not None and plot.suffix.lower() == ".png":
         chromium()  # PNGs are drawn in Chromium: fail before the work when there is none
-    result = discover_run(ckpt, level, method, ablation, faithfulness, lengths, n, seed, split_positions, device).to_dict()
+    result = discover_run(ckpt, level, method, ablation, targets.logit, lengths, n, seed, split_positions, device,
+                          keep=targets, order=order).to_dict()
     print_circuit(result)
     write_outputs(result, json_path, run=ckpt)
     if plot is not None:
@@ -71,8 +85,15 @@ def print_scores(r: dict, title: str) -> None:
 
 
 def print_circuit(r: dict) -> None:
-    print_scores(r, f"{r['run']}: {r['level']} circuit by {r['method']} ({r['ablation']} ablation, target {r['target']}), "
-                    f"{r['n_nodes']}/{r['n_nodes_total']} nodes, {r['n_edges']}/{r['n_edges_total']} edges, {r['seconds']:.1f} s")
+    wanted = ",".join(f"{k}={v:g}" for k, v in r.get("keep", {}).items() if v is not None) or f"logit={r['target']}"
+    print_scores(r, f"{r['run']}: {r['level']} circuit by {r['method']} ({r['ablation']} ablation, keep {wanted}, "
+                    f"{r.get('order', 'stages')} order), "
+                    f"{r['n_nodes']}/{r['n_nodes_total']} nodes, {r['n_edges']}/{r['n_edges_total']} edges, {r['seconds']:.1f} s; "
+                    f"scored on the {r.get('scored_on', 'discovery batch')}")
+    if r.get("fit"):
+        fit = r["fit"]["circuit"]
+        typer.echo(f"on the discovery batch the circuit alone keeps: final answer {fit['acc_answer']:.3f}, "
+                   f"whole CoT {fit['acc_cot']:.3f}, logit difference {fit['recovered']:.3f}")
     kept = sorted(r["effects"].items(), key=lambda kv: -kv[1])
     print_table([{"kept": k, "effect": v} for k, v in kept[:20]], ["kept", "effect"],
                 title="kept units: drop in recovered logit difference when each alone is removed from the circuit")
