@@ -83,7 +83,7 @@ def test_own_position_equals_the_forward_on_the_key_value_cache(settings):
         q, last = 9, model.cfg.n_layers - 1
         rows = torch.arange(5)
         x_q = torch.randn(3, 5, model.cfg.d_model, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
-        ours = last_layer._own_position(model, cache, x_q, rows, q)
+        ours = last_layer.unembed(model, last_layer._mlp(model.blocks[-1], last_layer._own_position_mid(model, cache, x_q, rows, q)))
         past = [cache[f"blocks.{last}.attn.hook_{kind}"][:, :q][None].expand(3, 5, q, *cache[f"blocks.{last}.attn.hook_{kind}"].shape[2:])
                 for kind in ("k", "v")]
         theirs = last_layer._last_layer(model, x_q, *past, None, None)

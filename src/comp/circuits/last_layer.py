@@ -125,7 +125,7 @@ def before_attention(model, cache, resid: torch.Tensor, pos: torch.Tensor, query
     ``pos[k]`` is ``resid[k]`` [K, B, d_model] (the corrupted run's elsewhere). Rows whose
     query is before ``pos[k]`` keep ``corrupted`` [B, d_vocab], the corrupted run's logits
     at the queries. Per query position, variants before it change one key and value
-    (:func:`_one_key`); variants at it run the last layer there (:func:`_own_position`, or
+    (:func:`_one_key_mid`); variants at it run the last layer there (:func:`_own_position_mid`, or
     TransformerLens's forward on the key-value cache, :func:`_last_layer`)."""
     last = model.cfg.n_layers - 1
     keys, values = cache[utils.get_act_name("k", last)], cache[utils.get_act_name("v", last)]  # [B, pos, head, d_head]
@@ -159,15 +159,9 @@ def before_attention(model, cache, resid: torch.Tensor, pos: torch.Tensor, query
     return out
 
 
-def _one_key(model, cache, new: torch.Tensor, pos: torch.Tensor, rows: torch.Tensor, q: int,
-             ids: "torch.Tensor | None") -> torch.Tensor:
-    """``[k, b, d_vocab]``: the logits of :func:`_one_key_mid`'s ``resid_mid``."""
-    return unembed(model, _mlp(model.blocks[-1], _one_key_mid(model, cache, new, pos, rows, q, ids)))
-
-
 def _one_key_mid(model, cache, new: torch.Tensor, pos: torch.Tensor, rows: torch.Tensor, q: int,
                  ids: "torch.Tensor | None") -> torch.Tensor:
-    """``[k, b, d_model]``: the last layer's ``resid_mid`` (logits: :func:`_one_key`) at query
+    """``[k, b, d_model]``: the last layer's ``resid_mid`` at query
     ``q`` of ``rows`` when the last layer's ``resid_pre`` at ``pos[k] < q`` is ``new[k]`` [k, b, d_model]: one key and one value
     change, so one attention logit per head moves by ``ds = q . R_p dk / attn_scale``
     (times the log-n scale, if any). The softmax is not taken again: with ``a`` the
@@ -214,11 +208,6 @@ def plain_attention(model, layer: int = -1) -> bool:
             and not any(name in vars(attn) for name in ("apply_causal_mask", "calculate_attention_scores", "apply_rotary"))
             and not hasattr(attn, "ssmax_scale") and not cfg.use_dynamic_ntk_rope and not cfg.use_qk_norm
             and cfg.n_key_value_heads is None and cfg.attention_dir == "causal")
-
-
-def _own_position(model, cache, x_q: torch.Tensor, rows: torch.Tensor, q: int) -> torch.Tensor:
-    """``[k, b, d_vocab]``: the logits of :func:`_own_position_mid`'s ``resid_mid``."""
-    return unembed(model, _mlp(model.blocks[-1], _own_position_mid(model, cache, x_q, rows, q)))
 
 
 def _own_position_mid(model, cache, x_q: torch.Tensor, rows: torch.Tensor, q: int) -> torch.Tensor:

@@ -24,6 +24,7 @@ import torch
 from transformer_lens import utils
 
 from comp.circuits.last_layer import plain_attention
+from comp.model.packed import qkv
 
 
 def applies(model) -> bool:
@@ -60,10 +61,7 @@ def run(model, tokens: torch.Tensor, keys: list[torch.Tensor], values: list[torc
         attn, name = block.attn, lambda kind: utils.get_act_name(kind, layer)  # noqa: B023
         keep(name("resid_pre"), x)
         h = block.ln1(x)
-        heads = attn.W_Q.shape[0]  # queries, keys and values in one product: [B, n, 3 * head, d_head]
-        qkv = torch.einsum("bpm,hmd->bphd", h, torch.cat([attn.W_Q, attn.W_K, attn.W_V])) + torch.cat(
-            [attn.b_Q, attn.b_K, attn.b_V])
-        q, k, v = qkv.split(heads, dim=2)  # [B, n, head, d_head]
+        q, k, v = qkv(attn, h)  # one product: [B, n, head, d_head] each
         keep(name("q"), q)
         keep(name("k"), k)
         keep(name("v"), v)

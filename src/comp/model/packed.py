@@ -146,7 +146,7 @@ def _rotate(attn: AbstractAttention, x: torch.Tensor, ids: torch.Tensor) -> torc
     return torch.cat([x_rot * cos + attn.rotate_every_two(x_rot) * sin, x_pass], dim=-1)
 
 
-def _qkv(attn: AbstractAttention, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def qkv(attn: AbstractAttention, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Queries, keys and values [rows, width, head, d_head] of ``x`` [rows, width, d_model] as one
     product (TransformerLens's ``calculate_qkv_matrices`` makes three)."""
     w_q, w_k, w_v = attn.W_Q, attn.W_K, attn.W_V  # [head, d_model, d_head]
@@ -162,7 +162,7 @@ def _qkv(attn: AbstractAttention, x: torch.Tensor) -> tuple[torch.Tensor, torch.
 def _attention_z(attn: AbstractAttention, x: torch.Tensor, packed: Packed, mask: torch.Tensor,
                  factor: "torch.Tensor | None") -> torch.Tensor:
     """``z`` [rows, width, head * d_head] of one attention layer on packed normalized inputs ``x``."""
-    q, k, v = _qkv(attn, x)  # [rows, width, head, d_head]
+    q, k, v = qkv(attn, x)  # [rows, width, head, d_head]
     if attn.cfg.positional_embedding_type == "rotary":
         rot_ids = packed.ids if getattr(attn, "id_rotary", False) else packed.index
         q, k = _rotate(attn, q, rot_ids), _rotate(attn, k, rot_ids)
