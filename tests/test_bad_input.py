@@ -240,6 +240,9 @@ BY_HAND = [
     ("train", "--set", "model.d_head=-1"),
     ("train", "--set", "nonsense"),
     ("train", "--preset", "nope"),
+    ("train", "--slack", "-1"),  # --slack takes a number or L (a str option: the int bad values are not walked)
+    ("train", "--slack", "1.5"),
+    ("train", "--slack", "l"),
     ("train", "--config", "missing.yaml"),
     ("eval", "--device", "foo"),
     ("lengthgen", "--device", "foo"),

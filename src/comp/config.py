@@ -19,6 +19,7 @@ from comp.errors import CompError
 from comp.model import ModelConfig
 from comp.provenance import git_commit, package_versions
 from comp.tasks import LengthRange, Task, make_task, parse_lengths
+from comp.tasks.base import parse_slack
 
 FORMAT = "comp-run/1"  # marks config.json files written by comp
 
@@ -28,8 +29,11 @@ class TaskConfig:
     """Which task a run learns."""
 
     name: str = "parity"  # a key of comp.tasks.TASKS, or "multi"
-    slack: int = 0  # filler tokens between EoI and the answer
+    slack: int | str = 0  # filler tokens between EoI and the answer: a number, or "L" (as many as the input length)
     tasks: list[str] = field(default_factory=list)  # members of a "multi" mixture
+
+    def __post_init__(self) -> None:
+        self.slack = parse_slack(self.slack)
 
     def build(self) -> Task:
         return make_task(self.name, slack=self.slack, tasks=self.tasks or None)
@@ -176,6 +180,8 @@ def _coerce(cls, key: str, value: str):
         if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
             raise CompError(f"--set {key}={value}: expected true or false")
         return value.lower() in ("true", "1", "yes")
+    if t == "int | str":  # a number or a word (task.slack: 2 or L); the field checks which
+        return int(value) if value.strip().lstrip("-").isdigit() else value
     if t.startswith("int"):
         try:
             return int(value)

@@ -66,7 +66,7 @@ class Edge:
 def position_classes(task: Task, length: int) -> list[str]:
     """The class of each position of a sequence of input length ``length``."""
     answers = length if task.cot else 1
-    return ["input"] * (length + 1) + ["eoi"] * (1 + task.slack) + ["answer"] * answers
+    return ["input"] * (length + 1) + ["eoi"] * (1 + task.slack_for(length)) + ["answer"] * answers
 
 
 def class_masks(task: Task, length: int, classes: tuple[str, ...]) -> torch.Tensor:

@@ -48,7 +48,9 @@ def train_cli(
     d_mlp: int | None = typer.Option(None, help=_h("model", "d_mlp", "MLP width (0: 4*d_model).")),
     attn_only: bool | None = typer.Option(None, "--attn-only/--no-attn-only", " /--with-mlp", help=_h("model", "attn_only", "Drop MLPs.")),
     n_ctx: int | None = typer.Option(None, help=_h("model", "n_ctx", "Longest sequence in tokens.")),
-    slack: int | None = typer.Option(None, help=_h("task", "slack", "Filler tokens between EoI and the answer.")),
+    slack: str | None = typer.Option(
+        None, help=_h("task", "slack", "Filler tokens between EoI and the answer: a number, or L (as many as the input length).")
+    ),
     tasks: str | None = typer.Option(None, help="Members of 'multi', e.g. parity,copy,polynomial."),
     name: str | None = typer.Option(
         None, help="Run name (default: <task>-<pe>-s<seed>); with --seeds, <name>-s<seed>, or {seed} marks the seed's place."

@@ -2,7 +2,7 @@
 
 ``probe_run("parity-rotary-s0", "s_t")`` fits one probe per residual-stream point
 (``resid_pre``/``resid_mid`` of every block and the final ``resid_post``) and position
-class (input, EoI, answer) and reports test accuracy and selectivity. Targets and
+class (input, EoI, answer, and slack where the task has it) and reports test accuracy and selectivity. Targets and
 position classes are defined in :mod:`comp.probes.sites`; the probe and the control
 task in :mod:`comp.probes.linear`.
 """

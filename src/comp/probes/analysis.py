@@ -21,7 +21,7 @@ from transformer_lens.utilities import get_act_name
 from comp.catalog import EVAL_SEED, N_SEQUENCES
 from comp.errors import CompError
 from comp.probes.linear import control_labels, probe_score
-from comp.probes.sites import CONDITIONS, POSITION_CLASSES, TARGETS, UNDEFINED, find_sites
+from comp.probes.sites import CONDITIONS, TARGETS, UNDEFINED, find_sites, task_classes
 from comp.provenance import recorded
 from comp.resources import check_fits, chunk_size
 from comp.runs.load import load_run_config, load_run_for_lengths
@@ -95,8 +95,9 @@ def probe_model(
     acts_train = residual_activations(model, train.tokens, hooks)
     acts_test = residual_activations(model, test.tokens, hooks)
 
+    classes = task_classes(task)
     cells: dict[tuple[str, str], dict] = {}
-    for cls in POSITION_CLASSES:
+    for cls in classes:
         s_train, s_test = find_sites(task, train, cls), find_sites(task, test, cls)
         s_train = s_train.select(s_train.labels(target) != UNDEFINED)
         s_test = s_test.select(s_test.labels(target) != UNDEFINED)
@@ -124,7 +125,7 @@ def probe_model(
     rows = [
         {"layer": label, "hook": hook, "position": cls, **empty, **cells[label, cls]}
         for label, hook in points
-        for cls in POSITION_CLASSES
+        for cls in classes
     ]
     return {
         "target": target,
@@ -135,7 +136,7 @@ def probe_model(
         "n_test": n_test,
         "seed": seed,
         "layers": [label for label, _ in points],
-        "positions": list(POSITION_CLASSES),
+        "positions": list(classes),
         "rows": rows,
     }
 

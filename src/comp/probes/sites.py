@@ -10,11 +10,15 @@ it belongs to. For ``<parity> 1 0 1 1 EoI 1 1 0 1`` (positions 0..9, L = 4)::
     answer   positions whose next token    t of the predicted s_t   pos 6 holds s_1, predicts s_2: t = 2
              is an answer token, EoI
              excepted
+    slack    the SLACK tokens between      j for the j-th slack token,  <parity_nocot> 1 0 1 1 EoI _ _ 1:
+             EoI and the answer            at most L                    pos 6: t = 1, pos 7: t = 2
 
 So at an answer site the model is about to write ``s_t``: the token it holds is
 ``s_{t-1}`` (CoT), the input it must read is ``x_t``. Without CoT the only answer is
 ``s_L``, predicted by the last token before it (EoI, or the last slack token), step L;
-with ``slack = 0`` that position is EoI, so the answer class is empty.
+with ``slack = 0`` that position is EoI, so the answer class is empty. The j-th slack token
+stands where ``s_j`` would be written with a chain of thought, so its ``s_t`` asks whether the
+slack positions carry the running parity (with ``slack = L`` they could hold all of it).
 
 Targets (``TARGETS``) are columns of :class:`Sites`, one label per site:
 
@@ -42,7 +46,7 @@ import torch
 from comp.catalog import PROBE_TARGETS as TARGETS  # noqa: F401  (what a probe can read; in comp.catalog for --help)
 from comp.tasks import Batch, Task
 
-POSITION_CLASSES = ("input", "eoi", "answer")
+POSITION_CLASSES = ("input", "eoi", "answer", "slack")  # "slack" only for tasks with slack (task_classes)
 UNDEFINED = -1  # label of a site where a target has no value (s_prev at step 1)
 
 # The variables a target's label is a function of, plus the site's own token (what the
@@ -99,6 +103,12 @@ class Sites:
         return torch.cat([self.task[:, None], self.token[:, None], *body], dim=1)
 
 
+def task_classes(task: Task) -> tuple[str, ...]:
+    """The position classes a task's sequences have: every class, less ``slack`` where there is none."""
+    has_slack = any(m.slack for m in task.components())
+    return tuple(c for c in POSITION_CLASSES if c != "slack" or has_slack)
+
+
 def batch_states(task: Task, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
     """Inputs and running states of every row: x [batch, L_max], s [batch, L_max].
 
@@ -131,6 +141,9 @@ def _site_positions(batch: Batch, position_class: str) -> tuple[torch.Tensor, to
         keep = (p >= a0 - 1) & (p < a1) & (p != batch.eoi_pos[:, None])
         cot = (a1 - a0 + 1) == L  # one answer per input: step = index of the predicted answer
         step = torch.where(cot, p - a0 + 2, L.expand_as(keep))
+    elif position_class == "slack":
+        keep = (p > batch.eoi_pos[:, None]) & (p < batch.answer_start[:, None])
+        step = torch.minimum(p - batch.eoi_pos[:, None], L)
     else:
         raise ValueError(f"unknown position class {position_class!r}")
     row, pos = keep.nonzero(as_tuple=True)

@@ -5,6 +5,9 @@ Every task lays a sequence out the same way (positions on the left)::
     0        1 .. L      L+1   L+2 .. L+1+k   L+2+k ..
     <task>   x_1 .. x_L  EoI   _ .. _ (slack) s_1 .. s_L   (CoT)   or   s_L   (no CoT)
 
+with ``k`` slack tokens: a fixed number, or ``"L"``, as many as the row's input length
+(:func:`parse_slack`).
+
 and differs only in its input alphabet and its recurrence ``s_t = f(s_{t-1}, x_t)``.
 The loss and the scores cover the answer tokens only (``Batch.loss_mask``).
 
@@ -18,6 +21,7 @@ batch has a fixed width (the longest length), which keeps shapes static for
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
+from typing import Literal
 
 import torch
 
@@ -72,22 +76,41 @@ def cat_batches(batches: list[Batch]) -> Batch:
     )
 
 
+SLACK_L = "L"  # the slack setting "as many filler tokens as the input length"
+
+
+def parse_slack(value: "int | str") -> "int | Literal['L']":
+    """A slack setting as the task takes it: an int >= 0 (``"2"`` -> 2), or ``"L"`` (one token per input)."""
+    if value == SLACK_L:
+        return SLACK_L
+    text = str(value).strip()
+    if isinstance(value, bool) or not text.lstrip("-").isdigit():
+        raise CompError(f"--slack {value!r} is not a number of filler tokens; give 0 or more, or L (as many as the "
+                        "input length)")
+    if int(text) < 0:
+        raise CompError(f"--slack {text} is negative; give the number of filler tokens, 0 or more, or L")
+    return int(text)
+
+
 class Task:
     """A recurrence task ``s_t = f(s_{t-1}, x_t)`` with CoT, no-CoT and slack variants.
 
     Subclasses set ``name``, ``alphabet`` (inclusive input value range) and implement
     :meth:`states`. ``cot=False`` keeps only the final state as the answer; ``slack=k``
-    puts ``k`` SLACK tokens between EoI and the answer (given, never predicted).
+    puts ``k`` SLACK tokens between EoI and the answer (given, never predicted);
+    ``slack="L"`` puts as many as the row's input length.
     """
 
     name: str = ""
     alphabet: tuple[int, int] = (0, 1)
     cot: bool = True
 
-    def __init__(self, slack: int = 0):
-        if slack < 0:
-            raise CompError(f"--slack {slack} is negative; give the number of filler tokens, 0 or more")
-        self.slack = slack
+    def __init__(self, slack: "int | str" = 0):
+        self.slack: "int | Literal['L']" = parse_slack(slack)
+
+    def slack_for(self, length: int) -> int:
+        """Slack tokens in a sequence of input length ``length``."""
+        return length if self.slack == SLACK_L else self.slack
 
     # ---- the one thing each task defines ------------------------------------------
     def states(self, x: torch.Tensor) -> torch.Tensor:
@@ -110,12 +133,12 @@ class Task:
 
     def seq_len(self, length: int) -> int:
         """Tokens in a sequence of input length ``length``."""
-        return length + 2 + self.slack + (length if self.cot else 1)
+        return length + 2 + self.slack_for(length) + (length if self.cot else 1)
 
     def position_labels(self, length: int) -> list[str]:
         """Readable labels of each position: ``<task> x1 .. xL EoI _ .. s1 .. sL``."""
         answers = [f"s{t}" for t in range(1, length + 1)] if self.cot else [f"s{length}"]
-        return ["<task>"] + [f"x{t}" for t in range(1, length + 1)] + ["EoI"] + ["_"] * self.slack + answers
+        return ["<task>"] + [f"x{t}" for t in range(1, length + 1)] + ["EoI"] + ["_"] * self.slack_for(length) + answers
 
     # ---- sampling ----------------------------------------------------------------
     def sample(self, gen: torch.Generator, lengths: "LengthRange | int | str", batch_size: int) -> Batch:
@@ -142,7 +165,7 @@ class Task:
         s = self.states(x)  # [batch, L_max]
         L = lengths[:, None]  # [batch, 1]
         n_ans = L if self.cot else torch.ones_like(L)
-        a0 = L + 2 + self.slack  # first answer index
+        a0 = L + 2 + (L if self.slack == SLACK_L else self.slack)  # [batch, 1] first answer index
         width = self.seq_len(x.shape[1])
         idx = torch.arange(width, device=device)[None]  # [1, pos]
         lmax = x.shape[1]
