@@ -151,3 +151,17 @@ def test_probes_add_the_slack_class_only_where_there_is_slack():
     assert len(cells) == len(with_slack["layers"]) and all(c["n_test_sites"] > 32 for c in cells)  # L sites per row
     plain = probe_model(model, make_task("parity_nocot"), "s_t", "2-5", n_train=32, n_test=32, steps=20)
     assert plain["positions"] == ["input", "eoi", "answer"]
+
+
+def test_slack_grid_expands_to_valid_train_commands_with_one_recipe():
+    """The study's grid (docs/results/lengthgen/slack.md): 7 slack settings x 3 seeds, one recipe, L included."""
+    from comp.cli.argv import check_command_lines
+    from comp.config import build_config
+    from comp.grid.spec import expand, load_grid
+
+    lines = expand(load_grid(Path(__file__).parents[1] / "launchers" / "grids" / "parity-nocot-slack.yaml"))
+    assert [x.run for x in lines[-3:]] == ["nocot-slackL-s0", "nocot-slackL-s1", "nocot-slackL-s2"] and len(lines) == 21
+    check_command_lines(lines)
+    argv = lines[-1].argv
+    assert argv[argv.index("--slack") + 1] == "L" and "--preset" in argv and "6000" in argv
+    assert build_config("parity_nocot", None, ["task.slack=L"], "nocot").task.build().seq_len(16) == 35
