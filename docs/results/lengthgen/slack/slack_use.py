@@ -13,7 +13,8 @@ token, or EoI without slack):
   answer accuracy on the rows whose parity differs from the donor's (1: the set is not used;
   0: the answer follows the donor's set);
 - ``probes``: linear probes (comp.probes.probe_score, train and test sets of different seeds)
-  of the final parity ``s_L`` and of the prefix parity ``s_j`` (``j``-th slack token,
+  of the final parity ``s_L``, of the number of ones in the input (``ones``, 0..16: a count the
+  answer could be read from) and of the prefix parity ``s_j`` (``j``-th slack token,
   ``j <= L``) from the residual stream entering layer 1 and leaving the last layer, at
   ``q``, at the other slack positions, at EoI.
 
@@ -117,7 +118,8 @@ def probe_sets(model, task, seed: int, n: int) -> dict:
                     continue
                 acts = cache[hook][:, positions]  # [batch, n_pos, d_model]
                 j = torch.tensor([min(p - L - 1, L) for p in positions])  # slack index (EoI: 0), capped at L
-                targets = {"s_L": prefix[:, -1:].expand(-1, len(positions))}
+                targets = {"s_L": prefix[:, -1:].expand(-1, len(positions)),  # the answer
+                           "ones": x.sum(1, keepdim=True).expand(-1, len(positions))}  # the count it could come from
                 if where == "slack":
                     targets["s_j"] = prefix[:, (j - 1).clamp_min(0)]
                 for target, y in targets.items():
