@@ -165,3 +165,16 @@ def test_slack_grid_expands_to_valid_train_commands_with_one_recipe():
     argv = lines[-1].argv
     assert argv[argv.index("--slack") + 1] == "L" and "--preset" in argv and "6000" in argv
     assert build_config("parity_nocot", None, ["task.slack=L"], "nocot").task.build().seq_len(16) == 35
+
+
+@pytest.mark.parametrize("pe", ["rotary", "t5+coupling"])
+def test_packed_step_with_slack_L_gives_the_padded_hook_path_loss_and_gradients(pe, monkeypatch):
+    from test_fused import randomise_
+    from test_packed import assert_same, packed_calls, padded_and_packed
+
+    model = build_model(ModelConfig(encoding=pe, d_model=32, n_heads=2, n_ctx=64, max_position=48), seed=1).train()
+    randomise_(model)
+    calls = packed_calls(monkeypatch)
+    batch = make_task("parity_nocot", slack="L").sample(torch.Generator().manual_seed(4), "1-12", 40)
+    assert_same(padded_and_packed(model, batch))
+    assert len(calls) == 1  # packed, not length buckets
