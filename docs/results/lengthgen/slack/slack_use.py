@@ -4,8 +4,10 @@ For one trained ``parity_nocot`` run (any slack, ``L`` included), on the fixed e
 of a few training lengths, with ``q`` the position that predicts the answer (the last slack
 token, or EoI without slack):
 
-- ``attention``: where each head looks from ``q``: the task token, the inputs ``x_1..x_L``,
-  EoI, the other slack tokens, ``q`` itself (mass summed over each class, averaged over rows);
+- ``attention``: where each head looks from ``q``: the task token, the inputs ``x_1..x_L``
+  (and, of that, the inputs that are 1 and those that are 0), EoI, the other slack tokens,
+  ``q`` itself (mass summed over each class, averaged over rows); at the training lengths
+  8, 12, 16 and at 32 and 64;
   ``slack_attention``: the same from the other slack positions (all slack tokens but ``q``);
 - ``patching``: the residual stream entering layer 1 (``blocks.1.hook_resid_pre``, the only
   way what layer 0 computed at a position reaches ``q`` in a 2-layer model) replaced, at one
@@ -33,10 +35,11 @@ import torch
 
 from comp.evaluation import eval_batch
 from comp.probes import probe_score
-from comp.runs.load import load_run
+from comp.runs.load import load_run, load_run_config
 
 LENGTHS = (8, 12, 16)  # training lengths the analyses run at
-CLASSES = ("bos", "input", "eoi", "slack", "self")
+ATTENTION_LENGTHS = (*LENGTHS, 32, 64)  # attention and patching also past them (2x, 4x)
+CLASSES = ("bos", "input", "ones", "zeros", "eoi", "slack", "self")
 
 
 def position_sets(L: int, q: int) -> dict[str, list[int]]:
@@ -68,6 +71,7 @@ def analyse_length(model, task, L: int, n: int) -> dict:
     q = int(batch.answer_pos[0]) - 1
     sets = position_sets(L, q)
     truth = batch.tokens[:, q + 1]  # [batch]
+    x = batch.tokens[:, 1 : L + 1]  # [batch, L]
     n_layers = model.cfg.n_layers
     names = [f"blocks.{layer}.attn.hook_pattern" for layer in range(n_layers)] + ["blocks.1.hook_resid_pre"]
     with torch.no_grad():
@@ -78,8 +82,11 @@ def analyse_length(model, task, L: int, n: int) -> dict:
         pattern = cache[f"blocks.{layer}.attn.hook_pattern"]  # [batch, head, q, k]
         for h in range(model.cfg.n_heads):
             row = pattern[:, h, q]  # [batch, k]
+            on_inputs = row[:, 1 : L + 1]  # [batch, L]
             attention.append({"layer": layer, "head": h, **{c: row[:, p].sum(1).mean().item() if p else 0.0
-                                                             for c, p in sets.items()}})
+                                                             for c, p in sets.items()},
+                              "ones": (on_inputs * x).sum(1).mean().item(),  # mass on inputs that are 1
+                              "zeros": (on_inputs * (1 - x)).sum(1).mean().item()})
             if sets["slack"]:
                 rows = pattern[:, h][:, sets["slack"]]  # [batch, n_slack, k]
                 slack_attention.append({"layer": layer, "head": h, **{
@@ -141,16 +148,28 @@ def probes(model, task, n: int) -> list[dict]:
 
 
 def analyse(path: str, n: int) -> dict:
-    run = load_run(path)
-    per_length = [analyse_length(run.model, run.task, L, n) for L in LENGTHS]
-    return {"run": run.name, "slack": run.config.task.slack, "lengths": list(LENGTHS), "n": n,
+    longest = load_run_config(Path(path)).task.build().seq_len(max(ATTENTION_LENGTHS))
+    run = load_run(path, n_ctx=longest)
+    per_length = [analyse_length(run.model, run.task, L, n) for L in ATTENTION_LENGTHS]
+    return {"run": run.name, "slack": run.config.task.slack, "lengths": list(ATTENTION_LENGTHS), "n": n,
             "per_length": per_length, "probes": probes(run.model, run.task, n)}
+
+
+def rounded(data, digits: int = 4):
+    """``data`` with every float rounded (small JSON files)."""
+    if isinstance(data, float):
+        return round(data, digits)
+    if isinstance(data, dict):
+        return {k: rounded(v, digits) for k, v in data.items()}
+    if isinstance(data, list):
+        return [rounded(v, digits) for v in data]
+    return data
 
 
 def summary_row(result: dict) -> dict:
     """Means over lengths: the answer position's attention by class (summed over heads of a layer), patching, probes."""
     row: dict = {"run": result["run"], "slack": result["slack"]}
-    per = result["per_length"]
+    per = [p for p in result["per_length"] if p["length"] in LENGTHS]
     row["acc"] = statistics.mean(p["acc"] for p in per)
     layers = sorted({a["layer"] for a in per[0]["attention"]})
     for layer in layers:
@@ -183,7 +202,7 @@ def main() -> None:
         result = analyse(path, args.n)
         if args.out:
             Path(args.out).mkdir(parents=True, exist_ok=True)
-            (Path(args.out) / f"{result['run']}.json").write_text(json.dumps(result, indent=1))
+            (Path(args.out) / f"{result['run']}.json").write_text(json.dumps(rounded(result)) + "\n")
         print(json.dumps(summary_row(result)), flush=True)
 
 
