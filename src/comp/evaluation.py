@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from comp.catalog import N_SEQUENCES
 from comp.config import EVAL_SEED
 from comp.decoding import decode_after_errors
+from comp.model.attention_scale import sharpen as sharpen_scales
 from comp.model.fused import fused_everywhere, fused_training
 from comp.provenance import recorded
 from comp.resources import check_rows, chunk_size
@@ -155,10 +156,13 @@ def evaluate(
 
 
 @recorded
-def evaluate_run(ckpt: str, lengths: str, n: int = N_SEQUENCES, seed: int = EVAL_SEED, generate: bool = True, device: str = "cpu") -> dict:
-    """Evaluate a run by length: ``{"run", "rows": [{"length", "acc_cot", ...}], ...}``."""
+def evaluate_run(ckpt: str, lengths: str, n: int = N_SEQUENCES, seed: int = EVAL_SEED, generate: bool = True,
+                 device: str = "cpu", sharpen: float = 1.0) -> dict:
+    """Evaluate a run by length: ``{"run", "rows": [{"length", "acc_cot", ...}], ...}``. ``sharpen``
+    multiplies the run's learned ``log n`` attention scales at inference (1: the run as trained)."""
     wanted = parse_lengths(lengths)
     run = load_run_for_lengths(ckpt, wanted, device=device)
+    sharpen_scales(run.model, sharpen)
     rows = evaluate(run.model, run.task, wanted, n=n, seed=seed, generate=generate)
     return {
         "run": run.name,
@@ -168,5 +172,6 @@ def evaluate_run(ckpt: str, lengths: str, n: int = N_SEQUENCES, seed: int = EVAL
         "train_lengths": run.config.train.train_lengths,
         "n": n,
         "seed": seed,
+        "sharpen": sharpen,
         "rows": rows,
     }
