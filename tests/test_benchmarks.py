@@ -56,7 +56,7 @@ def test_only_and_skip_select_benchmarks():
 
     assert select(["seeds", "throughput"], []) == ["throughput", "seeds"]
     assert select([], ["solve"]) == ["throughput", "paper", "kernels", "seeds", "seeds-max", "patching", "discovery",
-                                     "startup", "dynamics", "decode"]
+                                     "startup", "dynamics", "decode", "evaluate"]
     with pytest.raises(SystemExit, match="unknown benchmark"):
         select(["nope"], [])
 
