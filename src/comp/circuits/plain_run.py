@@ -24,7 +24,8 @@ import torch
 import torch.nn.functional as F
 from transformer_lens import utils
 
-from comp.circuits.arithmetic import layer_norm, mlp_out as block_mlp
+from comp.circuits.arithmetic import layer_norm
+from comp.circuits.arithmetic import mlp_out as block_mlp
 from comp.circuits.last_layer import _rotate, plain_attention
 
 
