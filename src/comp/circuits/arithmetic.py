@@ -1,35 +1,25 @@
-"""A block's position-wise steps in fewer, cheaper operators, for the patching closed forms.
+"""A block's steps in fewer operators, for the patching closed forms.
 
 The closed forms of a patching sweep (:mod:`comp.circuits.last_layer`,
-:mod:`comp.circuits.plain_run`) run LayerNorms and MLPs on a few hundred rows, where
-TransformerLens's modules cost more than their arithmetic:
+:mod:`comp.circuits.plain_run`) run LayerNorms, projections and MLPs on a few hundred
+rows, where TransformerLens's modules cost more than their arithmetic:
 
 - ``LayerNorm`` is eight operators (mean, subtract, square, mean, add, root, divide,
   affine); :func:`layer_norm` is one ``F.layer_norm`` call with the same weights and eps;
-- the exact GELU (``F.gelu``) has no vectorised float64 kernel on the CPU: at float64 it
-  costs 3-5x ``x / 2 * (1 + erf(x / sqrt 2))`` with torch's vectorised ``erf``, which is the
-  same function (the two differ by under 1e-15, tests: ``tests/test_circuits_arithmetic.py``).
+- the queries, keys and values are one product (:func:`projections`), not one each;
+- the MLP is two ``addmm`` and the activation, without the hook points (:func:`mlp_out`).
 
-Both are used only where the module is exactly TransformerLens's (``LayerNorm``; ``MLP``
-with ``act_fn="gelu"``, no layer norm inside): anything else runs the module itself.
+Each is used only where the module is exactly TransformerLens's (``LayerNorm``; ``MLP``
+without a layer norm inside): anything else runs the module itself. The
+values equal the modules' to rounding (tests: the sweeps equal TransformerLens's).
 """
 
 from __future__ import annotations
-
-import math
 
 import torch
 import torch.nn.functional as F
 from transformer_lens.components import LayerNorm
 from transformer_lens.components.mlps.mlp import MLP
-
-SQRT_HALF = 1 / math.sqrt(2)
-
-
-def gelu(x: torch.Tensor) -> torch.Tensor:
-    """The exact GELU ``x * Phi(x)`` through ``erf`` (a new tensor; ``x`` is left alone)."""
-    out = torch.erf(x * SQRT_HALF)  # [..., d]
-    return out.add_(1).mul_(x).mul_(0.5)
 
 
 def layer_norm(ln, x: torch.Tensor) -> torch.Tensor:
@@ -41,9 +31,9 @@ def layer_norm(ln, x: torch.Tensor) -> torch.Tensor:
 
 
 def plain_mlp(block) -> bool:
-    """Whether ``block``'s MLP is TransformerLens's ``MLP`` with the exact GELU and nothing after it."""
+    """Whether ``block``'s MLP is TransformerLens's ``MLP`` (no layer norm inside) and nothing after it."""
     cfg = block.cfg
-    return (type(block.mlp) is MLP and cfg.act_fn == "gelu" and not cfg.is_layer_norm_activation()
+    return (type(block.mlp) is MLP and not cfg.is_layer_norm_activation()
             and not cfg.use_normalization_before_and_after and not cfg.use_hook_mlp_in)
 
 
@@ -57,4 +47,13 @@ def mlp_out(block, resid_mid: torch.Tensor) -> torch.Tensor:
     h = layer_norm(block.ln2, resid_mid)
     flat = h.reshape(-1, h.shape[-1])  # [rows, d_model]
     pre = torch.addmm(mlp.b_in, flat, mlp.W_in)  # [rows, d_mlp]
-    return torch.addmm(mlp.b_out, F.gelu(pre), mlp.W_out).view(*h.shape[:-1], -1)  # [..., d_model]
+    return torch.addmm(mlp.b_out, mlp.act_fn(pre), mlp.W_out).view(*h.shape[:-1], -1)  # [..., d_model]
+
+
+def projections(attn, h: torch.Tensor, kinds: str) -> tuple[torch.Tensor, ...]:
+    """The ``kinds`` (letters of ``"QKV"``) of ``h`` [..., d_model] in one product: each ``[..., head, d_head]``."""
+    ws = [getattr(attn, f"W_{kind}") for kind in kinds]  # [head, d_model, d_head] each
+    heads, d_model, d_head = ws[0].shape
+    w = torch.stack(ws).permute(0, 1, 3, 2).reshape(-1, d_model)  # [kinds * head * d_head, d_model]
+    b = torch.stack([getattr(attn, f"b_{kind}") for kind in kinds]).reshape(-1)
+    return F.linear(h, w, b).view(*h.shape[:-1], len(kinds), heads, d_head).unbind(-3)

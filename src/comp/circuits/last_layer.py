@@ -30,7 +30,7 @@ from transformer_lens.cache.key_value_cache_entry import TransformerLensKeyValue
 from transformer_lens.components import Attention
 from transformer_lens.components.abstract_attention import AbstractAttention
 
-from comp.circuits.arithmetic import layer_norm, mlp_out
+from comp.circuits.arithmetic import layer_norm, mlp_out, projections
 from comp.model import pinned_positions
 
 KINDS = ("z", "mlp_out", "resid_pre")  # activations this module patches
@@ -192,9 +192,14 @@ def _one_key_mid(model, cache, new: torch.Tensor, pos: torch.Tensor, rows: torch
         dk = new_kv[0] - act("k")[rows][:, pos].transpose(0, 1)
         dv = new_kv[1] - act("v")[rows][:, pos].transpose(0, 1)
     else:
-        old = act("resid_pre")[rows][:, pos].transpose(0, 1)  # [k, b, d_model]
-        d_ln = layer_norm(block.ln1, new) - layer_norm(block.ln1, old)  # [k, b, d_model]
-        dk, dv = (torch.einsum("kbm,hmd->kbhd", d_ln, w) for w in (attn.W_K, attn.W_V))  # [k, b, head, d_head]
+        if model.cfg.positional_embedding_type == "shortformer":  # keys read ln1(x) + pos_embed: the difference
+            old = act("resid_pre")[rows][:, pos].transpose(0, 1)  # [k, b, d_model]
+            d_ln = layer_norm(block.ln1, new) - layer_norm(block.ln1, old)  # [k, b, d_model]
+            dk, dv = (torch.einsum("kbm,hmd->kbhd", d_ln, w) for w in (attn.W_K, attn.W_V))  # [k, b, head, d_head]
+        else:
+            k_new, v_new = projections(attn, layer_norm(block.ln1, new), "KV")  # [k, b, head, d_head]
+            dk = k_new - act("k")[rows][:, pos].transpose(0, 1)
+            dv = v_new - act("v")[rows][:, pos].transpose(0, 1)
     rotary = model.cfg.positional_embedding_type == "rotary"
     if rotary:
         dk = _rotate(model, attn, dk, pos, None if ids is None else ids[rows])
@@ -237,8 +242,7 @@ def _own_position_mid(model, cache, x_q: torch.Tensor, rows: torch.Tensor, q: in
     act = lambda kind: cache[utils.get_act_name(kind, last)]  # noqa: E731
     rows = slice(None) if len(rows) == len(act("k")) else rows
     ln = layer_norm(block.ln1, x_q)  # [k, b, d_model]
-    query, key, value = (torch.einsum("kbm,hmd->kbhd", ln, w) + b for w, b in
-                         ((attn.W_Q, attn.b_Q), (attn.W_K, attn.b_K), (attn.W_V, attn.b_V)))  # [k, b, head, d_head]
+    query, key, value = projections(attn, ln, "QKV")  # [k, b, head, d_head]
     keys, values = act("k")[rows, :q], act("v")[rows, :q]  # [b, q, head, d_head], keys before rotation
     if model.cfg.positional_embedding_type == "rotary":
         at = torch.full((len(x_q),), q, device=x_q.device)

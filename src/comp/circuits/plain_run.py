@@ -21,10 +21,9 @@ the whole corrupted run to 1e-10 in float64).
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from transformer_lens import utils
 
-from comp.circuits.arithmetic import layer_norm
+from comp.circuits.arithmetic import layer_norm, projections
 from comp.circuits.arithmetic import mlp_out as block_mlp
 from comp.circuits.last_layer import _rotate, plain_attention
 
@@ -106,15 +105,6 @@ def run(model, tokens: torch.Tensor, keys: list[torch.Tensor], values: list[torc
     if model.cfg.normalization_type is not None:
         x = layer_norm(model.ln_final, x)
     return model.unembed(x), cache, query_only
-
-
-def projections(attn, h: torch.Tensor, kinds: str) -> tuple[torch.Tensor, ...]:
-    """The ``kinds`` (letters of ``"QKV"``) of ``h`` [..., d_model] in one product: each ``[..., head, d_head]``."""
-    ws = [getattr(attn, f"W_{kind}") for kind in kinds]  # [head, d_model, d_head] each
-    heads, d_model, d_head = ws[0].shape
-    w = torch.stack(ws).permute(0, 1, 3, 2).reshape(-1, d_model)  # [kinds * head * d_head, d_model]
-    b = torch.stack([getattr(attn, f"b_{kind}") for kind in kinds]).reshape(-1)
-    return F.linear(h, w, b).view(*h.shape[:-1], len(kinds), heads, d_head).unbind(-3)
 
 
 def _first_qkv(attn, block, x: torch.Tensor, clean_cache, start: int) -> "tuple[torch.Tensor, ...] | None":
