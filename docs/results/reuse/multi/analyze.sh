@@ -1,0 +1,21 @@
+#!/bin/bash
+# issue 12 section 2: per-task circuits, head scores, shared/specific table and cross-task patching
+# of one 3-task run:  docs/results/reuse/multi/analyze.sh SEED
+# writes docs/results/reuse/multi/s<SEED>/short (lengths 1-4, all three tasks: where polynomial is solved)
+# and .../s<SEED>/long (lengths 1-12, parity and copy: where they are solved; 13-16 were never trained)
+set -e
+s=$1; R=/work/runs/multi6/multi-s$s; H=$(cd "$(dirname "$0")" && pwd)/s$s
+. /work/venv/bin/activate; export PYTHONPATH=/work/wt/multi/src
+part() {  # DIR LENGTHS CROSSTASK_LENGTH TASKS...
+  local d=$H/$1 lengths=$2 length=$3; shift 3; mkdir -p $d; cd $d
+  for t in "$@"; do
+    nice -n 5 comp circuit --ckpt $R --member $t --lengths $lengths --level nodes --method exact --n 32 --json circuit-$t.json > circuit-$t.txt
+    nice -n 5 comp heads --ckpt $R --member $t --lengths $lengths --n 64 --json heads-$t.json > heads-$t.txt
+  done
+  comp circuit shared $(for t in "$@"; do echo circuit-$t.json; done) --json shared.json > shared.txt
+  nice -n 5 comp crosstask --ckpt $R --length $length --n 128 --json crosstask.json > crosstask.txt
+}
+part short 1-4 4 parity copy polynomial
+part long 1-12 12 parity copy
+# polynomial's head scores at 1-12 too (it is not solved there: no circuit), to compare its iteration heads with parity's
+nice -n 5 comp heads --ckpt $R --member polynomial --lengths 1-12 --n 64 --json $H/long/heads-polynomial.json > $H/long/heads-polynomial.txt
