@@ -160,7 +160,8 @@ def _shared(paths: list[Path], names: str, json_path: "Path | None") -> None:
     s = shared_components([check_circuit(_read(p), str(p)) for p in paths], wanted)
     for grain in ("components", "nodes"):
         rows = [{"unit": r.unit, **{n: "x" if n in r.used_by else "" for n in s.names},
-                 "sharing": r.sharing if r.sharing != "specific" else f"only {r.used_by[0]}"} for r in getattr(s, grain)]
+                 "sharing": {"shared": "shared", "partial": "+".join(r.used_by)}.get(r.sharing, f"only {r.used_by[0]}")}
+                for r in getattr(s, grain)]
         print_table(rows, ["unit", *s.names, "sharing"], title=f"{grain} kept by each circuit ({s.level}-level circuits)")
     counts = [{"": f"{grain} kept", **{n: s.sizes[n][grain] for n in s.names}} for grain in ("components", "nodes", "edges")]
     print_table(counts, ["", *s.names], title="circuit sizes (logits left out)")

@@ -1,10 +1,11 @@
 #!/bin/bash
 # issue 12 section 2: per-task circuits, head scores, shared/specific table and cross-task patching
-# of one 3-task run:  docs/results/reuse/multi/analyze.sh SEED
-# writes docs/results/reuse/multi/s<SEED>/short (lengths 1-4, all three tasks: where polynomial is solved)
-# and .../s<SEED>/long (lengths 1-12, parity and copy: where they are solved; 13-16 were never trained)
+# of one 3-task run:  docs/results/reuse/multi/analyze.sh SEED [LONG]
+# writes docs/results/reuse/multi/s<SEED>/short (lengths 1-4, all three tasks: polynomial solved at 1-3)
+# and .../s<SEED>/long (lengths 1-LONG, parity and copy: where they are solved; the curriculum, held back by
+# polynomial, never reached the lengths above: LONG = 12 for seed 0, 8 for seed 1)
 set -e
-s=$1; R=/work/runs/multi6/multi-s$s; H=$(cd "$(dirname "$0")" && pwd)/s$s
+s=$1; L=${2:-12}; R=/work/runs/multi6/multi-s$s; H=$(cd "$(dirname "$0")" && pwd)/s$s
 . /work/venv/bin/activate; export PYTHONPATH=/work/wt/multi/src
 part() {  # DIR LENGTHS CROSSTASK_LENGTH TASKS...
   local d=$H/$1 lengths=$2 length=$3; shift 3; mkdir -p $d; cd $d
@@ -16,6 +17,6 @@ part() {  # DIR LENGTHS CROSSTASK_LENGTH TASKS...
   nice -n 5 comp crosstask --ckpt $R --length $length --n 128 --json crosstask.json > crosstask.txt
 }
 part short 1-4 4 parity copy polynomial
-part long 1-12 12 parity copy
-# polynomial's head scores at 1-12 too (it is not solved there: no circuit), to compare its iteration heads with parity's
-nice -n 5 comp heads --ckpt $R --member polynomial --lengths 1-12 --n 64 --json $H/long/heads-polynomial.json > $H/long/heads-polynomial.txt
+part long 1-$L $L parity copy
+# polynomial's head scores at 1-LONG too (it is not solved there: no circuit), to compare its iteration heads with parity's
+nice -n 5 comp heads --ckpt $R --member polynomial --lengths 1-$L --n 64 --json $H/long/heads-polynomial.json > $H/long/heads-polynomial.txt

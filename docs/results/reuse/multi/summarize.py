@@ -84,7 +84,7 @@ def main(dirs: list[Path]) -> None:
                 *[f"only {t}" for t in TASKS]]
         rows = [[k, *[s["shared"]["counts"][grain].get(k, 0) for s in seeds],
                  ms([s["shared"]["counts"][grain].get(k, 0) for s in seeds], "{:.1f}")] for k in keys]
-        print(f"{grain.capitalize()} kept by all three tasks, by two, or by one only:\n")
+        print(f"{grain.capitalize()} kept by every task's circuit (shared), by two, or by one only:\n")
         table([grain, *names, "mean ± sd"], rows)
 
     print("Pairwise overlap (Jaccard, mean ± sd over seeds; per seed in brackets):\n")
@@ -105,6 +105,18 @@ def main(dirs: list[Path]) -> None:
         rows.append([name, *[", ".join(f"{h} {v:.2f}" for h, v in tops[t]) for t in HEADS],
                      ("yes" if p == y else "no") + (f"; {p}@answer kept by {'+'.join(kept) or 'neither'}" if p == y else "")])
     table(["seed", *[f"{t} iteration heads" for t in HEADS], f"parity's top = {other}'s top"], rows)
+
+    heads = [r["component"] for r in seeds[0]["heads"]["parity"]["rows"] if r["kind"] == "head"]
+    print("Iteration score of every head per task (attention from the position predicting s_t to x_t), and the "
+          "correlation of the per-head profiles between tasks:\n")
+    rows = []
+    for name, s in zip(names, seeds):
+        prof = {t: [next(r["iteration"] for r in s["heads"][t]["rows"] if r["component"] == h) for h in heads] for t in HEADS}
+        for t in HEADS:
+            rows.append([name, t, *[f"{v:.2f}" for v in prof[t]], ""])
+        rows.append([name, "r", *[""] * len(heads), ", ".join(
+            f"{a}/{b} {statistics.correlation(prof[a], prof[b]):.2f}" for i, a in enumerate(HEADS) for b in HEADS[i + 1:])])
+    table(["seed", "task", *heads, "Pearson r of the profiles"], rows)
 
     cross = [s["crosstask"] for s in seeds if s["crosstask"]]
     if cross:
