@@ -12,7 +12,7 @@ import importlib
 import traceback
 from collections.abc import Callable
 
-from benchmarks import decode, discovery, dynamics, kernels, paper, seeds, solve, startup, throughput
+from benchmarks import decode, discovery, dynamics, evaluate, kernels, paper, seeds, solve, startup, throughput
 from benchmarks.common import Options, Row
 
 
@@ -40,6 +40,7 @@ BENCHMARKS: dict[str, Callable[[Options], list[Row]]] = {
     "startup": startup.bench,  # also the "startup-error" row: a bad argument's error
     "dynamics": dynamics.bench,  # cost of comp dynamics per snapshot
     "decode": decode.bench,  # key-value cached greedy decoding against the uncached loop
+    "evaluate": evaluate.bench,  # teacher-forced evaluation at L=1024: the fused path against the hook path
 }
 
 

@@ -12,7 +12,7 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 ROWS = ["throughput", "paper", "kernels", "packing", "packing", "seeds", "seeds-max", "solve", "memory", "patching_resid_pre",
         "patching_head_out", "patching_mlp_out", "edge_patching", "discovery_nodes", "discovery_edges",
-        "discovery_shortcuts", "startup", "startup-error", "dynamics", "decode"]
+        "discovery_shortcuts", "startup", "startup-error", "dynamics", "decode", "evaluate"]
 
 
 @pytest.fixture(autouse=True)
@@ -56,7 +56,7 @@ def test_only_and_skip_select_benchmarks():
 
     assert select(["seeds", "throughput"], []) == ["throughput", "seeds"]
     assert select([], ["solve"]) == ["throughput", "paper", "kernels", "seeds", "seeds-max", "patching", "discovery",
-                                     "startup", "dynamics", "decode"]
+                                     "startup", "dynamics", "decode", "evaluate"]
     with pytest.raises(SystemExit, match="unknown benchmark"):
         select(["nope"], [])
 

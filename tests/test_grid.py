@@ -336,3 +336,30 @@ def test_collect_reports_corrupt_runs_and_collects_the_rest(tmp_path):
     res = runner.invoke(app, ["collect", str(grid.dir.root), "--csv", str(tmp_path / "c.csv")])
     assert res.exit_code == 0 and res.output.count("corrupt, not collected") == 3, res.output
     assert len((tmp_path / "c.csv").read_text().splitlines()) == 5
+
+
+@pytest.mark.parametrize("name, task, seeds, sets", [
+    ("copy-tenseeds", "copy", range(10), []),
+    ("polynomial-tenseeds", "polynomial", range(10), []),
+    ("parity-fresh", "parity", range(10, 20), []),
+])
+def test_study_grids_configure_runs_as_their_lengthgen_commands(name, task, seeds, sets):
+    """Issue 13's grids (launchers/grids/): each run is the run comp lengthgen plans for the same study,
+    so the study reuses what the grid trained."""
+    from comp.config import build_config
+
+    grid = load_grid(ROOT / "launchers" / "grids" / f"{name}.yaml")
+    lines = expand(grid)
+    assert [x.run for x in lines] == [f"{task}-t5+coupling-s{s}" for s in seeds]
+    check_command_lines(lines)
+    recipe = ["model.t5_max_distance=16", "train.target_acc=0", "model.attn_scale=logn", "model.attn_jitter=0.75"]
+    assert (build_config(task, None, ["train.threads=1"], "extrapolate").to_dict()
+            == build_config(task, None, ["train.threads=1", *recipe], encoding="t5+coupling").to_dict())
+
+
+def test_fair_grid_names_its_runs_as_the_study_does():
+    grid = load_grid(ROOT / "launchers" / "grids" / "parity-fair.yaml")
+    lines = expand(grid)
+    assert len(lines) == 12 and lines[0].run == "parity-standard-s0" and lines[-1].run == "parity-rotary+randomized-s0"
+    check_command_lines(lines)
+    assert all("--steps 6000" in " ".join(x.argv) for x in lines)

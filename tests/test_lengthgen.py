@@ -250,3 +250,67 @@ def test_validation_choice_is_written_before_only_the_chosen_encoding_is_tested(
     with pytest.raises(CompError, match="overlap"):
         run_study(study(val_lengths="3-5", test_lengths="1-4"), tmp_path / "x", quiet=True)
     assert not (tmp_path / "x").exists()
+
+
+def test_calibration_rule_keeps_a_clean_run_and_otherwise_takes_the_best_worst_row():
+    from comp.lengthgen.calibrate import choose
+
+    clean = {1.0: {"min": 1.0, "mean": 1.0, "loss": 1e-3, "worst_length": 5}}
+    assert choose(clean)[0] == 1.0  # left as trained, even if another factor had a lower loss
+    s = {1.0: {"min": 0.9, "mean": 0.95, "loss": 0.2, "worst_length": 5},
+         1.1: {"min": 1.0, "mean": 1.0, "loss": 0.01, "worst_length": 4},
+         1.25: {"min": 1.0, "mean": 1.0, "loss": 0.001, "worst_length": 4},
+         2.0: {"min": 0.5, "mean": 0.9, "loss": 0.0001, "worst_length": 4}}
+    factor, why = choose(s)
+    assert factor == 1.25 and "0.9000 (length 5)" in why  # worst row first, then the validation loss
+    s[1.1]["loss"] = s[1.25]["loss"]
+    assert choose(s)[0] == 1.1  # a full tie: the smaller factor
+
+
+def test_calibration_is_written_before_testing_and_test_rows_use_it(tmp_path, no_png, monkeypatch):
+    import comp.lengthgen.calibrate as cal
+
+    sets = TINY_SETS + ["model.attn_scale=logn"]
+    s = study(pes=["t5+coupling"], seeds=[0], val_lengths="4-5", test_lengths="6", calibrate="logn", sets=sets)
+    first = run_study(s, tmp_path, quiet=True)
+    name = "parity-t5+coupling-s0"
+    saved = json.loads((tmp_path / "calibration.json").read_text())
+    assert first["calibration"] == saved and saved[name]["factor"] in cal.FACTORS
+    assert "--calibrate logn" in (tmp_path / "report.md").read_text()
+    # force the other branch: the run as trained fails its validation rows, factor 1.5 is the best
+    monkeypatch.setattr(cal, "score", lambda rows: {"min": 0.5 + (rows[0].get("_f", 0)), "mean": 0.5, "loss": 1.0,
+                                                    "worst_length": 4})
+    real = cal.evaluate_run
+
+    def marked(run, lengths, **kw):
+        out = real(run, lengths, **kw)
+        for r in out["rows"]:
+            r["_f"] = 0.5 if kw["sharpen"] == 1.5 else 0.0
+        return out
+
+    monkeypatch.setattr(cal, "evaluate_run", marked)
+    (tmp_path / "runs" / name / cal.RUN_FILE).unlink()
+    second = run_study(s, tmp_path, quiet=True)
+    assert second["calibration"][name]["factor"] == 1.5
+    assert set(second["calibration"][name]["scores"]) == {f"{f:g}" for f in cal.FACTORS}
+    assert [r["sharpen"] for r in second["rows"]] == [1.5]
+    assert (tmp_path / "runs" / name / "lengthgen_eval_x1.5.json").exists()
+    from comp.evaluation import evaluate_run
+    direct = evaluate_run(str(tmp_path / "runs" / name), "6", n=8, generate=False, sharpen=1.5)["rows"][0]
+    assert second["rows"][0]["acc_cot"] == direct["acc_cot"]  # the test row is the sharpened model's
+    with pytest.raises(CompError, match="log\\(n\\)"):
+        run_study(study(pes=["t5"], val_lengths="4-5", test_lengths="6", calibrate="logn"), tmp_path / "y", quiet=True)
+    assert not (tmp_path / "y").exists()
+
+
+def test_sharpening_multiplies_the_learned_scales():
+    from comp.model import ModelConfig, build_model
+    from comp.model.attention_scale import sharpen
+
+    model = build_model(ModelConfig(encoding="t5+coupling", d_model=16, n_heads=2, attn_scale="logn"), seed=0)
+    before = [b.attn.ssmax_scale.detach().clone() for b in model.blocks]
+    sharpen(model, 1.25)
+    for b, s in zip(model.blocks, before):
+        torch.testing.assert_close(b.attn.ssmax_scale.detach(), s * 1.25)
+    with pytest.raises(CompError, match="no learned log"):
+        sharpen(build_model(ModelConfig(encoding="t5", d_model=16, n_heads=2), seed=0), 1.25)

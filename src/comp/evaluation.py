@@ -27,6 +27,8 @@ import torch.nn.functional as F
 from comp.catalog import N_SEQUENCES
 from comp.config import EVAL_SEED
 from comp.decoding import decode_after_errors
+from comp.model.attention_scale import sharpen as sharpen_scales
+from comp.model.fused import fused_everywhere, fused_training
 from comp.provenance import recorded
 from comp.resources import check_rows, chunk_size
 from comp.runs.load import load_run_for_lengths
@@ -101,7 +103,11 @@ def evaluate_length(
     fit = chunk_size(model.cfg, width, n, device, what=what, lower="evaluate shorter --lengths")  # rows per pass
     check_rows(n, width, device, what, "lower --n")
     full = eval_batch(task, length, n, seed, device)
-    batch_size = max(1, min(batch_size, fit, ATTN_BUDGET // (model.cfg.n_heads * width * width)))
+    patterns = ATTN_BUDGET // (model.cfg.n_heads * width * width)  # rows whose attention patterns fit the budget
+    with fused_training(model, inference=True):  # without patterns (SDPA): rows whose activations fit it
+        if fused_everywhere(model):
+            patterns = max(patterns, ATTN_BUDGET // (width * max(model.cfg.d_mlp or 0, 4 * model.cfg.d_model)))
+    batch_size = max(1, min(batch_size, fit, patterns))
     sums = {"cot": 0.0, "answer": 0.0, "gen": 0.0, "gen_answer": 0.0, "loss": 0.0}
     preds = []  # [batch, pos] teacher-forced predictions of each chunk
     was_training = model.training
@@ -109,7 +115,7 @@ def evaluate_length(
     try:
         for lo in range(0, n, batch_size):
             batch = full.select(slice(lo, lo + batch_size))
-            with autocast(device):
+            with autocast(device), fused_training(model, inference=True):  # SDPA where no hook looks
                 logits = model(batch.tokens)
             preds.append(predictions(logits, batch.tokens))
             s = score(batch, preds[-1])
@@ -150,10 +156,13 @@ def evaluate(
 
 
 @recorded
-def evaluate_run(ckpt: str, lengths: str, n: int = N_SEQUENCES, seed: int = EVAL_SEED, generate: bool = True, device: str = "cpu") -> dict:
-    """Evaluate a run by length: ``{"run", "rows": [{"length", "acc_cot", ...}], ...}``."""
+def evaluate_run(ckpt: str, lengths: str, n: int = N_SEQUENCES, seed: int = EVAL_SEED, generate: bool = True,
+                 device: str = "cpu", sharpen: float = 1.0) -> dict:
+    """Evaluate a run by length: ``{"run", "rows": [{"length", "acc_cot", ...}], ...}``. ``sharpen``
+    multiplies the run's learned ``log n`` attention scales at inference (1: the run as trained)."""
     wanted = parse_lengths(lengths)
     run = load_run_for_lengths(ckpt, wanted, device=device)
+    sharpen_scales(run.model, sharpen)
     rows = evaluate(run.model, run.task, wanted, n=n, seed=seed, generate=generate)
     return {
         "run": run.name,
@@ -163,5 +172,6 @@ def evaluate_run(ckpt: str, lengths: str, n: int = N_SEQUENCES, seed: int = EVAL
         "train_lengths": run.config.train.train_lengths,
         "n": n,
         "seed": seed,
+        "sharpen": sharpen,
         "rows": rows,
     }

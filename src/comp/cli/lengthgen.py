@@ -30,6 +30,9 @@ def lengthgen_cli(
                                "(ties: the encoding listed first in --pe)."),
     decode: bool = typer.Option(False, "--decode/--no-decode",
                                 help="Greedy-decode for acc_generate (slow) instead of the exact teacher-forced identity."),
+    calibrate: str = typer.Option("", help="Per-run inference-time sharpening chosen on --val-lengths: logn (a factor "
+                                  "on the learned log(n) scales, kept at 1 for a run whose validation rows are all "
+                                  "right; see comp.lengthgen.calibrate). Default: none."),
     backend: str = typer.Option("inline", help="Where runs train: inline (one after another in this process), local "
                                 "(worker processes, as comp grid --backend local), slurm (one array job; run the command "
                                 "again once it is done); grid-local, the old name of local, still works."),
@@ -44,12 +47,13 @@ def lengthgen_cli(
 ) -> None:
     """Train (or reuse) one run per encoding and seed, evaluate by length, write a report directory."""
     _lengthgen(task, pe, seeds, train_lengths, test_lengths, out, steps, set_, n, decode, backend, json_path, quiet,
-               dict(max_parallel=max_parallel, pack=pack_seeds, slurm=slurm), val_lengths, select, device)
+               dict(max_parallel=max_parallel, pack=pack_seeds, slurm=slurm), val_lengths, select, device, calibrate)
 
 
 @user_errors
 def _lengthgen(task, pe, seeds, train_lengths, test_lengths, out, steps, set_, n, decode, backend, json_path,
-               quiet, options: dict, val_lengths: str = "", select: str = "max-min-acc", device: str = "auto") -> None:
+               quiet, options: dict, val_lengths: str = "", select: str = "max-min-acc", device: str = "auto",
+               calibrate: str = "") -> None:
     check_output_path(json_path, (".json",))
     check_output_dir(out)
     from comp.lengthgen import Study, run_study
@@ -57,7 +61,7 @@ def _lengthgen(task, pe, seeds, train_lengths, test_lengths, out, steps, set_, n
 
     study = Study(task=task, pes=pe.split(","), seeds=parse_seeds(seeds), train_lengths=train_lengths,
                   test_lengths=test_lengths, steps=steps, sets=list(set_), n=n, decode=decode,
-                  val_lengths=val_lengths, select=select, device=device)
+                  val_lengths=val_lengths, select=select, device=device, calibrate=calibrate)
     from comp.model import resolve_device
     from comp.tasks import make_task, parse_lengths
     from comp.tasks.base import check_sample_size
@@ -67,6 +71,9 @@ def _lengthgen(task, pe, seeds, train_lengths, test_lengths, out, steps, set_, n
     results = run_study(study, out, backend=backend, quiet=quiet, **options)
     if results.get("selection"):
         print(f"chosen on lengths {val_lengths}: {results['selection']['why']}")
+    for name, c in results.get("calibration", {}).items():
+        if c["factor"] != 1.0:
+            print(f"calibrated {name}: factor {c['factor']:g} ({c['why']})")
     if results["rows"]:
         rows = multiples_rows(results)
         print_table(rows, list(rows[0]),

@@ -10,7 +10,10 @@ finished run by length (:func:`~comp.lengthgen.study.evaluate_job`) and writes t
 report directory. With ``val_lengths``, every run is first evaluated there, one encoding
 is chosen by the study's rule (:mod:`comp.lengthgen.select`), the choice is written to
 ``OUT/selection.json``, and only the chosen encoding's runs are evaluated at the test
-lengths (:mod:`comp.lengthgen.report`). Runs live in ``OUT/runs/``. With
+lengths (:mod:`comp.lengthgen.report`). With ``calibrate="logn"``, each run then gets its own
+inference-time factor on its learned ``log n`` scales, chosen on its validation rows
+(:mod:`comp.lengthgen.calibrate`, ``OUT/calibration.json``), and its test rows use it.
+Runs live in ``OUT/runs/``. With
 ``backend="slurm"`` the study's directory is also a :mod:`comp.grid` grid: the runs train
 as one Slurm array and a second call, once they are done, evaluates and reports.
 """
@@ -23,10 +26,12 @@ from pathlib import Path
 from comp.config import environment
 from comp.io import write_json
 from comp.lengthgen.backends import BACKENDS, RENAMED, get_backend
+from comp.lengthgen.calibrate import calibrate_run
 from comp.lengthgen.report import write_report
 from comp.lengthgen.select import RULES, select
 from comp.lengthgen.study import Study, evaluate_job, plan
 from comp.provenance import COMMAND_LINE, KEY, provenance, python_call
+from comp.runs.files import read_eval
 from comp.tasks import parse_lengths
 
 
@@ -49,7 +54,15 @@ def run_study(study: Study, out: "str | Path", backend: str = "inline", quiet: b
         write_json(out / "selection.json", asdict(chosen))  # on disk before any test length is evaluated
         done = [job for job in done if job.pe == chosen.chosen]
         extra = {"selection": asdict(chosen), "val_rows": val_rows}
-    rows = [row for job in done for row in evaluate_job(job, study)]
+    factors = {}
+    if study.calibrate and done:  # per run, on its validation rows; on disk before any test length is evaluated
+        step = {job.name: read_eval(job.run_dir).get("step") for job in done}
+        calibrations = {job.name: calibrate_run(job.run_dir, study.val_lengths, study.n, study.eval_seed,
+                                                study.device, step[job.name]) for job in done}
+        write_json(out / "calibration.json", {name: asdict(c) for name, c in calibrations.items()})
+        factors = {name: c.factor for name, c in calibrations.items()}
+        extra["calibration"] = {name: asdict(c) for name, c in calibrations.items()}
+    rows = [row for job in done for row in evaluate_job(job, study, sharpen=factors.get(job.name, 1.0))]
     results = {"study": {**asdict(study), "pes": pes, "backend": backend, "meta": environment()},
                "pending": sorted(pending), **extra, "rows": rows}
     results[KEY] = provenance(COMMAND_LINE, results["study"], python_call(run_study, (study, out, backend), options))

@@ -83,6 +83,8 @@ def command(study: dict) -> str:
     parts += [f"--set {s}" for s in study["sets"]] + (["--decode"] if study["decode"] else [])
     if study.get("val_lengths"):
         parts += [f"--val-lengths {study['val_lengths']}", f"--select {study['select']}"]
+    if study.get("calibrate"):
+        parts.append(f"--calibrate {study['calibrate']}")
     if study.get("device", "auto") != "auto":
         parts.append(f"--device {study['device']}")
     return " ".join(parts)
@@ -96,6 +98,15 @@ def selection_markdown(sel: dict) -> list[str]:
     return [f"## Chosen on validation lengths {sel['val_lengths'][0]}-{sel['val_lengths'][-1]} before testing",
             "", f"Rule {sel['rule']} on {sel['metric']}: {sel['why']}. Only {sel['chosen']} was evaluated at the "
             "test lengths.", "", _md_table(rows), ""]
+
+
+def calibration_markdown(calibration: dict) -> list[str]:
+    """Each run's inference-time factor, chosen on its own validation rows before testing."""
+    rows = [{"run": name, "factor": f"{c['factor']:g}", "why": c["why"]} for name, c in calibration.items()]
+    return ["## Calibrated on validation lengths before testing (--calibrate)", "",
+            "Each run keeps factor 1 unless one of its validation rows is below 1.0; then the factor on its "
+            "learned log(n) scales with the highest worst validation row (ties: lowest validation loss) is used "
+            "for its test rows (comp.lengthgen.calibrate).", "", _md_table(rows), ""]
 
 
 def markdown(results: dict) -> str:
@@ -114,6 +125,8 @@ def markdown(results: dict) -> str:
         out += [f"**Pending runs (not in the tables):** {', '.join(results['pending'])}", ""]
     if results.get("selection"):
         out += selection_markdown(results["selection"])
+    if results.get("calibration"):
+        out += calibration_markdown(results["calibration"])
     if rows:
         for metric in ("acc_generate", "acc_answer"):
             out += [f"## At 1x, 2x, 4x, 8x the training length: {label(metric, study)}", "",

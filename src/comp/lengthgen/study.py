@@ -23,6 +23,7 @@ from comp.config import EVAL_SEED, RunConfig, build_config
 from comp.errors import CompError
 from comp.evaluation import evaluate_run
 from comp.io import read_json, write_json
+from comp.lengthgen.calibrate import check_calibration
 from comp.lengthgen.select import check_rule
 from comp.model import max_length, resolve_device
 from comp.model.encodings import COMPARED, canonical_encoding
@@ -54,6 +55,7 @@ class Study:
     val_lengths: str = ""  # validation lengths: choose one encoding on them first, test only it ("": test all)
     select: str = "max-min-acc"  # the rule that chooses on val_lengths (comp.lengthgen.select.RULES)
     device: str = "auto"  # where runs train and are evaluated: auto (cuda when present) | cpu | cuda | cuda:N
+    calibrate: str = ""  # per-run inference-time factor chosen on val_lengths (comp.lengthgen.calibrate; "": none)
 
 
 @dataclass
@@ -110,6 +112,8 @@ def plan(study: Study, out: Path) -> list[RunJob]:
         raise CompError(f"--n must be at least 1, got {study.n}")
     resolve_device(study.device)  # a device that is not there fails before anything is written
     check_rule(study.select)
+    if study.calibrate and not study.val_lengths:
+        check_calibration(study.calibrate, study.val_lengths, "logn")  # the missing validation lengths
     if study.val_lengths and set(parse_lengths(study.val_lengths)) & set(parse_lengths(study.test_lengths)):
         raise CompError(f"--val-lengths {study.val_lengths} and --test-lengths {study.test_lengths} overlap; "
                         "choose on lengths that are not tested (e.g. --val-lengths 24-48 --test-lengths 64,128)")
@@ -122,6 +126,7 @@ def plan(study: Study, out: Path) -> list[RunJob]:
                                train_lengths=study.train_lengths, wandb_group=group,
                                device=None if study.device == "auto" else study.device)
             task = cfg.validate()
+            check_calibration(study.calibrate, study.val_lengths, cfg.model.attn_scale)
             seq = max(m.seq_len(longest) for m in task.components())
             try:
                 max_length(cfg.model, seq)
@@ -138,21 +143,23 @@ def plan(study: Study, out: Path) -> list[RunJob]:
     return jobs
 
 
-def evaluate_job(job: RunJob, study: Study, lengths: "str | None" = None) -> list[dict]:
+def evaluate_job(job: RunJob, study: Study, lengths: "str | None" = None, sharpen: float = 1.0) -> list[dict]:
     """Rows ``{"pe", "seed", "length", "acc_generate", "acc_cot", "acc_answer"}`` of one finished run
-    at ``lengths`` (default: the test lengths), evaluating only lengths its cache lacks."""
+    at ``lengths`` (default: the test lengths), evaluating only lengths its cache lacks. ``sharpen``:
+    the calibrated factor on the run's log(n) scales (rows then carry ``"sharpen"``; own cache file)."""
     trained = read_eval(job.run_dir)
     key = {"n": study.n, "seed": study.eval_seed, "decode": study.decode, "step": trained.get("step")}
-    path = job.run_dir / EVAL_CACHE
+    path = job.run_dir / (EVAL_CACHE if sharpen == 1.0 else EVAL_CACHE.replace(".json", f"_x{sharpen:g}.json"))
     cache = read_json(path, "evaluation cache") if path.exists() else {}
     rows: dict = cache.get("rows", {}) if cache.get("key") == key else {}
     lengths = parse_lengths(lengths or study.test_lengths)
     missing = [n for n in lengths if str(n) not in rows]
     if missing:
         result = evaluate_run(str(job.run_dir), ",".join(map(str, missing)), n=study.n, seed=study.eval_seed,
-                              generate=study.decode, device=study.device)
+                              generate=study.decode, device=study.device, sharpen=sharpen)
         for r in result["rows"]:
             rows[str(r["length"])] = {m: r["acc_cot"] if (m == "acc_generate" and not study.decode) else r[m]
                                       for m in METRICS}
         write_json(path, {"key": key, "rows": rows})
-    return [{"pe": job.pe, "seed": job.seed, "length": n, **rows[str(n)]} for n in lengths]
+    extra = {"sharpen": sharpen} if sharpen != 1.0 else {}
+    return [{"pe": job.pe, "seed": job.seed, "length": n, **rows[str(n)], **extra} for n in lengths]

@@ -35,6 +35,8 @@ import types
 import torch
 from torch import nn
 
+from comp.errors import CompError
+
 ATTN_SCALES = ("none", "logn")
 
 
@@ -79,3 +81,19 @@ def install_jitter(model, jitter: Jitter) -> None:
         attn = block.attn
         attn.comp_jitter = jitter
         attn.apply_causal_mask = types.MethodType(_scaled_causal_mask, attn)
+
+
+def sharpen(model, factor: float) -> None:
+    """Multiply every learned ``log n`` scale of ``model`` by ``factor`` (an inference-time
+    temperature, chosen on validation lengths by :mod:`comp.lengthgen.calibrate`)."""
+    if factor == 1.0:
+        return
+    if not factor > 0:
+        raise CompError(f"a sharpening factor must be positive, got {factor}")
+    layers = [b.attn for b in model.blocks if hasattr(b.attn, "ssmax_scale")]
+    if not layers:
+        raise CompError("this model has no learned log(n) attention scale to sharpen; "
+                        "train it with --set model.attn_scale=logn, or leave the factor at 1")
+    with torch.no_grad():
+        for attn in layers:
+            attn.ssmax_scale.mul_(factor)

@@ -15,7 +15,9 @@ logits and gradients to 1e-5 for every encoding):
   (content plus bias) by ``c[b, h, q] = s_h * log(q + 1) * jitter_b``: the fused path
   multiplies the queries by ``c`` and the bias by ``c``, which is the same logit.
 
-Nothing changes outside the context, in evaluation mode, or for a module whose hooks
+Nothing changes outside the context, in evaluation mode (unless the context was entered
+with ``inference=True``, which evaluation at long lengths uses: an evaluation-mode forward
+has no jitter factor, so the fused path computes exactly what the hook path does), or for a module whose hooks
 need what the fused kernel does not materialise (``hook_attn_scores``, ``hook_pattern``;
 ``hook_scale``, ``hook_normalized`` of a LayerNorm): such a forward takes the hook path,
 so analyses (``run_with_cache``, patching, hooks) always see TransformerLens's
@@ -45,7 +47,7 @@ def _hooked(*points: nn.Module) -> bool:
 def _fusable(attn: AbstractAttention, past_kv_cache_entry, additive_attention_mask, attention_mask, position_bias) -> bool:
     cfg = attn.cfg
     return (
-        attn.training
+        (attn.training or getattr(attn, "comp_fused_inference", False))
         and past_kv_cache_entry is None
         and additive_attention_mask is None
         and attention_mask is None
@@ -140,30 +142,47 @@ def rotate_every_two(self: AbstractAttention, x: torch.Tensor) -> torch.Tensor:
 
 def layer_norm_forward(self: LayerNorm, x: torch.Tensor) -> torch.Tensor:
     """A LayerNorm's forward: one ``F.layer_norm`` when no hook looks inside, else TransformerLens's."""
-    if not self.training or x.dtype != self.w.dtype or _hooked(self.hook_scale, self.hook_normalized):
+    if not (self.training or getattr(self, "comp_fused_inference", False)) or x.dtype != self.w.dtype or _hooked(self.hook_scale, self.hook_normalized):
         return type(self).forward(self, x)
     return F.layer_norm(x, (x.shape[-1],), self.w, self.b, self.eps)  # [batch, pos, d_model]
 
 
+def fused_everywhere(model: nn.Module) -> bool:
+    """Whether every attention layer of ``model`` takes the fused path on a plain forward (no key-value
+    cache, no mask): call inside ``fused_training(model, inference=True)`` (or in training mode).
+    Then no ``[batch, head, query, key]`` score tensor is materialised, and callers that bound their
+    batch by the size of attention patterns need not."""
+    layers = [m for m in model.modules() if isinstance(m, AbstractAttention)]
+    return bool(layers) and all(
+        getattr(m.forward, "__func__", None) is attention_forward and _fusable(m, None, None, None, None) for m in layers
+    )
+
+
 @contextlib.contextmanager
-def fused_training(model: nn.Module, enabled: bool = True) -> Iterator[None]:
-    """Training forwards of ``model`` inside use the fused path (see the module docstring)."""
+def fused_training(model: nn.Module, enabled: bool = True, inference: bool = False) -> Iterator[None]:
+    """Training forwards of ``model`` inside use the fused path (see the module docstring);
+    with ``inference``, evaluation-mode forwards too (no gradients needed, no hooks looking)."""
     if not enabled:
         yield
         return
-    patched = []
+    patched, flagged = [], []  # modules this context patched; modules it marked for evaluation-mode forwards
     for module in model.modules():
-        if isinstance(module, AbstractAttention) and type(module).forward is AbstractAttention.forward:
-            module.forward = types.MethodType(attention_forward, module)
-            module.rotate_every_two = types.MethodType(rotate_every_two, module)
-        elif type(module) is LayerNorm:
-            module.forward = types.MethodType(layer_norm_forward, module)
-        else:
+        fusable = isinstance(module, AbstractAttention) and type(module).forward is AbstractAttention.forward
+        if not (fusable or type(module) is LayerNorm):
             continue
-        patched.append(module)
+        if "forward" not in vars(module):  # an enclosing context (the training loop's) has patched it already
+            module.forward = types.MethodType(attention_forward if fusable else layer_norm_forward, module)
+            if fusable:
+                module.rotate_every_two = types.MethodType(rotate_every_two, module)
+            patched.append(module)
+        if inference and not getattr(module, "comp_fused_inference", False):
+            module.comp_fused_inference = True
+            flagged.append(module)
     try:
         yield
     finally:
+        for module in flagged:
+            del module.comp_fused_inference
         for module in patched:
             del module.forward
             vars(module).pop("rotate_every_two", None)

@@ -168,11 +168,21 @@ class PositionedAttention(Attention):
             return scores
         return scores + self.position_bias(q, k).to(scores.dtype)
 
+    def _one_layout(self, k_ids: torch.Tensor) -> bool:
+        """Whether one bias row can serve the batch: not training (no host sync in the training loop),
+        no hook on ``hook_t5_bias`` (hooks see the whole batch), and every row's position ids equal."""
+        hook = getattr(self, "hook_t5_bias", None)
+        if self.training or k_ids.shape[0] == 1 or (hook is not None and (hook._forward_hooks or hook._backward_hooks)):
+            return False
+        return bool((k_ids == k_ids[:1]).all())
+
     def position_bias(self, q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
-        """[batch, head_index, query_pos, key_pos] ALiBi or T5 bias of queries ``q`` on keys ``k``."""
+        """[batch or 1, head_index, query_pos, key_pos] ALiBi or T5 bias of queries ``q`` on keys ``k``."""
         nq, nk = q.shape[1], k.shape[1]
         q_ids = self.positions.window(nk - nq, nq, q.shape[0], q.device)  # [batch, query_pos]
         k_ids = self.positions.window(0, nk, q.shape[0], q.device)  # [batch, key_pos]
+        if self._one_layout(k_ids):  # evaluation: every row has the same ids, so one bias serves the batch
+            q_ids, k_ids = q_ids[:1], k_ids[:1]  # [1, query_pos], [1, key_pos]: the bias broadcasts
         rel = k_ids[:, None, :] - q_ids[:, :, None]  # [batch, query_pos, key_pos]: key id - query id
         if self.bias == "alibi":
             bias = -self.alibi_slopes[None, :, None, None] * rel.abs()[:, None].float()
