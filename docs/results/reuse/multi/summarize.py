@@ -55,7 +55,7 @@ def iteration_heads(heads: dict) -> list[tuple[str, float]]:
 
 def main(dirs: list[Path]) -> None:
     seeds = [load(d) for d in dirs]
-    names = [d.parent.name if d.name in ("short", "long") else d.name for d in dirs]
+    names = [d.parent.name if d.name in ("short", "long", "long12") else d.name for d in dirs]
 
     print("Circuit per task (nodes, exact, mean ablation, keep logit 0.95; held-out batch):\n")
     rows = []
