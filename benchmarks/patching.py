@@ -12,6 +12,7 @@ model, inputs, clean cache and metric, in alternating rounds. Asserts the same r
     python -m benchmarks.patching                 # random 2-layer model (float64), 32 pairs
     python -m benchmarks.patching --n 256         # the CLI's default number of pairs
     python -m benchmarks.patching --ckpt RUN      # a trained run (float32)
+    python -m benchmarks.patching --process-time  # CPU seconds of this process (a loaded machine)
     python -m benchmarks --only patching          # the same sweeps as rows of the suite (``bench``)
 
 (``python benchmarks/patching.py`` would put ``benchmarks/`` first on the import path,
@@ -46,10 +47,11 @@ SWEEPS = {  # sweep: (comp's, TransformerLens's)
 }
 
 
-def compare(model, length: int, n: int, rounds: int) -> dict:
+def compare(model, length: int, n: int, rounds: int, clock=time.perf_counter) -> dict:
     """Each sweep by comp and by TransformerLens (under ``torch.no_grad()``, its best) on the
     same model, pairs, clean cache and metric, in alternating rounds: the best seconds of
-    each, their ratio and agreement, per sweep."""
+    each, their ratio and agreement, per sweep. ``clock``: wall clock, or
+    ``time.process_time`` (this process's CPU seconds: less moved by other processes)."""
     task = make_task("parity")
     pair = make_pair(task, length, n, seed=0, corruption="flip_one", device=next(model.parameters()).device)
     metric = LogitDiff.for_pair(model, pair)
@@ -60,12 +62,12 @@ def compare(model, length: int, n: int, rounds: int) -> dict:
         for name, (ours_fn, theirs_fn) in SWEEPS.items():
             ours_s, theirs_s = [], []
             for _ in range(rounds):
-                t0 = time.perf_counter()
+                t0 = clock()
                 theirs = theirs_fn(model, corrupted, clean, metric)
-                theirs_s.append(time.perf_counter() - t0)
-                t0 = time.perf_counter()
+                theirs_s.append(clock() - t0)
+                t0 = clock()
                 ours = ours_fn(model, corrupted, clean, metric)
-                ours_s.append(time.perf_counter() - t0)
+                ours_s.append(clock() - t0)
             torch.testing.assert_close(ours, theirs, atol=1e-5, rtol=0)
             out[name] = {
                 "sites": ours.numel(), "ours_s": min(ours_s), "theirs_s": min(theirs_s),
@@ -108,6 +110,8 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=32, help="clean/corrupted pairs")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--rounds", type=int, default=2, help="alternating rounds; each side's time is its best")
+    ap.add_argument("--process-time", action="store_true",
+                    help="time by this process's CPU seconds, not the wall clock (a loaded machine)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -115,9 +119,9 @@ def main() -> None:
         model, what = load_run_for_lengths(args.ckpt, [args.length]).model, args.ckpt
     else:
         model, what = random_model(), "random 2-layer model (d_model 64, 4 heads, rotary; float64)"
-    r = compare(model, args.length, args.n, args.rounds)
+    r = compare(model, args.length, args.n, args.rounds, time.process_time if args.process_time else time.perf_counter)
     print(f"{what}: {r['pairs']} pairs of {r['tokens']} tokens, {args.threads} thread(s), "
-          f"load average {os.getloadavg()[0]:.1f}")
+          f"load average {os.getloadavg()[0]:.1f}, {'process' if args.process_time else 'wall-clock'} seconds")
     for name, s in r["sweeps"].items():
         print(f"{name:9s}: {s['sites']:4d} patches  TransformerLens (no_grad) {s['theirs_s']:8.3f} s  "
               f"comp {s['ours_s']:7.4f} s  ratio {s['ratio']:6.1f}x (goal >= 100)  max diff {s['max_diff']:.1e}")

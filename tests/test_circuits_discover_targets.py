@@ -41,12 +41,20 @@ def test_the_logit_target_drops_what_the_chain_needs_and_the_cot_target_keeps_it
     assert cot["keep"] == {"logit": 0.95, "answer": None, "cot": 0.9}
 
 
+@pytest.mark.parametrize("order", ["global", "nodes"])
 @pytest.mark.parametrize("level", ["nodes", "edges"])
-def test_global_order_finds_the_planted_circuit_too(planted, level):
-    r = discover(*planted, level, keep=Keep(logit=0.95, cot=0.9), order="global")
-    assert set(r["nodes"]) == COT_NODES and r["order"] == "global"
+def test_other_orders_find_the_planted_circuit_too(planted, level, order):
+    r = discover(*planted, level, keep=Keep(logit=0.95, cot=0.9), order=order)
+    assert set(r["nodes"]) == COT_NODES and r["order"] == order
     if level == "edges":
         assert {e["label"] for e in r["edges"]} == COT_EDGES
+
+
+def test_the_node_pass_starts_edge_pruning_inside_the_surviving_nodes(planted):
+    r = discover(*planted, "edges", keep=Keep(logit=0.95, cot=0.9), order="nodes")
+    # the planted decoys go in the node pass: edge pruning starts from the edges among the circuit's nodes
+    assert r["node_pass"]["kept_targets"] and r["node_pass"]["nodes"] == len(COT_NODES)
+    assert len(COT_EDGES) <= r["node_pass"]["edges"] < r["n_edges_total"]
 
 
 def test_eap_verified_under_the_cot_target_finds_the_planted_edges(planted):

@@ -65,12 +65,19 @@ def scored(files: dict, model: str) -> list[str]:
     return out
 
 
-def main(folder: Path) -> None:
+def load(folder: Path, name: re.Pattern, fields: tuple[str, ...]) -> dict[tuple, dict]:
+    """The JSON files in ``folder`` whose names match ``name``, keyed by its groups ``fields``
+    (``seed`` and ``at`` as numbers, ``at`` 0 when absent). Also used by ``keep/summarize.py``."""
     files = {}
     for p in sorted(folder.glob("*.json")):
-        m = NAME.fullmatch(p.name)
+        m = name.fullmatch(p.name)
         if m:
-            files[(m["model"], int(m["seed"]), m["level"], m["method"], int(m["at"] or 0))] = json.loads(p.read_text())
+            files[tuple(int(m[f] or 0) if f in ("seed", "at") else m[f] for f in fields)] = json.loads(p.read_text())
+    return files
+
+
+def main(folder: Path) -> None:
+    files = load(folder, NAME, ("model", "seed", "level", "method", "at"))
     for model in sorted({k[0] for k in files}):
         print(f"## {model}\n")
         print("\n".join(discovered(files, model)) + "\n")

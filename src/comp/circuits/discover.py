@@ -96,6 +96,7 @@ class CircuitResult:
     fit: dict = field(default_factory=dict)  # model and circuit Scores on the discovery batch
     order: str = "stages"  # of greedy pruning: stage by stage from the logits, or global
     final_pass_removed: int = 0  # units the final pass removed after the stage-by-stage pass
+    node_pass: dict = field(default_factory=dict)  # --order nodes: nodes and edges the node pass kept
     member: str = ""  # the member task of a multi-task run the circuit is found on ("": every member)
 
     def to_dict(self) -> dict:
@@ -156,12 +157,15 @@ def discover(model, groups, level: Level = "nodes", method: Method = "exact", ab
     full = pruner.scores(torch.zeros(pruner.n, dtype=torch.bool))
     warning = _check_solves(full, groups) if require_solved else ""
     attribution = None
+    start, node_pass = None, {}
+    if level == "edges" and order == "nodes":  # node-level pruning first, then edges inside the surviving nodes
+        start, node_pass = _node_pass(model, graph, groups, ablation, max_rows, keep, ev, pruner)
     if method == "exact":
-        removed = pruner.greedy(order=order)
+        removed = pruner.greedy(start, order=order)
     else:
         scores = attribution_ranking(model, graph, groups, ablation, method, ev.units)
         chosen, sizes = pruner.top_k(scores.abs())
-        removed = pruner.greedy(chosen, order=order)  # verification: exact pruning of the chosen set
+        removed = pruner.greedy(chosen if start is None else chosen | start, order=order)  # verification: exact pruning
         alone = (ev.each_alone()[:, 0] - pruner.empty[0]) / pruner.span
         exact_effects = alone - 1.0  # [n] change in faithfulness, each unit removed alone
         attribution = Attribution(
@@ -183,8 +187,24 @@ def discover(model, groups, level: Level = "nodes", method: Method = "exact", ab
         n_nodes=len(nodes) + 1, n_nodes_total=len(graph.nodes) + 1, n_edges=len(edges), n_edges_total=len(graph.edges),
         model=scorer.scores(torch.zeros_like(removed)), circuit=scorer.scores(removed), knocked_out=scorer.scores(~removed),
         fit=fit, scored_on="discovery batch" if holdout is None else "held-out batch (other sequences than pruning saw)",
-        final_pass_removed=pruner.retried, attribution=attribution, warning=warning, seconds=time.perf_counter() - t0,
+        final_pass_removed=pruner.retried, node_pass=node_pass,
+        attribution=attribution, warning=warning, seconds=time.perf_counter() - t0,
     )
+
+
+def _node_pass(model, graph: Graph, groups, ablation: str, max_rows: int, keep: Keep, ev, pruner: Pruner
+               ) -> tuple["torch.Tensor | None", dict]:
+    """``--order nodes`` at edge level: node-level greedy pruning (stage order) under ``keep``;
+    the edges outside the surviving nodes' circuit (:func:`_circuit`) as edge pruning's start
+    ``[n_edges]`` bool, or None when that circuit misses a target under edge patching."""
+    node_pruner = Pruner(NodeEvaluator(model, graph, groups, ablation, max_rows), keep)
+    node_removed = node_pruner.greedy(order="stages")
+    kept_nodes = [u for u, r in zip(node_pruner.ev.units, node_removed) if not r]
+    inside = set(_circuit(graph, "nodes", kept_nodes)[1])
+    start = torch.tensor([e not in inside for e in ev.units])
+    ok = bool(pruner.ok(start[None])[0])
+    info = {"nodes": len(kept_nodes) + 1, "edges": len(inside), "kept_targets": ok}
+    return (start if ok else None), info
 
 
 def _circuit(graph: Graph, level: str, kept: list) -> tuple[list, list]:

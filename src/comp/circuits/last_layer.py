@@ -30,6 +30,7 @@ from transformer_lens.cache.key_value_cache_entry import TransformerLensKeyValue
 from transformer_lens.components import Attention
 from transformer_lens.components.abstract_attention import AbstractAttention
 
+from comp.circuits.arithmetic import layer_norm, mlp_out, projections
 from comp.model import pinned_positions
 
 KINDS = ("z", "mlp_out", "resid_pre")  # activations this module patches
@@ -68,8 +69,7 @@ def _mlp(block, resid_mid: torch.Tensor) -> torch.Tensor:
     """``resid_post`` of a block from its ``resid_mid`` [..., d_model] (position-wise)."""
     if block.cfg.attn_only:
         return resid_mid
-    resid_mid = resid_mid.contiguous()
-    return resid_mid + block.apply_mlp(block.ln2(resid_mid))
+    return resid_mid + mlp_out(block, resid_mid)
 
 
 def _head_delta(model, layer: int, dz: torch.Tensor, heads: torch.Tensor) -> torch.Tensor:
@@ -119,14 +119,28 @@ def new_resid(model, cache, clean_cache, activation_name: str, layer: int, sites
     return _mlp(model.blocks[layer], resid_mid + _head_delta(model, layer, dz, heads))
 
 
+def clean_kv(model, clean_cache, activation_name: str, layer: int, sites: torch.Tensor
+             ) -> "tuple[torch.Tensor, torch.Tensor] | None":
+    """The last layer's keys and values [K, B, head, d_head] after patching ``sites`` where the
+    clean cache holds them: a patched ``resid_pre`` of the last layer is the clean run's there."""
+    names = [utils.get_act_name(kind, layer) for kind in ("k", "v")]
+    if activation_name != "resid_pre" or layer != model.cfg.n_layers - 1 or not all(n in clean_cache for n in names):
+        return None
+    pos = sites[:, 0]
+    return tuple(clean_cache[name][:, pos].transpose(0, 1) for name in names)
+
+
 def before_attention(model, cache, resid: torch.Tensor, pos: torch.Tensor, query: torch.Tensor,
-                     corrupted: torch.Tensor, ids: "torch.Tensor | None", max_rows: int) -> torch.Tensor:
+                     corrupted: torch.Tensor, ids: "torch.Tensor | None", max_rows: int,
+                     new_kv: "tuple[torch.Tensor, torch.Tensor] | None" = None) -> torch.Tensor:
     """``[K, B, d_vocab]``: logits at each row's query when the last layer's ``resid_pre`` at
     ``pos[k]`` is ``resid[k]`` [K, B, d_model] (the corrupted run's elsewhere). Rows whose
     query is before ``pos[k]`` keep ``corrupted`` [B, d_vocab], the corrupted run's logits
     at the queries. Per query position, variants before it change one key and value
     (:func:`_one_key_mid`); variants at it run the last layer there (:func:`_own_position_mid`, or
-    TransformerLens's forward on the key-value cache, :func:`_last_layer`)."""
+    TransformerLens's forward on the key-value cache, :func:`_last_layer`). ``new_kv``: the last
+    layer's keys and values (before rotation) of ``resid`` [K, B, head, d_head] where they are
+    known (a patched ``resid_pre``: the clean run's), else projected here."""
     last = model.cfg.n_layers - 1
     keys, values = cache[utils.get_act_name("k", last)], cache[utils.get_act_name("v", last)]  # [B, pos, head, d_head]
     out = corrupted.expand(len(pos), *corrupted.shape).clone()  # [K, B, d_vocab]
@@ -147,7 +161,8 @@ def before_attention(model, cache, resid: torch.Tensor, pos: torch.Tensor, query
         before = (pos < q).nonzero()[:, 0]  # variants after q leave these rows as they are
         for lo in range(0, len(before), per):
             ks = before[lo : lo + per]
-            pending.append((ks, rows, _one_key_mid(model, cache, resid[ks][:, rows], pos[ks], rows, q, ids)))
+            kv = None if new_kv is None else tuple(t[ks][:, rows] for t in new_kv)
+            pending.append((ks, rows, _one_key_mid(model, cache, resid[ks][:, rows], pos[ks], rows, q, ids, kv)))
     if pending:  # one MLP and unembedding for every variant (position-wise: the same values)
         mids = torch.cat([mid.flatten(0, 1) for _, _, mid in pending])  # [n, d_model]
         logits = unembed(model, _mlp(model.blocks[last], mids[None]))[0]  # [n, d_vocab]
@@ -160,7 +175,7 @@ def before_attention(model, cache, resid: torch.Tensor, pos: torch.Tensor, query
 
 
 def _one_key_mid(model, cache, new: torch.Tensor, pos: torch.Tensor, rows: torch.Tensor, q: int,
-                 ids: "torch.Tensor | None") -> torch.Tensor:
+                 ids: "torch.Tensor | None", new_kv: "tuple[torch.Tensor, torch.Tensor] | None" = None) -> torch.Tensor:
     """``[k, b, d_model]``: the last layer's ``resid_mid`` at query
     ``q`` of ``rows`` when the last layer's ``resid_pre`` at ``pos[k] < q`` is ``new[k]`` [k, b, d_model]: one key and one value
     change, so one attention logit per head moves by ``ds = q . R_p dk / attn_scale``
@@ -173,10 +188,18 @@ def _one_key_mid(model, cache, new: torch.Tensor, pos: torch.Tensor, rows: torch
     block, attn = model.blocks[last], model.blocks[last].attn
     act = lambda kind: cache[utils.get_act_name(kind, last)]  # noqa: E731
     rows = slice(None) if len(rows) == len(act("resid_pre")) else rows  # one query position: no copies
-    old = act("resid_pre")[rows][:, pos].transpose(0, 1)  # [k, b, d_model]
-    d_ln = block.ln1(new.contiguous()) - block.ln1(old.contiguous())  # [k, b, d_model]
-    dk = torch.einsum("kbm,hmd->kbhd", d_ln, attn.W_K)  # [k, b, head, d_head]
-    dv = torch.einsum("kbm,hmd->kbhd", d_ln, attn.W_V)
+    if new_kv is not None:  # the new key and value are known: [k, b, head, d_head] each
+        dk = new_kv[0] - act("k")[rows][:, pos].transpose(0, 1)
+        dv = new_kv[1] - act("v")[rows][:, pos].transpose(0, 1)
+    else:
+        if model.cfg.positional_embedding_type == "shortformer":  # keys read ln1(x) + pos_embed: the difference
+            old = act("resid_pre")[rows][:, pos].transpose(0, 1)  # [k, b, d_model]
+            d_ln = layer_norm(block.ln1, new) - layer_norm(block.ln1, old)  # [k, b, d_model]
+            dk, dv = (torch.einsum("kbm,hmd->kbhd", d_ln, w) for w in (attn.W_K, attn.W_V))  # [k, b, head, d_head]
+        else:
+            k_new, v_new = projections(attn, layer_norm(block.ln1, new), "KV")  # [k, b, head, d_head]
+            dk = k_new - act("k")[rows][:, pos].transpose(0, 1)
+            dv = v_new - act("v")[rows][:, pos].transpose(0, 1)
     rotary = model.cfg.positional_embedding_type == "rotary"
     if rotary:
         dk = _rotate(model, attn, dk, pos, None if ids is None else ids[rows])
@@ -218,9 +241,8 @@ def _own_position_mid(model, cache, x_q: torch.Tensor, rows: torch.Tensor, q: in
     block, attn = model.blocks[last], model.blocks[last].attn
     act = lambda kind: cache[utils.get_act_name(kind, last)]  # noqa: E731
     rows = slice(None) if len(rows) == len(act("k")) else rows
-    ln = block.ln1(x_q.contiguous())  # [k, b, d_model]
-    query, key, value = (torch.einsum("kbm,hmd->kbhd", ln, w) + b for w, b in
-                         ((attn.W_Q, attn.b_Q), (attn.W_K, attn.b_K), (attn.W_V, attn.b_V)))  # [k, b, head, d_head]
+    ln = layer_norm(block.ln1, x_q)  # [k, b, d_model]
+    query, key, value = projections(attn, ln, "QKV")  # [k, b, head, d_head]
     keys, values = act("k")[rows, :q], act("v")[rows, :q]  # [b, q, head, d_head], keys before rotation
     if model.cfg.positional_embedding_type == "rotary":
         at = torch.full((len(x_q),), q, device=x_q.device)
@@ -262,7 +284,7 @@ def unembed(model, resid_post: torch.Tensor) -> torch.Tensor:
     """``[k, b, d_vocab]`` logits of the final residual stream [k, b, d_model]: what the
     forward ends with (the final norm, the unembedding; :func:`supported` rules out a soft cap)."""
     if model.cfg.normalization_type is not None:
-        resid_post = model.ln_final(resid_post)
+        resid_post = layer_norm(model.ln_final, resid_post)
     return model.unembed(resid_post)
 
 

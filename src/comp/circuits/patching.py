@@ -238,7 +238,8 @@ def generic_activation_patch(
                 final = last_layer.after_attention(model, corrupted_cache, clean_cache, activation_name, sites, query)
             else:
                 resid = last_layer.new_resid(model, corrupted_cache, clean_cache, activation_name, layer, sites)
-                final = last_layer.before_attention(model, corrupted_cache, resid, sites[:, 0], query, at_query, ids, max_rows)
+                final = last_layer.before_attention(model, corrupted_cache, resid, sites[:, 0], query, at_query, ids, max_rows,
+                                                    last_layer.clean_kv(model, clean_cache, activation_name, layer, sites))
             values = patching_metric.normalise(patching_metric.raw_at_query(final))  # [K]
             out[(torch.full((len(sites),), layer), *sites.T)] = values.to(out.dtype).cpu()
             continue

@@ -23,8 +23,9 @@ from __future__ import annotations
 import torch
 from transformer_lens import utils
 
-from comp.circuits.last_layer import plain_attention
-from comp.model.packed import qkv
+from comp.circuits.arithmetic import layer_norm, projections
+from comp.circuits.arithmetic import mlp_out as block_mlp
+from comp.circuits.last_layer import _rotate, plain_attention
 
 
 def applies(model) -> bool:
@@ -38,11 +39,13 @@ def applies(model) -> bool:
 
 @torch.no_grad()
 def run(model, tokens: torch.Tensor, keys: list[torch.Tensor], values: list[torch.Tensor], start: int,
-        wanted: set[str], at: torch.Tensor) -> tuple[torch.Tensor, dict, set[str]]:
+        wanted: set[str], at: torch.Tensor, clean_cache=None) -> tuple[torch.Tensor, dict, set[str]]:
     """Logits ``[B, 1, d_vocab]`` at each row's query ``start + at[b]`` of ``tokens`` [B, n]
     (positions ``start..``; ``keys``/``values``: per layer the clean run's ``[B, start, head,
     d_head]`` before them), the ``wanted`` hooks' values, and the names among them that hold
-    the last layer's query only (``[B, 1, ...]``; scores ``[B, head, 1, keys]``)."""
+    the last layer's query only (``[B, 1, ...]``; scores ``[B, head, 1, keys]``; the last
+    layer's queries too). With the clean run's cache (holding the first layer's ``hook_q``,
+    ``hook_k``, ``hook_v``), the first layer projects only the changed tokens (:func:`_first_qkv`)."""
     cache: dict[str, torch.Tensor] = {}
     query_only: set[str] = set()
     last, n = model.cfg.n_layers - 1, tokens.shape[1]
@@ -60,21 +63,25 @@ def run(model, tokens: torch.Tensor, keys: list[torch.Tensor], values: list[torc
     for layer, block in enumerate(model.blocks):
         attn, name = block.attn, lambda kind: utils.get_act_name(kind, layer)  # noqa: B023
         keep(name("resid_pre"), x)
-        h = block.ln1(x)
-        q, k, v = qkv(attn, h)  # one product: [B, n, head, d_head] each
-        keep(name("q"), q)
+        final = layer == last
+        if final:  # the last layer's attention at each row's query only: keys and values everywhere
+            h = layer_norm(block.ln1, x)  # [B, n, d_model]
+            k, v = projections(attn, h, "KV")  # [B, n, head, d_head]
+            x = x[rows, at][:, None]  # [B, 1, d_model]
+            (q,) = projections(attn, h[rows, at][:, None], "Q")  # [B, 1, head, d_head]
+            rot_q = _rotate(model, attn, q, start + at, None)
+            pos = (start + at)[:, None]  # [B, 1]
+        else:
+            qkv = _first_qkv(attn, block, x, clean_cache, start) if layer == 0 else None
+            q, k, v = qkv or projections(attn, layer_norm(block.ln1, x), "QKV")  # one product: [B, n, head, d_head]
+            rot_q = attn.apply_rotary(q, start)  # positions start..start + n - 1
+            pos = (start + torch.arange(n, device=tokens.device))[None].expand(len(tokens), n)  # [B, n]
+        keep(name("q"), q, final)
         keep(name("k"), k)
         keep(name("v"), v)
         all_k = torch.cat([keys[layer], k], dim=1)  # [B, start + n, head, d_head]
         all_v = torch.cat([values[layer], v], dim=1)
-        rot_q = attn.apply_rotary(q, start)  # positions start..start + n - 1
         rot_k = attn.apply_rotary(all_k, 0)
-        final = layer == last
-        if final:  # the last layer's attention at each row's query only
-            rot_q, x = rot_q[rows, at][:, None], x[rows, at][:, None]  # [B, 1, head, d_head], [B, 1, d_model]
-            pos = (start + at)[:, None]  # [B, 1]
-        else:
-            pos = (start + torch.arange(n, device=tokens.device))[None].expand(len(tokens), n)  # [B, n]
         keep(name("rot_q"), rot_q, final)
         scores = torch.einsum("bqhd,bkhd->bhqk", rot_q, rot_k) / attn.attn_scale  # [B, head, queries, keys]
         scores = scores.masked_fill((seen[None, None] > pos[:, :, None])[:, None], attn.IGNORE.item())
@@ -91,10 +98,29 @@ def run(model, tokens: torch.Tensor, keys: list[torch.Tensor], values: list[torc
             x = resid_mid
         else:
             keep(name("resid_mid"), resid_mid, final)
-            mlp_out = block.apply_mlp(block.ln2(resid_mid))
+            mlp_out = block_mlp(block, resid_mid)
             keep(name("mlp_out"), mlp_out, final)
             x = resid_mid + mlp_out
         keep(name("resid_post"), x, final)
     if model.cfg.normalization_type is not None:
-        x = model.ln_final(x)
+        x = layer_norm(model.ln_final, x)
     return model.unembed(x), cache, query_only
+
+
+def _first_qkv(attn, block, x: torch.Tensor, clean_cache, start: int) -> "tuple[torch.Tensor, ...] | None":
+    """The first layer's queries, keys and values [B, n, head, d_head] at positions ``start..``
+    of ``x`` [B, n, d_model] (its input, the token embeddings): the clean run's where the
+    embedding is the clean one, projected only where it changed (a flipped bit: one position
+    of each row). None when the clean cache lacks those hooks."""
+    names = [utils.get_act_name(kind, 0) for kind in ("q", "k", "v")] + ["hook_embed"]
+    if clean_cache is None or not all(name in clean_cache for name in names):
+        return None
+    n = x.shape[1]
+    *clean, embed = (clean_cache[name][:, start : start + n].to(x.device) for name in names)
+    if embed.shape != x.shape:
+        return None
+    changed = (x != embed).any(-1).nonzero(as_tuple=True)  # ([m], [m]): rows and positions
+    out = tuple(t.clone() for t in clean)
+    for t, new in zip(out, projections(attn, layer_norm(block.ln1, x[changed]), "QKV")):  # [m, head, d_head]
+        t[changed] = new
+    return out

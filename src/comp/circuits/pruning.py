@@ -23,7 +23,11 @@ then retries every kept unit of every stage against the smaller circuit, round a
 until none can go. ``--order global`` skips the stage-by-stage pass: every unit of every
 stage competes in one least-harm order from the start (the final pass alone; slower, as
 copies that differ in layer 0 cannot share it, and on the default model's seed 1 it kept
-86 edges where the stage order kept 101).
+86 edges where the stage order kept 101). ``--order nodes`` (edge level) prunes nodes first:
+node-level greedy pruning in stage order under the same targets, then edge-level pruning
+in stage order of the edges among the surviving nodes, then the final pass
+(:func:`comp.circuits.discover.discover`): redundant copies of a role (heads that read the
+same input) go whole, where edge by edge the thresholds stop pruning with part of each kept.
 """
 
 from __future__ import annotations
@@ -36,8 +40,8 @@ import torch
 from comp.errors import CompError
 
 Share = Literal["logit", "answer", "cot"]
-Order = Literal["stages", "global"]
-ORDERS: tuple[str, ...] = ("stages", "global")
+Order = Literal["stages", "global", "nodes"]
+ORDERS: tuple[str, ...] = ("stages", "global", "nodes")
 SHARES: tuple[str, ...] = ("logit", "answer", "cot")  # columns of shares(): the order of Keep's fields
 DEFAULT_FAITHFULNESS = 0.95
 TOL = 1e-6
@@ -173,6 +177,7 @@ class Pruner:
         removed = torch.zeros(self.n, dtype=torch.bool) if removed is None else removed.clone()
         if order == "global":
             return self.retry(removed)
+        # "nodes" at this point (the node pass done by the caller) is the stage order
         stages = torch.tensor([self.ev.stage(u) for u in self.ev.units])
         for st in sorted(set(stages.tolist()), reverse=True):
             cand = ((stages == st) & ~removed).nonzero()[:, 0]

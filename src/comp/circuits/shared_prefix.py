@@ -79,7 +79,8 @@ def corrupted_run(model, tokens: torch.Tensor, clean_cache, start: int, wanted: 
         return logits, Merged(clean_cache, dict(cache), start)
     at = (query.to(tokens.device) - start)[:, None, None]  # [B, 1, 1]: each row's query in `rest`
     if plain_run.applies(model):  # the same steps without TransformerLens's per-operator overhead
-        logits, cache, query_only = plain_run.run(model, rest, keys, values, start, wanted, at[:, 0, 0])
+        logits, cache, query_only = plain_run.run(model, rest, keys, values, start, wanted, at[:, 0, 0],
+                                                     clean_cache)
     else:
         cut = utils.get_act_name("resid_post" if model.cfg.attn_only else "resid_mid", last)
 

@@ -35,7 +35,8 @@ def circuit_cli(
                  "(default: logit=0.95). Kept on the discovery batch (--data-seed); the scores reported are on a "
                  "held-out batch (data seed + 2)."),
     order: str = typer.Option("stages", help="Greedy pruning's order: stages (from the logits back, stage by stage, "
-                                             "then a final pass over all) or global (every unit at once; slower)."),
+                                             "then a final pass over all), global (every unit at once; slower) or "
+                                             "nodes (edge level: prune nodes first, then the edges among the kept nodes)."),
     ablation: str = typer.Option("mean", help=f"What replaces what is outside the circuit: {', '.join(ABLATIONS)}."),
     lengths: str = ANALYSIS_LENGTHS,
     n: int = sequences("Sequences per length (and as many reference sequences)."),

@@ -12,11 +12,13 @@ and whether the issue's goal is met on the held-out batch: ratios >= 0.95 (answe
 
 from __future__ import annotations
 
-import json
 import re
 import statistics
 import sys
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # docs/results/circuits: its summarize.py's loader
+from summarize import load  # noqa: E402
 
 NAME = re.compile(r"(?P<model>.+)-s(?P<seed>\d+)-(?P<level>nodes|edges)-(?P<tag>[a-z0-9]+?)(-at(?P<at>\d+))?\.json")
 
@@ -70,11 +72,7 @@ def scored(files: dict) -> list[str]:
 
 
 def main(folder: Path) -> None:
-    files = {}
-    for p in sorted(folder.glob("*.json")):
-        m = NAME.fullmatch(p.name)
-        if m:
-            files[(m["model"], int(m["seed"]), m["level"], m["tag"], int(m["at"] or 0))] = json.loads(p.read_text())
+    files = load(folder, NAME, ("model", "seed", "level", "tag", "at"))
     print("\n".join(table(files)) + "\n")
     if any(k[4] for k in files):
         print("\n".join(scored(files)) + "\n")
