@@ -16,7 +16,7 @@ import torch
 
 from comp.circuits.circuit_diff import check_circuit
 from comp.circuits.circuit_eval import EdgeEvaluator, NodeEvaluator
-from comp.circuits.data import analysis_groups, load_for_analysis
+from comp.circuits.data import analysed_task, analysis_groups, load_for_analysis
 from comp.circuits.discover import Pruner, Scores
 from comp.circuits.graph import Graph
 from comp.config import EVAL_SEED
@@ -40,6 +40,7 @@ class CircuitScore:
     model: Scores
     circuit: Scores  # the circuit alone, everything else ablated
     knocked_out: Scores  # the model without the circuit
+    member: str = ""  # the member task of a multi-task run the circuit was found on, and is scored on
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -73,10 +74,12 @@ def score_circuit(model, groups, circuit: dict) -> dict:
 
 def score_circuit_run(ckpt: str, circuit: dict, lengths: str = "", n: int = 32, seed: int = EVAL_SEED,
                       device: str = "cpu") -> CircuitScore:
-    """:func:`score_circuit` on a run's evaluation sets at ``lengths`` (default: its training lengths)."""
+    """:func:`score_circuit` on a run's evaluation sets at ``lengths`` (default: its training lengths),
+    of the member task the circuit was found on (``comp circuit --member``), if any."""
     check_circuit(circuit, "the circuit")
     run, wanted = load_for_analysis(ckpt, lengths, device)
-    groups = analysis_groups(run.task, wanted, n, seed, device)
+    member = str(circuit.get("member", ""))
+    groups = analysis_groups(analysed_task(run.task, member), wanted, n, seed, device)
     found = score_circuit(run.model, groups, circuit)
     return CircuitScore(run=run.name, circuit_run=circuit["run"], found_lengths=list(circuit.get("lengths", [])),
-                        lengths=wanted, n=n, seed=seed, **found)
+                        lengths=wanted, n=n, seed=seed, member=member, **found)

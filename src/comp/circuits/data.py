@@ -20,7 +20,7 @@ import torch
 from comp.evaluation import eval_batch
 from comp.runs.load import LoadedRun, load_run_config, load_run_for_lengths
 from comp.runs.names import resolve_run
-from comp.tasks import Batch, Task, parse_lengths
+from comp.tasks import Batch, Task, member_task, parse_lengths
 from comp.tasks.base import CHECK_ABOVE
 
 
@@ -28,6 +28,12 @@ def load_for_analysis(ckpt: str, lengths: str = "", device: str = "cpu") -> tupl
     """A run and the lengths to analyse it on: ``lengths`` (e.g. ``1-16``) or its training lengths."""
     wanted = parse_lengths(lengths or load_run_config(resolve_run(ckpt)).train.train_lengths)
     return load_run_for_lengths(ckpt, wanted, device), wanted
+
+
+def analysed_task(task: Task, member: str = "") -> Task:
+    """What an analysis runs on: every member of a mixture when ``member`` is empty, else
+    that member alone (a :class:`comp.errors.CompError` naming the members if it is not one)."""
+    return member_task(task, member) if member else task
 
 
 @dataclass

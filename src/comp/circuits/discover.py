@@ -32,7 +32,7 @@ import torch
 from comp.catalog import N_SEQUENCES
 from comp.circuits.ablate import chance
 from comp.circuits.circuit_eval import METRICS, EdgeEvaluator, NodeEvaluator
-from comp.circuits.data import analysis_groups, load_for_analysis
+from comp.circuits.data import analysed_task, analysis_groups, load_for_analysis
 from comp.circuits.graph import Graph, Node
 from comp.circuits.pruning import ORDERS, Keep, Order, Pruner, Scores, parse_keep
 from comp.config import EVAL_SEED
@@ -97,6 +97,7 @@ class CircuitResult:
     order: str = "stages"  # of greedy pruning: stage by stage from the logits, or global
     final_pass_removed: int = 0  # units the final pass removed after the stage-by-stage pass
     node_pass: dict = field(default_factory=dict)  # --order nodes: nodes and edges the node pass kept
+    member: str = ""  # the member task of a multi-task run the circuit is found on ("": every member)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -237,20 +238,22 @@ def _check_solves(full: Scores, groups) -> str:
 def discover_run(ckpt: str, level: Level = "nodes", method: Method = "exact", ablation: Ablation = "mean",
                  target: "float | None" = 0.95, lengths: str = "", n: int = N_SEQUENCES, seed: int = EVAL_SEED,
                  split_positions: bool = True, device: str = "cpu", keep: "Keep | str | None" = None,
-                 holdout: bool = True, order: Order = "stages") -> CircuitResult:
+                 holdout: bool = True, order: Order = "stages", member: str = "") -> CircuitResult:
     """:func:`discover` on a run's evaluation sets (``n`` sequences per length, data seed
     ``seed``), scored on a held-out batch (seed ``seed + HOLDOUT_OFFSET``) unless
-    ``holdout=False``. ``keep``: a :class:`Keep` or a ``--keep`` spec (``answer=0.95,cot=0.9``)."""
+    ``holdout=False``. ``keep``: a :class:`Keep` or a ``--keep`` spec (``answer=0.95,cot=0.9``).
+    ``member``: of a multi-task run, the circuit of that member task alone (default: of every member)."""
     check_options(level, method, ablation, target, order)
     if isinstance(keep, str):
         keep = parse_keep(keep, target if keep.strip() == "" else None)
     run, wanted = load_for_analysis(ckpt, lengths, device)
-    groups = analysis_groups(run.task, wanted, n, seed, device)
-    held = analysis_groups(run.task, wanted, n, seed + HOLDOUT_OFFSET, device) if holdout else None
+    task = analysed_task(run.task, member)
+    groups = analysis_groups(task, wanted, n, seed, device)
+    held = analysis_groups(task, wanted, n, seed + HOLDOUT_OFFSET, device) if holdout else None
     found = discover(run.model, groups, level, method, ablation, target, split_positions, keep=keep, holdout=held,
                      order=order)
     return CircuitResult(run=run.name, task=run.config.task.name, lengths=wanted, n=n, seed=seed,
-                         holdout_seed=seed + HOLDOUT_OFFSET if holdout else None, **found)
+                         holdout_seed=seed + HOLDOUT_OFFSET if holdout else None, member=member, **found)
 
 
 __all__ = ["METRICS", "CircuitResult", "Keep", "Pruner", "Scores", "discover", "discover_run", "parse_keep"]

@@ -21,7 +21,7 @@ from transformer_lens import utils
 
 from comp.catalog import N_SEQUENCES
 from comp.circuits.components import Component
-from comp.circuits.data import Group, analysis_groups, answer_steps, load_for_analysis
+from comp.circuits.data import Group, analysed_task, analysis_groups, answer_steps, load_for_analysis
 from comp.circuits.results import HeadScore, HeadScores
 from comp.config import EVAL_SEED
 from comp.provenance import recorded
@@ -79,9 +79,11 @@ def head_scores(model, groups: list[Group]) -> list[HeadScore]:
 
 
 @recorded
-def score_heads(ckpt: str, lengths: str = "", n: int = N_SEQUENCES, seed: int = EVAL_SEED, device: str = "cpu") -> HeadScores:
-    """Head scores of a run on its training lengths (or ``lengths``)."""
+def score_heads(ckpt: str, lengths: str = "", n: int = N_SEQUENCES, seed: int = EVAL_SEED, device: str = "cpu",
+                member: str = "") -> HeadScores:
+    """Head scores of a run on its training lengths (or ``lengths``); of a multi-task run,
+    on every member task (or on ``member`` alone)."""
     run, wanted = load_for_analysis(ckpt, lengths, device)
-    groups = analysis_groups(run.task, wanted, n, seed, device)
+    groups = analysis_groups(analysed_task(run.task, member), wanted, n, seed, device)
     return HeadScores(run=run.name, task=run.config.task.name, encoding=run.config.model.encoding, lengths=wanted,
-                      n=n, seed=seed, iteration_peak=ITERATION_PEAK, rows=head_scores(run.model, groups))
+                      n=n, seed=seed, iteration_peak=ITERATION_PEAK, rows=head_scores(run.model, groups), member=member)

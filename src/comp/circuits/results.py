@@ -48,6 +48,7 @@ class HeadScores(Analysed):
 
     iteration_peak: float  # an iteration weight above this counts in iteration_frac
     rows: list[HeadScore]
+    member: str = ""  # the member task of a multi-task run scored alone ("": every member)
 
 
 @dataclass

@@ -12,7 +12,7 @@ from comp.catalog import CIRCUIT_ABLATIONS as ABLATIONS
 from comp.catalog import CIRCUIT_LEVELS as LEVELS
 from comp.catalog import CIRCUIT_METHODS as METHODS
 from comp.cli.common import check_output_path, user_errors, write_outputs
-from comp.cli.options import ANALYSIS_LENGTHS, ANALYSIS_SEED, DEVICE, JSON, sequences
+from comp.cli.options import ANALYSIS_LENGTHS, ANALYSIS_SEED, DEVICE, JSON, MEMBER, sequences
 from comp.errors import CompError
 from comp.views.tables import console, print_table
 
@@ -42,19 +42,20 @@ def circuit_cli(
     n: int = sequences("Sequences per length (and as many reference sequences)."),
     seed: int = ANALYSIS_SEED,
     split_positions: bool = typer.Option(True, help="Nodes and edges per position class (input, EoI, answer)."),
+    member: str = MEMBER,
     device: str = DEVICE,
     json_path: Path | None = JSON,
     plot: Path | None = typer.Option(None, help="Draw the circuit: .html (interactive) or .png."),
 ) -> None:
     """Automatic circuit discovery: the smallest set of nodes or edges that keeps the model's answers."""
     if ctx.invoked_subcommand is None:
-        _discover(ckpt, level, method, faithfulness, keep, order, ablation, lengths, n, seed, split_positions, device,
-                  json_path, plot)
+        _discover(ckpt, level, method, faithfulness, keep, order, ablation, lengths, n, seed, split_positions, member,
+                  device, json_path, plot)
 
 
 @user_errors
-def _discover(ckpt, level, method, faithfulness, keep, order, ablation, lengths, n, seed, split_positions, device, json_path,
-              plot) -> None:
+def _discover(ckpt, level, method, faithfulness, keep, order, ablation, lengths, n, seed, split_positions, member, device,
+              json_path, plot) -> None:
     if not ckpt:
         raise CompError("give --ckpt RUN to discover a circuit, or use: comp circuit diff A.json B.json")
     from comp.circuits.discover import check_options, discover_run
@@ -70,7 +71,7 @@ def _discover(ckpt, level, method, faithfulness, keep, order, ablation, lengths,
     if plot is not None and plot.suffix.lower() == ".png":
         chromium()  # PNGs are drawn in Chromium: fail before the work when there is none
     result = discover_run(ckpt, level, method, ablation, targets.logit, lengths, n, seed, split_positions, device,
-                          keep=targets, order=order).to_dict()
+                          keep=targets, order=order, member=member).to_dict()
     print_circuit(result)
     write_outputs(result, json_path, run=ckpt)
     if plot is not None:
@@ -87,7 +88,8 @@ def print_scores(r: dict, title: str) -> None:
 
 def print_circuit(r: dict) -> None:
     wanted = ",".join(f"{k}={v:g}" for k, v in r.get("keep", {}).items() if v is not None) or f"logit={r['target']}"
-    print_scores(r, f"{r['run']}: {r['level']} circuit by {r['method']} ({r['ablation']} ablation, keep {wanted}, "
+    on = f" on {r['member']}" if r.get("member") else ""
+    print_scores(r, f"{r['run']}{on}: {r['level']} circuit by {r['method']} ({r['ablation']} ablation, keep {wanted}, "
                     f"{r.get('order', 'stages')} order), "
                     f"{r['n_nodes']}/{r['n_nodes_total']} nodes, {r['n_edges']}/{r['n_edges_total']} edges, {r['seconds']:.1f} s; "
                     f"scored on the {r.get('scored_on', 'discovery batch')}")
@@ -136,6 +138,40 @@ def _diff(a: Path, b: Path, json_path: "Path | None") -> None:
     for m in d.roles_matched:
         typer.echo(f"role matched: {m['a']} (A) ~ {m['b']} (B), receivers overlap {m['overlap']:.2f}")
     write_outputs(asdict(d), json_path)
+
+
+@app.command("shared")
+def shared_cli(
+    circuits: list[Path] = typer.Argument(..., help="Two or more circuit JSONs from comp circuit --json "
+                                                   "(e.g. one per --member of a multi-task run)."),
+    names: str = typer.Option("", help="A name per circuit, comma-separated (default: its member task, else its run)."),
+    json_path: Path | None = JSON,
+) -> None:
+    """Components shared by all circuits, by some, or specific to one (nodes, components, edges)."""
+    _shared(circuits, names, json_path)
+
+
+@user_errors
+def _shared(paths: list[Path], names: str, json_path: "Path | None") -> None:
+    check_output_path(json_path, (".json",))
+    from comp.circuits.circuit_diff import check_circuit
+    from comp.circuits.circuit_shared import shared_components
+
+    wanted = [x.strip() for x in names.split(",")] if names else None
+    s = shared_components([check_circuit(_read(p), str(p)) for p in paths], wanted)
+    for grain in ("components", "nodes"):
+        rows = [{"unit": r.unit, **{n: "x" if n in r.used_by else "" for n in s.names},
+                 "sharing": {"shared": "shared", "partial": "+".join(r.used_by)}.get(r.sharing, f"only {r.used_by[0]}")}
+                for r in getattr(s, grain)]
+        print_table(rows, ["unit", *s.names, "sharing"], title=f"{grain} kept by each circuit ({s.level}-level circuits)")
+    counts = [{"": f"{grain} kept", **{n: s.sizes[n][grain] for n in s.names}} for grain in ("components", "nodes", "edges")]
+    print_table(counts, ["", *s.names], title="circuit sizes (logits left out)")
+    columns = list(dict.fromkeys(k for c in s.counts.values() for k in c))
+    print_table([{"grain": g, **{k: c.get(k, 0) for k in columns}} for g, c in s.counts.items()], ["grain", *columns],
+                title="units kept by every circuit (shared), by several, or by one only")
+    print_table([asdict(p) for p in s.pairs], ["a", "b", "component_jaccard", "node_jaccard", "edge_jaccard"],
+                title="pairwise overlap (Jaccard)")
+    write_outputs(s.to_dict(), json_path)
 
 
 def _read(path: Path) -> dict:

@@ -11,7 +11,7 @@ import typer
 from comp.catalog import ABLATIONS, CORRUPTIONS, HYPOTHESES, LAYER_CHOICES, MIN_SCORE, SUFFICIENCY_ABLATIONS, WHAT
 from comp.catalog import ALL_HYPOTHESES as ALL
 from comp.cli.common import check_output_path, user_errors, write_outputs
-from comp.cli.options import ANALYSIS_LENGTHS, ANALYSIS_SEED, CKPT, DEVICE, JSON, sequences
+from comp.cli.options import ANALYSIS_LENGTHS, ANALYSIS_SEED, CKPT, DEVICE, JSON, MEMBER, sequences
 from comp.errors import CompError
 from comp.views.tables import console, print_table
 
@@ -27,21 +27,23 @@ def heads_cli(
     lengths: str = LENGTHS,
     n: int = sequences(),
     seed: int = SEED,
+    member: str = MEMBER,
     device: str = DEVICE,
     json_path: Path | None = JSON,
 ) -> None:
     """Attention-head scores: previous-token, iteration (x_t from the position predicting s_t), EoI, BOS, self."""
-    _heads(ckpt, lengths, n, seed, device, json_path)
+    _heads(ckpt, lengths, n, seed, member, device, json_path)
 
 
 @user_errors
-def _heads(ckpt, lengths, n, seed, device, json_path) -> None:
+def _heads(ckpt, lengths, n, seed, member, device, json_path) -> None:
     check_output_path(json_path, (".json",))
     from comp.circuits.heads import SCORES, score_heads
 
-    result = score_heads(ckpt, lengths, n, seed, device)
+    result = score_heads(ckpt, lengths, n, seed, device, member)
+    on = f" on {member}" if member else ""
     print_table(result.rows, ["component", *SCORES], headers=["head", "prev", "iter", "iter>0.5", "eoi", "bos", "self"],
-                title=f"{result.run}: head scores, lengths {_span(result.lengths)}, {n} sequences each")
+                title=f"{result.run}: head scores{on}, lengths {_span(result.lengths)}, {n} sequences each")
     write_outputs(result, json_path, run=ckpt)
 
 

@@ -47,6 +47,8 @@ def data_seed(help: str = "Seed of the evaluation sets.") -> Any:
     return typer.Option(EVAL_SEED, "--data-seed", "--seed", help=help)
 
 
+MEMBER = typer.Option("", help="Of a multi-task run, analyse this member task alone, e.g. parity "
+                                "(default: every member task).")
 ANALYSIS_LENGTHS = typer.Option("", help="Lengths to analyse, e.g. 1-16 (default: the run's training lengths).")
 SETS = typer.Option([], "--set", help="Override any setting: --set train.weight_decay=0.1 (repeatable).")
 QUIET = typer.Option(False, "--quiet", "-q", help="No progress bars (batch jobs).")
