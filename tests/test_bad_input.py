@@ -46,6 +46,7 @@ VALID: dict[tuple[str, str], set[str]] = {
     ("*", "length"): {"0"},  # 0: the run's default length
     ("*", "lengths"): {""},  # "": the run's training lengths
     ("*", "val_lengths"): {""},
+    ("lengthgen", "calibrate"): {""},  # "": no calibration (the default)
     ("*", "at"): {"0"},
     ("*", "max_parallel"): {"0", HUGE},  # 0: no limit; a throttle above the runs' count is no throttle
     ("*", "member"): {""},
