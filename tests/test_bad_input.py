@@ -90,6 +90,7 @@ BASE: dict[str, list[str]] = {
     "patch": ["patch", "--ckpt", "planted", "--length", "4", "--n", "2"],
     "circuit": ["circuit", "--ckpt", "planted", "--lengths", "4", "--n", "2"],
     "circuit diff": ["circuit", "diff", "c.json", "c.json"],
+    "circuit shared": ["circuit", "shared", "c.json", "c.json", "--names", "a,b"],
     "circuit score": ["circuit", "score", "c.json", "--ckpt", "planted", "--lengths", "4", "--n", "2"],
     "dynamics": ["dynamics", "--ckpt", "planted", "--lengths", "4", "--n", "2"],
     "crosstask": ["crosstask", "--ckpt", "planted", "--length", "4", "--n", "2"],
