@@ -103,25 +103,25 @@ def evaluate_length(
     fit = chunk_size(model.cfg, width, n, device, what=what, lower="evaluate shorter --lengths")  # rows per pass
     check_rows(n, width, device, what, "lower --n")
     full = eval_batch(task, length, n, seed, device)
-    patterns = ATTN_BUDGET // (model.cfg.n_heads * width * width)  # rows whose attention patterns fit the budget
-    with fused_training(model, inference=True):  # without patterns (SDPA): rows whose activations fit it
-        if fused_everywhere(model):
-            patterns = max(patterns, ATTN_BUDGET // (width * max(model.cfg.d_mlp or 0, 4 * model.cfg.d_model)))
-    batch_size = max(1, min(batch_size, fit, patterns))
     sums = {"cot": 0.0, "answer": 0.0, "gen": 0.0, "gen_answer": 0.0, "loss": 0.0}
     preds = []  # [batch, pos] teacher-forced predictions of each chunk
     was_training = model.training
     model.eval()
     try:
-        for lo in range(0, n, batch_size):
-            batch = full.select(slice(lo, lo + batch_size))
-            with autocast(device), fused_training(model, inference=True):  # SDPA where no hook looks
-                logits = model(batch.tokens)
-            preds.append(predictions(logits, batch.tokens))
-            s = score(batch, preds[-1])
-            sums["cot"] += s["cot"].sum().item()
-            sums["answer"] += s["answer"].sum().item()
-            sums["loss"] += masked_loss(logits, batch, per_row=True).sum().item()
+        with fused_training(model, inference=True):  # SDPA where no hook looks: no patterns to bound the batch
+            patterns = ATTN_BUDGET // (model.cfg.n_heads * width * width)  # rows whose attention patterns fit
+            if fused_everywhere(model):  # rows whose activations fit the same budget
+                patterns = max(patterns, ATTN_BUDGET // (width * max(model.cfg.d_mlp or 0, 4 * model.cfg.d_model)))
+            batch_size = max(1, min(batch_size, fit, patterns))
+            for lo in range(0, n, batch_size):
+                batch = full.select(slice(lo, lo + batch_size))
+                with autocast(device):
+                    logits = model(batch.tokens)
+                preds.append(predictions(logits, batch.tokens))
+                s = score(batch, preds[-1])
+                sums["cot"] += s["cot"].sum().item()
+                sums["answer"] += s["answer"].sum().item()
+                sums["loss"] += masked_loss(logits, batch, per_row=True).sum().item()
         if generate:  # the whole set at once: the decoder chunks rows by its own memory budget
             with autocast(device):
                 decoded = decode_after_errors(model, full, torch.cat(preds))  # [n, pos]

@@ -56,12 +56,11 @@ def run_study(study: Study, out: "str | Path", backend: str = "inline", quiet: b
         extra = {"selection": asdict(chosen), "val_rows": val_rows}
     factors = {}
     if study.calibrate and done:  # per run, on its validation rows; on disk before any test length is evaluated
-        step = {job.name: read_eval(job.run_dir).get("step") for job in done}
         calibrations = {job.name: calibrate_run(job.run_dir, study.val_lengths, study.n, study.eval_seed,
-                                                study.device, step[job.name]) for job in done}
-        write_json(out / "calibration.json", {name: asdict(c) for name, c in calibrations.items()})
+                                                study.device, read_eval(job.run_dir).get("step")) for job in done}
         factors = {name: c.factor for name, c in calibrations.items()}
         extra["calibration"] = {name: asdict(c) for name, c in calibrations.items()}
+        write_json(out / "calibration.json", extra["calibration"])
     rows = [row for job in done for row in evaluate_job(job, study, sharpen=factors.get(job.name, 1.0))]
     results = {"study": {**asdict(study), "pes": pes, "backend": backend, "meta": environment()},
                "pending": sorted(pending), **extra, "rows": rows}
