@@ -35,7 +35,7 @@ def lengthgen_cli(
                                   "right; see comp.lengthgen.calibrate). Default: none."),
     extend: int = typer.Option(0, help="Steps more for a run with a validation row below 1.0, from its final "
                                "weights, before calibration; the continued run is kept if no worse on --val-lengths "
-                               "(see comp.lengthgen.extend). Default: 0 (none)."),
+                               "(see comp.lengthgen.extend). (default: none)"),
     backend: str = typer.Option("inline", help="Where runs train: inline (one after another in this process), local "
                                 "(worker processes, as comp grid --backend local), slurm (one array job; run the command "
                                 "again once it is done); grid-local, the old name of local, still works."),
