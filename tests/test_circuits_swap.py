@@ -4,16 +4,21 @@ removals shrinks by two-out-one-in moves; on the planted model it keeps exactly 
 from __future__ import annotations
 
 import itertools
+import json
 
 import pytest
 import torch
-from planted import COT_EDGES, COT_NODES, L, cot_model
+from planted import COT_EDGES, COT_NODES, L, cot_model, save_planted_run
+from typer.testing import CliRunner
 
 from comp.circuits.data import analysis_groups
 from comp.circuits.discover import discover
 from comp.circuits.pruning import Keep, Pruner
-from comp.circuits.swap import best_moves, swap_pass
+from comp.circuits.swap import best_moves, repair, swap_pass
+from comp.cli.main import app
 from comp.tasks import make_task
+
+runner = CliRunner()
 
 
 class Redundant:
@@ -52,6 +57,40 @@ def test_the_swap_pass_stops_where_no_move_keeps_the_targets():
     assert removed.tolist() == greedy.tolist() and moves == []
 
 
+class NeedsC(Redundant):
+    """A validation batch on which ``c`` is needed whatever else is kept (``a`` and ``b`` cost nothing)."""
+
+    def evaluate(self, removed: torch.Tensor) -> torch.Tensor:
+        diff = 1 - 0.5 * removed.double()[:, 2]
+        return torch.stack([diff, torch.ones_like(diff), torch.ones_like(diff)], dim=1)
+
+
+class CNotEnough(Redundant):
+    """A validation batch on which ``c`` alone is not enough: ``a`` and ``b`` are needed."""
+
+    def evaluate(self, removed: torch.Tensor) -> torch.Tensor:
+        r = removed.double()
+        diff = 1 - 0.5 * ((r[:, 0] + r[:, 1]) > 0).double()
+        return torch.stack([diff, torch.ones_like(diff), torch.ones_like(diff)], dim=1)
+
+
+def test_a_move_the_validation_batch_refuses_is_not_made():
+    pruner = Pruner(Redundant(), Keep(logit=0.95))
+    greedy = pruner.greedy()
+    removed, moves = swap_pass(pruner, greedy, check=Pruner(CNotEnough(), Keep(logit=0.95)))
+    assert removed.tolist() == greedy.tolist() and moves == []
+
+
+def test_repair_re_adds_what_the_validation_batch_needs_then_the_swap_pass_prunes_on_both():
+    pruner, check = Pruner(Redundant(), Keep(logit=0.95)), Pruner(NeedsC(), Keep(logit=0.95))
+    greedy = pruner.greedy()  # {a, b}: on the validation batch c is missing
+    repaired, added = repair(check, greedy)
+    assert added == ["c"] and repaired.tolist() == [False, False, False]
+    removed, moves = swap_pass(pruner, repaired, check=check)
+    assert removed.tolist() == [True, True, False]  # {c}, one unit at a time
+    assert [m.removed for m in moves] == [["a"], ["b"]] and all(m.added == "" for m in moves)
+
+
 def test_best_moves_are_the_moves_with_the_largest_predicted_margin():
     gen = torch.Generator().manual_seed(0)
     base = torch.tensor([0.97, 0.99, 0.96], dtype=torch.float64)
@@ -71,9 +110,22 @@ def test_best_moves_are_the_moves_with_the_largest_predicted_margin():
 
 @pytest.mark.parametrize("level", ["nodes", "edges"])
 def test_with_the_swap_pass_discovery_returns_exactly_the_planted_circuit(level):
-    groups = analysis_groups(make_task("parity"), [L], 8, seed=0)
-    r = discover(cot_model(), groups, level, keep=Keep(logit=0.95, cot=0.9), swap=True)
+    task = make_task("parity")
+    groups, validation = (analysis_groups(task, [L], 8, seed=s) for s in (0, 4))
+    r = discover(cot_model(), groups, level, keep=Keep(logit=0.95, cot=0.9), swap=True, validation=validation)
     assert set(r["nodes"]) == COT_NODES and r["swap"]
     if level == "edges":
         assert {e["label"] for e in r["edges"]} == COT_EDGES
-    assert r["swap_moves"] == []  # the planted circuit is minimal: no move keeps the targets
+    assert r["swap_moves"] == [] and r["repaired"] == []  # the planted circuit is minimal and holds on both batches
+
+
+def test_cli_swap_reports_its_moves_and_the_validation_seed(tmp_path):
+    run = save_planted_run(tmp_path / "cot", discovery=True, model=cot_model())
+    out = tmp_path / "c.json"
+    res = runner.invoke(app, ["circuit", "--ckpt", str(run), "--level", "edges", "--n", "8", "--keep", "logit=0.95,cot=0.9",
+                              "--order", "nodes", "--swap", "--json", str(out)])
+    assert res.exit_code == 0, res.output
+    data = json.loads(out.read_text())
+    assert {e["label"] for e in data["edges"]} == COT_EDGES
+    assert "swap pass" in " ".join(res.output.split())  # the table's title (wrapped)
+    assert data["swap"] and data["validation_seed"] == data["seed"] + 4 and data["swap_moves"] == []
