@@ -129,3 +129,4 @@ def test_cli_swap_reports_its_moves_and_the_validation_seed(tmp_path):
     assert {e["label"] for e in data["edges"]} == COT_EDGES
     assert "swap pass" in " ".join(res.output.split())  # the table's title (wrapped)
     assert data["swap"] and data["validation_seed"] == data["seed"] + 4 and data["swap_moves"] == []
+    assert data["fit"]["validation"]["acc_cot"] == 1.0  # the planted circuit on the validation batch

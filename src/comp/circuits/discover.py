@@ -182,7 +182,7 @@ def discover(model, groups, level: Level = "nodes", method: Method = "exact", ab
             predicted_recovered=float(1 + scores[removed].sum() / pruner.span),
             exact_recovered=float(pruner.recovered(removed[None])[0]),
             spearman=_spearman(scores, exact_effects), sizes_tried=sizes)
-    moves, repaired = [], []
+    moves, repaired, check = [], [], None
     if swap:
         check = None if validation is None else Pruner(evaluator(model, graph, validation, ablation, max_rows), keep)
         if check is not None:
@@ -192,6 +192,8 @@ def discover(model, groups, level: Level = "nodes", method: Method = "exact", ab
     kept = [u for u, r in zip(ev.units, removed) if not r]
     nodes, edges = _circuit(graph, level, kept)
     fit = dict(model=full, circuit=pruner.scores(removed))
+    if check is not None:  # --swap: the circuit on its validation batch
+        fit["validation"] = check.scores(removed)
     scorer = pruner if holdout is None else Pruner(evaluator(model, graph, holdout, ablation, max_rows), keep)
     return dict(
         level=level, method=method, ablation=ablation, target=keep.logit, keep=keep.to_dict(), order=order,
