@@ -138,7 +138,9 @@ def test_cli_study_and_errors(tmp_path, no_png):
                                                "--backend inline; use --backend slurm"),
                       (["--backend", "local", "--sbatch", "--exclusive"], "use --backend slurm"),
                       (["--device", "cuda:7" if torch.cuda.is_available() else "cuda"], "device"),
-                      (["--pe", "rotary+abacus"], "does not combine"), (["--test-lengths", "9-1"], "inverted")]:
+                      (["--pe", "rotary+abacus"], "does not combine"), (["--test-lengths", "9-1"], "inverted"),
+                      (["--extend", "500"], "--extend decides on validation lengths"),
+                      (["--extend", "-5", "--val-lengths", "20-30"], "positive number of steps")]:
         res = runner.invoke(app, ["lengthgen", "--out", str(tmp_path / "x"), *args])
         assert res.exit_code == 2 and msg in res.output and "Traceback" not in res.output, res.output
         assert not (tmp_path / "x").exists()
@@ -300,6 +302,46 @@ def test_calibration_is_written_before_testing_and_test_rows_use_it(tmp_path, no
     assert second["rows"][0]["acc_cot"] == direct["acc_cot"]  # the test row is the sharpened model's
     with pytest.raises(CompError, match="log\\(n\\)"):
         run_study(study(pes=["t5"], val_lengths="4-5", test_lengths="6", calibrate="logn"), tmp_path / "y", quiet=True)
+    assert not (tmp_path / "y").exists()
+
+
+def test_extension_continues_only_runs_with_a_validation_error_and_keeps_the_better(tmp_path, no_png, monkeypatch):
+    import comp.lengthgen.extend as ext
+    from comp.evaluation import evaluate_run
+    from comp.runs.load import load_run_config
+
+    s = study(pes=["rotary"], seeds=[0, 1], val_lengths="4-5", test_lengths="6", extend=8)
+    real = ext.evaluate_job
+    worst = {"parity-rotary-s0": 1.0, "parity-rotary-s1": 0.5, "parity-rotary-s1-ext8": 0.75}  # validation, by run
+    monkeypatch.setattr(ext, "evaluate_job", lambda job, st, lengths=None: [
+        {**r, "acc_cot": worst[job.name]} for r in real(job, st, lengths)])
+    first = run_study(s, tmp_path, quiet=True)
+    saved = json.loads((tmp_path / "extension.json").read_text())
+    assert first["extension"] == saved
+    runs = tmp_path / "runs"
+    assert saved["parity-rotary-s0"]["kept"] == "parity-rotary-s0" and saved["parity-rotary-s0"]["worst_after"] is None
+    assert not (runs / "parity-rotary-s0-ext8").exists()  # a clean run is not continued
+    child = runs / "parity-rotary-s1-ext8"
+    assert saved["parity-rotary-s1"]["kept"] == child.name  # better on validation: the continued run is kept
+    assert (saved["parity-rotary-s1"]["worst_before"], saved["parity-rotary-s1"]["worst_after"]) == (0.5, 0.75)
+    cfg = load_run_config(child)
+    assert cfg.train.steps == 8 and cfg.train.init_from == str((runs / "parity-rotary-s1").resolve())
+    assert cfg.train.parent  # the parent is recorded
+    assert json.loads((child / "eval.json").read_text())["step"] == 8
+    direct = evaluate_run(str(child), "6", n=8, generate=False)["rows"][0]
+    assert [r["acc_cot"] for r in first["rows"] if r["seed"] == 1] == [direct["acc_cot"]]  # test rows: the child's
+    assert "--extend 8" in (tmp_path / "report.md").read_text()
+    stamp = (child / "model.safetensors").stat().st_mtime_ns
+    worst["parity-rotary-s1-ext8"] = 0.25  # worse on validation: the run as trained is kept; nothing retrains
+    second = run_study(s, tmp_path, quiet=True)
+    assert (child / "model.safetensors").stat().st_mtime_ns == stamp
+    assert second["extension"]["parity-rotary-s1"]["kept"] == "parity-rotary-s1"
+    parent_row = evaluate_run(str(runs / "parity-rotary-s1"), "6", n=8, generate=False)["rows"][0]
+    assert [r["acc_cot"] for r in second["rows"] if r["seed"] == 1] == [parent_row["acc_cot"]]
+    with pytest.raises(CompError, match="validation lengths"):
+        run_study(study(extend=5), tmp_path / "y", quiet=True)
+    with pytest.raises(CompError, match="positive"):
+        run_study(study(extend=-1, val_lengths="4-5", test_lengths="6"), tmp_path / "y", quiet=True)
     assert not (tmp_path / "y").exists()
 
 

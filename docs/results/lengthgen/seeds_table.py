@@ -1,5 +1,6 @@
 """Seed-by-seed table (markdown) of one or more ``comp lengthgen`` results: validation worst row,
-each test length, and the calibrated factor where the study calibrated.
+each test length, the continued run's worst validation row where the study continued runs
+(``--extend``), and the calibrated factor where the study calibrated.
 
     python docs/results/lengthgen/seeds_table.py RESULTS.json [RESULTS.json ...] [--metric acc_generate]
 
@@ -23,6 +24,7 @@ def main() -> None:
     test: dict[int, dict[int, float]] = {}
     val: dict[int, float] = {}
     factor: dict[int, float] = {}
+    after: dict[int, str] = {}  # seed -> the continued run's worst validation row (--extend)
     for path in args.results:
         r = json.loads(path.read_text())
         for row in r["rows"]:
@@ -30,18 +32,24 @@ def main() -> None:
             factor[row["seed"]] = row.get("sharpen", 1.0)
         for row in r.get("val_rows", []):
             val[row["seed"]] = min(val.get(row["seed"], 1.0), row[args.metric])
+        for job, e in r.get("extension", {}).items():  # job: <task>-<pe>-s<seed>
+            after[int(job.rsplit("-s", 1)[1])] = "" if e["worst_after"] is None else (
+                f"{e['worst_after']:.4f}" + ("" if e["kept"] != job else " (not kept)"))
     lengths = sorted({n for rows in test.values() for n in rows})
     calibrated = any(f != 1.0 for f in factor.values()) or any("calibration" in json.loads(p.read_text())
                                                                 for p in args.results)
-    head = ["seed", "validation: worst row"] + (["factor"] if calibrated else []) + [str(n) for n in lengths]
+    extended = bool(after)
+    head = (["seed", "validation: worst row"] + (["after --extend"] if extended else [])
+            + (["factor"] if calibrated else []) + [str(n) for n in lengths])
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head))
     for seed in sorted(test):
-        cells = [str(seed), f"{val[seed]:.4f}" if seed in val else ""] + ([f"{factor[seed]:g}"] if calibrated else [])
+        cells = ([str(seed), f"{val[seed]:.4f}" if seed in val else ""] + ([after.get(seed, "")] if extended else [])
+                 + ([f"{factor[seed]:g}"] if calibrated else []))
         cells += [f"{test[seed].get(n, float('nan')):.4f}" for n in lengths]
         print("| " + " | ".join(cells) + " |")
     summary = ["mean ± sd (worst)", f"{statistics.fmean(val.values()):.4f} ({min(val.values()):.4f})" if val else ""]
-    summary += [""] if calibrated else []
+    summary += ([""] if extended else []) + ([""] if calibrated else [])
     for n in lengths:
         xs = [test[s][n] for s in test if n in test[s]]
         sd = statistics.stdev(xs) if len(xs) > 1 else 0.0

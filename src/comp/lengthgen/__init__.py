@@ -13,6 +13,9 @@ is chosen by the study's rule (:mod:`comp.lengthgen.select`), the choice is writ
 lengths (:mod:`comp.lengthgen.report`). With ``calibrate="logn"``, each run then gets its own
 inference-time factor on its learned ``log n`` scales, chosen on its validation rows
 (:mod:`comp.lengthgen.calibrate`, ``OUT/calibration.json``), and its test rows use it.
+With ``extend=STEPS`` (before calibration), a run with a validation row below 1.0 first
+trains ``STEPS`` more steps from its final weights (:mod:`comp.lengthgen.extend`,
+``OUT/extension.json``), and the continued run takes its place if it is no worse there.
 Runs live in ``OUT/runs/``. With
 ``backend="slurm"`` the study's directory is also a :mod:`comp.grid` grid: the runs train
 as one Slurm array and a second call, once they are done, evaluates and reports.
@@ -27,6 +30,7 @@ from comp.config import environment
 from comp.io import write_json
 from comp.lengthgen.backends import BACKENDS, RENAMED, get_backend
 from comp.lengthgen.calibrate import calibrate_run
+from comp.lengthgen.extend import extend_runs
 from comp.lengthgen.report import write_report
 from comp.lengthgen.select import RULES, select
 from comp.lengthgen.study import Study, evaluate_job, plan
@@ -54,6 +58,8 @@ def run_study(study: Study, out: "str | Path", backend: str = "inline", quiet: b
         write_json(out / "selection.json", asdict(chosen))  # on disk before any test length is evaluated
         done = [job for job in done if job.pe == chosen.chosen]
         extra = {"selection": asdict(chosen), "val_rows": val_rows}
+    if study.extend and done:  # per run, on its validation rows; on disk before any test length is evaluated
+        done, extra["extension"] = extend_runs(study, out, done, quiet=quiet)
     factors = {}
     if study.calibrate and done:  # per run, on its validation rows; on disk before any test length is evaluated
         calibrations = {job.name: calibrate_run(job.run_dir, study.val_lengths, study.n, study.eval_seed,

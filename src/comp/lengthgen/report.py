@@ -83,6 +83,8 @@ def command(study: dict) -> str:
     parts += [f"--set {s}" for s in study["sets"]] + (["--decode"] if study["decode"] else [])
     if study.get("val_lengths"):
         parts += [f"--val-lengths {study['val_lengths']}", f"--select {study['select']}"]
+    if study.get("extend"):
+        parts.append(f"--extend {study['extend']}")
     if study.get("calibrate"):
         parts.append(f"--calibrate {study['calibrate']}")
     if study.get("device", "auto") != "auto":
@@ -109,6 +111,14 @@ def calibration_markdown(calibration: dict) -> list[str]:
             "for its test rows (comp.lengthgen.calibrate).", "", _md_table(rows), ""]
 
 
+def extension_markdown(extension: dict) -> list[str]:
+    """Which runs trained more steps because of their validation rows, and which run was kept."""
+    rows = [{"run": name, "kept": e["kept"], "why": e["why"]} for name, e in extension.items()]
+    return ["## Continued on validation errors before testing (--extend)", "",
+            "A run with a validation row below 1.0 trained more steps from its final weights; the continued run "
+            "replaces it when its worst validation row is no lower (comp.lengthgen.extend).", "", _md_table(rows), ""]
+
+
 def markdown(results: dict) -> str:
     study, rows = results["study"], results["rows"]
     meta = study.get("meta", {})
@@ -125,6 +135,8 @@ def markdown(results: dict) -> str:
         out += [f"**Pending runs (not in the tables):** {', '.join(results['pending'])}", ""]
     if results.get("selection"):
         out += selection_markdown(results["selection"])
+    if results.get("extension"):
+        out += extension_markdown(results["extension"])
     if results.get("calibration"):
         out += calibration_markdown(results["calibration"])
     if rows:

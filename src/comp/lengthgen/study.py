@@ -56,6 +56,7 @@ class Study:
     select: str = "max-min-acc"  # the rule that chooses on val_lengths (comp.lengthgen.select.RULES)
     device: str = "auto"  # where runs train and are evaluated: auto (cuda when present) | cpu | cuda | cuda:N
     calibrate: str = ""  # per-run inference-time factor chosen on val_lengths (comp.lengthgen.calibrate; "": none)
+    extend: int = 0  # steps more for a run with a validation row below 1.0 (comp.lengthgen.extend; 0: none)
 
 
 @dataclass
@@ -95,6 +96,16 @@ def _differences(a: dict, b: dict, prefix: str = "") -> list[str]:
     return out
 
 
+def check_extend(steps: int, val_lengths: str) -> None:
+    """Refuse an extension with nothing to decide on or a step count that is not positive."""
+    if not steps:
+        return
+    if steps < 0:
+        raise CompError(f"--extend takes a positive number of steps, got {steps}")
+    if not val_lengths:
+        raise CompError("--extend decides on validation lengths; give them too (e.g. --val-lengths 24-63)")
+
+
 def plan(study: Study, out: Path) -> list[RunJob]:
     """Every run of the study, checked: valid settings, test lengths that fit, no clash with
     an existing run made with other settings. Writes nothing."""
@@ -114,6 +125,7 @@ def plan(study: Study, out: Path) -> list[RunJob]:
     check_rule(study.select)
     if study.calibrate and not study.val_lengths:
         check_calibration(study.calibrate, study.val_lengths, "logn")  # the missing validation lengths
+    check_extend(study.extend, study.val_lengths)
     if study.val_lengths and set(parse_lengths(study.val_lengths)) & set(parse_lengths(study.test_lengths)):
         raise CompError(f"--val-lengths {study.val_lengths} and --test-lengths {study.test_lengths} overlap; "
                         "choose on lengths that are not tested (e.g. --val-lengths 24-48 --test-lengths 64,128)")
