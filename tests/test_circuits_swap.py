@@ -91,6 +91,25 @@ def test_repair_re_adds_what_the_validation_batch_needs_then_the_swap_pass_prune
     assert [m.removed for m in moves] == [["a"], ["b"]] and all(m.added == "" for m in moves)
 
 
+class Coarse(Redundant):
+    """A validation batch where no single re-add changes the (coarse) whole-CoT share, but
+    ``b`` raises the logit share and ``a`` does not: ties are broken by the logit share."""
+
+    units = ["a", "b", "c"]
+
+    def evaluate(self, removed: torch.Tensor) -> torch.Tensor:
+        r = removed.double()
+        diff = 1 - 0.5 * r[:, 1] - 0.3 * r[:, 2]
+        cot = torch.where(r.sum(1) == 0, 1.0, 0.5)  # every unit needed for the chain
+        return torch.stack([diff, torch.ones_like(diff), cot], dim=1)
+
+
+def test_repair_breaks_ties_by_the_logit_share():
+    check = Pruner(Coarse(), Keep(logit=0.1, cot=0.9))
+    removed, added = repair(check, torch.tensor([True, True, True]))
+    assert added[0] == "b" and removed.tolist() == [False, False, False]
+
+
 def test_best_moves_are_the_moves_with_the_largest_predicted_margin():
     gen = torch.Generator().manual_seed(0)
     base = torch.tensor([0.97, 0.99, 0.96], dtype=torch.float64)

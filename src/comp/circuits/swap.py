@@ -106,14 +106,18 @@ def _best(pruner: Pruner, check: "Pruner | None", trial: torch.Tensor,
 
 def repair(check: Pruner, removed: torch.Tensor) -> tuple[torch.Tensor, list[str]]:
     """``removed`` with pruned units re-added until the circuit keeps every threshold on
-    ``check``'s batch: each time the one that raises the smallest margin there most.
+    ``check``'s batch: each time the one that raises the smallest margin there most (of
+    those, the one with the largest logit share).
     Returns the new ``removed`` and the units re-added, in order."""
     labels = [getattr(u, "label", str(u)) for u in check.ev.units]
     added: list[str] = []
     while float(check.margins(check.shares(removed[None]))[0]) < -TOL and bool(removed.any()):
         pruned = removed.nonzero()[:, 0]
         trial = _flipped(removed, pruned, False)
-        k = int(check.margins(check.shares(trial)).argmax())
+        shares = check.shares(trial)  # [P, 3]
+        margins = check.margins(shares)
+        tied = (margins >= margins.max() - TOL).nonzero()[:, 0]  # ties (whole-CoT counts are coarse): the most logit share
+        k = int(tied[shares[tied, 0].argmax()])
         removed = trial[k]
         added.append(labels[pruned[k]])
         log.info("repair: +%s on the validation batch", added[-1])
