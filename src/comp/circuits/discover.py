@@ -35,6 +35,7 @@ from comp.circuits.circuit_eval import METRICS, EdgeEvaluator, NodeEvaluator
 from comp.circuits.data import analysed_task, analysis_groups, load_for_analysis
 from comp.circuits.graph import Graph, Node
 from comp.circuits.pruning import ORDERS, Keep, Order, Pruner, Scores, parse_keep
+from comp.circuits.swap import repair, swap_pass
 from comp.config import EVAL_SEED
 from comp.errors import CompError
 from comp.provenance import recorded
@@ -49,6 +50,7 @@ IG_STEPS = 5  # eap-ig: gradient averaged at alpha = 0, 1/5, ..., 4/5 (a left Ri
 BASELINE = 0.9  # a model below this final-answer accuracy gets a warning
 SOLVES_MARGIN = 0.1  # ... and one within this of chance is refused
 HOLDOUT_OFFSET = 2  # held-out batch: data seed + 2 (its reference set + 3; discovery uses + 0 and + 1)
+VALIDATION_OFFSET = 4  # --swap's validation batch: data seed + 4 (its reference set + 5)
 
 
 @dataclass
@@ -98,6 +100,10 @@ class CircuitResult:
     final_pass_removed: int = 0  # units the final pass removed after the stage-by-stage pass
     node_pass: dict = field(default_factory=dict)  # --order nodes: nodes and edges the node pass kept
     member: str = ""  # the member task of a multi-task run the circuit is found on ("": every member)
+    swap: bool = False  # whether the swap pass ran after pruning (comp.circuits.swap)
+    swap_moves: list = field(default_factory=list)  # its moves: units removed, unit re-added, margin after
+    validation_seed: "int | None" = None  # --swap: the validation batch's data seed
+    repaired: list = field(default_factory=list)  # --swap: units re-added so the validation batch keeps the targets
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -140,12 +146,15 @@ def attribution_ranking(model, graph: Graph, groups, ablation: str, method: str,
 
 def discover(model, groups, level: Level = "nodes", method: Method = "exact", ablation: Ablation = "mean",
              target: "float | None" = 0.95, split_positions: bool = True, max_rows: int = 0, require_solved: bool = True,
-             keep: "Keep | None" = None, holdout=None, order: Order = "stages") -> dict:
+             keep: "Keep | None" = None, holdout=None, order: Order = "stages", swap: bool = False,
+             validation=None) -> dict:
     """Find a circuit on ``groups`` (:func:`comp.circuits.data.analysis_groups`): the fields
     of :class:`CircuitResult` that depend on the model only. ``keep``: what the circuit must
     keep (default: ``target`` as the logit-difference share); ``holdout``: groups of other
     sequences the reported scores are measured on (module docstring); ``order``: of greedy
-    pruning (:meth:`comp.circuits.pruning.Pruner.greedy`). ``require_solved=False``
+    pruning (:meth:`comp.circuits.pruning.Pruner.greedy`); ``swap``: then the swap pass
+    (:mod:`comp.circuits.swap`), checked on ``validation`` (groups of other sequences) if
+    given. ``require_solved=False``
     skips the check that the model solves its task (benchmarks time random models)."""
     check_options(level, method, ablation, target, order)
     keep = keep or Keep(logit=target)
@@ -173,10 +182,18 @@ def discover(model, groups, level: Level = "nodes", method: Method = "exact", ab
             predicted_recovered=float(1 + scores[removed].sum() / pruner.span),
             exact_recovered=float(pruner.recovered(removed[None])[0]),
             spearman=_spearman(scores, exact_effects), sizes_tried=sizes)
+    moves, repaired, check = [], [], None
+    if swap:
+        check = None if validation is None else Pruner(evaluator(model, graph, validation, ablation, max_rows), keep)
+        if check is not None:
+            removed, repaired = repair(check, removed)
+        removed, moves = swap_pass(pruner, removed, check)
     effects = pruner.effects(removed)
     kept = [u for u, r in zip(ev.units, removed) if not r]
     nodes, edges = _circuit(graph, level, kept)
     fit = dict(model=full, circuit=pruner.scores(removed))
+    if check is not None:  # --swap: the circuit on its validation batch
+        fit["validation"] = check.scores(removed)
     scorer = pruner if holdout is None else Pruner(evaluator(model, graph, holdout, ablation, max_rows), keep)
     return dict(
         level=level, method=method, ablation=ablation, target=keep.logit, keep=keep.to_dict(), order=order,
@@ -187,7 +204,8 @@ def discover(model, groups, level: Level = "nodes", method: Method = "exact", ab
         n_nodes=len(nodes) + 1, n_nodes_total=len(graph.nodes) + 1, n_edges=len(edges), n_edges_total=len(graph.edges),
         model=scorer.scores(torch.zeros_like(removed)), circuit=scorer.scores(removed), knocked_out=scorer.scores(~removed),
         fit=fit, scored_on="discovery batch" if holdout is None else "held-out batch (other sequences than pruning saw)",
-        final_pass_removed=pruner.retried, node_pass=node_pass,
+        final_pass_removed=pruner.retried, node_pass=node_pass, swap=swap, swap_moves=[asdict(m) for m in moves],
+        repaired=repaired,
         attribution=attribution, warning=warning, seconds=time.perf_counter() - t0,
     )
 
@@ -238,11 +256,12 @@ def _check_solves(full: Scores, groups) -> str:
 def discover_run(ckpt: str, level: Level = "nodes", method: Method = "exact", ablation: Ablation = "mean",
                  target: "float | None" = 0.95, lengths: str = "", n: int = N_SEQUENCES, seed: int = EVAL_SEED,
                  split_positions: bool = True, device: str = "cpu", keep: "Keep | str | None" = None,
-                 holdout: bool = True, order: Order = "stages", member: str = "") -> CircuitResult:
+                 holdout: bool = True, order: Order = "stages", member: str = "", swap: bool = False) -> CircuitResult:
     """:func:`discover` on a run's evaluation sets (``n`` sequences per length, data seed
     ``seed``), scored on a held-out batch (seed ``seed + HOLDOUT_OFFSET``) unless
     ``holdout=False``. ``keep``: a :class:`Keep` or a ``--keep`` spec (``answer=0.95,cot=0.9``).
-    ``member``: of a multi-task run, the circuit of that member task alone (default: of every member)."""
+    ``member``: of a multi-task run, the circuit of that member task alone (default: of every member);
+    ``swap``: the swap pass after pruning, checked on a validation batch (seed ``seed + VALIDATION_OFFSET``)."""
     check_options(level, method, ablation, target, order)
     if isinstance(keep, str):
         keep = parse_keep(keep, target if keep.strip() == "" else None)
@@ -250,10 +269,12 @@ def discover_run(ckpt: str, level: Level = "nodes", method: Method = "exact", ab
     task = analysed_task(run.task, member)
     groups = analysis_groups(task, wanted, n, seed, device)
     held = analysis_groups(task, wanted, n, seed + HOLDOUT_OFFSET, device) if holdout else None
+    valid = analysis_groups(task, wanted, n, seed + VALIDATION_OFFSET, device) if swap else None
     found = discover(run.model, groups, level, method, ablation, target, split_positions, keep=keep, holdout=held,
-                     order=order)
+                     order=order, swap=swap, validation=valid)
     return CircuitResult(run=run.name, task=run.config.task.name, lengths=wanted, n=n, seed=seed,
-                         holdout_seed=seed + HOLDOUT_OFFSET if holdout else None, member=member, **found)
+                         holdout_seed=seed + HOLDOUT_OFFSET if holdout else None, member=member,
+                         validation_seed=seed + VALIDATION_OFFSET if swap else None, **found)
 
 
 __all__ = ["METRICS", "CircuitResult", "Keep", "Pruner", "Scores", "discover", "discover_run", "parse_keep"]

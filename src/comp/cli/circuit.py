@@ -37,6 +37,9 @@ def circuit_cli(
     order: str = typer.Option("stages", help="Greedy pruning's order: stages (from the logits back, stage by stage, "
                                              "then a final pass over all), global (every unit at once; slower) or "
                                              "nodes (edge level: prune nodes first, then the edges among the kept nodes)."),
+    swap: bool = typer.Option(False, help="After pruning, the swap pass: remove two kept units and re-add at most one "
+                                          "pruned unit while every target holds, until no such move does "
+                                          "(smaller circuits; slower)."),
     ablation: str = typer.Option("mean", help=f"What replaces what is outside the circuit: {', '.join(ABLATIONS)}."),
     lengths: str = ANALYSIS_LENGTHS,
     n: int = sequences("Sequences per length (and as many reference sequences)."),
@@ -50,12 +53,12 @@ def circuit_cli(
     """Automatic circuit discovery: the smallest set of nodes or edges that keeps the model's answers."""
     if ctx.invoked_subcommand is None:
         _discover(ckpt, level, method, faithfulness, keep, order, ablation, lengths, n, seed, split_positions, member,
-                  device, json_path, plot)
+                  device, json_path, plot, swap)
 
 
 @user_errors
 def _discover(ckpt, level, method, faithfulness, keep, order, ablation, lengths, n, seed, split_positions, member, device,
-              json_path, plot) -> None:
+              json_path, plot, swap=False) -> None:
     if not ckpt:
         raise CompError("give --ckpt RUN to discover a circuit, or use: comp circuit diff A.json B.json")
     from comp.circuits.discover import check_options, discover_run
@@ -71,7 +74,7 @@ def _discover(ckpt, level, method, faithfulness, keep, order, ablation, lengths,
     if plot is not None and plot.suffix.lower() == ".png":
         chromium()  # PNGs are drawn in Chromium: fail before the work when there is none
     result = discover_run(ckpt, level, method, ablation, targets.logit, lengths, n, seed, split_positions, device,
-                          keep=targets, order=order, member=member).to_dict()
+                          keep=targets, order=order, member=member, swap=swap).to_dict()
     print_circuit(result)
     write_outputs(result, json_path, run=ckpt)
     if plot is not None:
@@ -90,7 +93,7 @@ def print_circuit(r: dict) -> None:
     wanted = ",".join(f"{k}={v:g}" for k, v in r.get("keep", {}).items() if v is not None) or f"logit={r['target']}"
     on = f" on {r['member']}" if r.get("member") else ""
     print_scores(r, f"{r['run']}{on}: {r['level']} circuit by {r['method']} ({r['ablation']} ablation, keep {wanted}, "
-                    f"{r.get('order', 'stages')} order), "
+                    f"{r.get('order', 'stages')} order{', swap pass' if r.get('swap') else ''}), "
                     f"{r['n_nodes']}/{r['n_nodes_total']} nodes, {r['n_edges']}/{r['n_edges_total']} edges, {r['seconds']:.1f} s; "
                     f"scored on the {r.get('scored_on', 'discovery batch')}")
     if r.get("fit"):

@@ -20,7 +20,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # docs/results/circuits: its summarize.py's loader
 from summarize import load  # noqa: E402
 
-NAME = re.compile(r"(?P<model>.+)-s(?P<seed>\d+)-(?P<level>nodes|edges)-(?P<tag>[a-z0-9]+?)(-at(?P<at>\d+))?\.json")
+NAME = re.compile(r"(?P<model>.+)-s(?P<seed>\d+)-(?P<level>nodes|edges)-(?P<tag>[a-z0-9-]+?)(-at(?P<at>\d+))?\.json")
 
 
 def ratios(model: dict, circuit: dict) -> tuple[float, float]:
@@ -44,7 +44,7 @@ def table(files: dict) -> list[str]:
         fa, fc = ratios(r["fit"]["model"], r["fit"]["circuit"])
         keep = ",".join(f"{k}={v:g}" for k, v in r["keep"].items() if v is not None)
         share = r["n_edges"] / r["n_edges_total"]
-        order = r.get("order", "stages") + (f", n {r['n']}" if r["n"] != 32 else "")
+        order = r.get("order", "stages") + (", swap" if r.get("swap") else "") + (f", n {r['n']}" if r["n"] != 32 else "")
         groups.setdefault((model, level, keep, order), []).append(dict(share=share, a=a, c=c, ok=met(r)))
         out.append(f"| {model} | {seed} | {level} | {keep} | {order} | {r['n_nodes']}/{r['n_nodes_total']} | {r['n_edges']}/{r['n_edges_total']} "
                    f"({share:.1%}) | {a:.3f} | {c:.3f} | {r['circuit']['recovered']:.3f} | {fa:.3f} / {fc:.3f} | "
