@@ -61,6 +61,11 @@ class Move:
     margin: float  # the smallest share over its threshold after the move (the smaller of the two batches)
 
 
+def _labels(pruner: Pruner) -> list[str]:
+    """Each unit's label (a unit without one: its text)."""
+    return [getattr(u, "label", str(u)) for u in pruner.ev.units]
+
+
 def _flipped(removed: torch.Tensor, units: torch.Tensor, value: bool) -> torch.Tensor:
     """``[len(units), n]``: ``removed`` with one of ``units`` set to ``value`` per row."""
     out = removed.repeat(len(units), 1)
@@ -109,7 +114,7 @@ def repair(check: Pruner, removed: torch.Tensor) -> tuple[torch.Tensor, list[str
     ``check``'s batch: each time the one that raises the smallest margin there most (of
     those, the one with the largest logit share).
     Returns the new ``removed`` and the units re-added, in order."""
-    labels = [getattr(u, "label", str(u)) for u in check.ev.units]
+    labels = _labels(check)
     added: list[str] = []
     while float(check.margins(check.shares(removed[None]))[0]) < -TOL and bool(removed.any()):
         pruned = removed.nonzero()[:, 0]
@@ -129,7 +134,7 @@ def swap_pass(pruner: Pruner, removed: torch.Tensor, check: "Pruner | None" = No
     """``[n]`` bool: ``removed`` after the swap pass (module docstring), and the moves made.
     ``check``: the validation batch's pruner; every move must keep its thresholds too."""
     moves: list[Move] = []
-    labels = [getattr(u, "label", str(u)) for u in pruner.ev.units]
+    labels = _labels(pruner)
     known = torch.full((pruner.n, 3), float("nan"), dtype=torch.float64)  # last measured re-add change per unit
     full = True  # measure every re-add change this round (else only units without one)
     while len(moves) < rounds:
@@ -137,11 +142,12 @@ def swap_pass(pruner: Pruner, removed: torch.Tensor, check: "Pruner | None" = No
         if len(kept) < 1:
             break
         base = pruner.shares(removed[None])[0]  # [3]
-        alone = pruner.shares(_flipped(removed, kept, True))  # [A, 3]: each kept unit removed alone
-        single = _best(pruner, check, _flipped(removed, kept, True), pruner.margins(alone))
+        drops = _flipped(removed, kept, True)  # [A, n]: each kept unit removed alone
+        alone = pruner.shares(drops)  # [A, 3]
+        single = _best(pruner, check, drops, pruner.margins(alone))
         if single is not None:
             k, margin = single
-            made = _flipped(removed, kept[k : k + 1], True)[0], Move([labels[kept[k]]], "", margin)
+            made = drops[k], Move([labels[kept[k]]], "", margin)
         elif len(kept) >= 2:
             todo = pruned if full else pruned[known[pruned, 0].isnan()]
             if len(todo):

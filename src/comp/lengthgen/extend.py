@@ -21,14 +21,12 @@ another (they are few: only flagged runs); an interrupted child is resumed.
 from __future__ import annotations
 
 import copy
-import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from comp.io import write_json
+from comp.lengthgen.backends import InlineBackend
 from comp.lengthgen.study import RunJob, Study, evaluate_job
-from comp.runs.files import clear_unstarted
-from comp.train import train
 
 EXTENSION_FILE = "extension.json"
 
@@ -61,6 +59,7 @@ def extend_runs(study: Study, out: Path, jobs: list[RunJob], quiet: bool = False
     with (children in place of the runs they replace) and the decisions, also written to
     ``out/extension.json``."""
     kept, decisions = [], {}
+    trainer = InlineBackend(quiet=quiet)  # trains a new child, resumes an interrupted one, reuses a finished one
     for job in jobs:
         before = _worst(evaluate_job(job, study, study.val_lengths))
         if before >= 1.0:
@@ -68,14 +67,7 @@ def extend_runs(study: Study, out: Path, jobs: list[RunJob], quiet: bool = False
             decisions[job.name] = Extension(job.name, job.name, "every validation row at 1.0: kept as trained", before)
             continue
         child = child_job(job, study.extend)
-        status = child.status
-        if status != "finished":
-            if not quiet:
-                print(f"{job.name}: worst validation row {before:.4f}; "
-                      f"{'resuming' if status == 'interrupted' else 'training'} {child.name}", file=sys.stderr)
-            if status == "stale":
-                clear_unstarted(child.run_dir)
-            train(child.config, child.run_dir, resume=status == "interrupted", quiet=quiet)
+        trainer.run(study, out, [child])
         after = _worst(evaluate_job(child, study, study.val_lengths))
         better = after >= before
         kept.append(child if better else job)
