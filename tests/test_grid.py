@@ -345,6 +345,8 @@ def test_collect_reports_corrupt_runs_and_collects_the_rest(tmp_path):
     ("parity-confirm", "parity", range(20, 30), []),
     ("copy-fresh", "copy", range(10, 20), []),
     ("polynomial-fresh", "polynomial", range(10, 20), []),
+    ("copy-confirm", "copy", range(20, 30), []),
+    ("polynomial-confirm", "polynomial", range(20, 30), []),
 ])
 def test_study_grids_configure_runs_as_their_lengthgen_commands(name, task, seeds, sets):
     """Issue 13's grids (launchers/grids/): each run is the run comp lengthgen plans for the same study,
