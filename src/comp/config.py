@@ -59,6 +59,7 @@ class TrainConfig:
     curriculum_start: int = 4  # longest length at the start of the curriculum
     curriculum_step: int = 4  # lengths added at each widening
     curriculum_threshold: float = 0.95  # min accuracy over current lengths that triggers a widening
+    curriculum_per_task: bool = False  # multi: each member task widens its own lengths on its own accuracy (implies curriculum)
     eval_every: int = 100  # steps between evaluations by length (0: only at the end)
     eval_n: int = 128  # sequences per length in periodic evaluations
     target_acc: float = 0.99  # early stop when every train length reaches this (0 disables)
@@ -85,6 +86,8 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         LengthRange.parse(self.train_lengths)
+        if self.curriculum_per_task:  # a curriculum per member task is a curriculum
+            self.curriculum = True
         if self.final_eval_lengths:
             parse_lengths(self.final_eval_lengths)
         if self.schedule not in ("cosine", "constant"):

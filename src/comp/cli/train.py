@@ -41,6 +41,11 @@ def train_cli(
     curriculum: bool | None = typer.Option(
         None, "--curriculum/--no-curriculum", help=_h("train", "curriculum", "Widen lengths as they are solved.")
     ),
+    curriculum_per_task: bool | None = typer.Option(
+        None, "--curriculum-per-task/--no-curriculum-per-task",
+        help=_h("train", "curriculum_per_task", "Multi: each member task widens its own lengths on its own accuracy "
+                "(implies --curriculum)."),
+    ),
     target_acc: float | None = typer.Option(None, help=_h("train", "target_acc", "Early-stop accuracy (0: off).")),
     n_layers: int | None = typer.Option(None, help=_h("model", "n_layers", "Transformer blocks.")),
     n_heads: int | None = typer.Option(None, help=_h("model", "n_heads", "Heads per layer.")),
@@ -97,7 +102,8 @@ def request_of(params: dict) -> TrainRequest:
 # setting (a field of the task/model/train config) -> the train_cli parameter that gives it
 SETTING_OPTIONS = {
     "encoding": "pe", "batch_size": "batch_size", "lr": "lr", "train_lengths": "train_lengths",
-    "final_eval_lengths": "eval_lengths", "curriculum": "curriculum", "target_acc": "target_acc",
+    "final_eval_lengths": "eval_lengths", "curriculum": "curriculum",
+    "curriculum_per_task": "curriculum_per_task", "target_acc": "target_acc",
     "n_layers": "n_layers", "n_heads": "n_heads", "d_model": "d_model", "d_mlp": "d_mlp", "attn_only": "attn_only",
     "n_ctx": "n_ctx", "slack": "slack", "compile": "compile", "wandb": "wandb", "wandb_group": "wandb_group",
     "init_from": "init_from", "save_every": "save_every",

@@ -30,6 +30,7 @@ class TrainState:
 
     step: int = 0  # optimizer steps taken
     hi: int = 0  # longest length currently trained on (curriculum)
+    member_hi: dict = field(default_factory=dict)  # per-task curriculum: member task -> its longest length
     hits: int = 0  # consecutive evaluations at the target accuracy
     done: bool = False  # finished (steps reached or early stop)
     stop_reason: str = ""  # "steps" | "target" | ""

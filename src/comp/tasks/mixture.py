@@ -6,13 +6,18 @@ Example, ``tasks = parity,copy`` with ``x = 1 0 1``::
     <copy>   1 0 1 EoI 1 0 1
 
 A batch splits its rows evenly between the member tasks (the first members take the
-remainder), each with its own lengths, right-padded to one width.
+remainder), each with its own lengths, right-padded to one width. ``lengths`` is one range
+for every member, or a dict giving each member its own (the per-task curriculum,
+:mod:`comp.train.per_task`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import torch
 
+from comp.errors import CompError
 from comp.tasks.base import Batch, Task, cat_batches
 from comp.tasks.lengths import LengthRange
 
@@ -40,7 +45,20 @@ class Mixture(Task):
     def seq_len(self, length: int) -> int:
         return max(m.seq_len(length) for m in self.members)
 
-    def sample(self, gen: torch.Generator, lengths: "LengthRange | int | str", batch_size: int) -> Batch:
+    def sample(
+        self, gen: torch.Generator, lengths: "LengthRange | int | str | Mapping[str, LengthRange | int | str]",
+        batch_size: int,
+    ) -> Batch:
         n = len(self.members)
         sizes = [batch_size // n + (1 if i < batch_size % n else 0) for i in range(n)]
-        return cat_batches([m.sample(gen, lengths, size) for m, size in zip(self.members, sizes) if size])
+        ranges = [member_lengths(lengths, m.name) for m in self.members]
+        return cat_batches([m.sample(gen, r, size) for m, r, size in zip(self.members, ranges, sizes) if size])
+
+
+def member_lengths(lengths: "LengthRange | int | str | Mapping[str, LengthRange | int | str]", name: str):
+    """The lengths member ``name`` samples: its own entry of a dict, else the one range for all."""
+    if not isinstance(lengths, Mapping):
+        return lengths
+    if name not in lengths:
+        raise CompError(f"no lengths for member task {name!r} (given: {', '.join(lengths)}); give every member its range")
+    return lengths[name]

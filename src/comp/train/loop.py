@@ -49,8 +49,9 @@ from comp.tasks.base import check_sample_size
 from comp.train.buckets import forward_backward, n_buckets
 from comp.train.graphed import CompiledStep
 from comp.train.graphed import applies as graph_step_applies
+from comp.train.per_task import initial_member_hi, member_quick_eval, member_ranges, record_member_eval
 from comp.train.reporting import MetricsLog, ProgressBar, WandbLogger, Window
-from comp.train.schedule import lr_at
+from comp.train.schedule import count_target, lr_at
 
 
 @dataclass
@@ -130,6 +131,8 @@ def open_run(
     gen = torch.Generator(device=device).manual_seed(t.seed)
     lengths = t.lengths
     state = TrainState(hi=min(t.curriculum_start, lengths.hi) if t.curriculum else lengths.hi)
+    if t.curriculum_per_task:  # each member task its own longest length (comp.train.per_task)
+        state.member_hi = initial_member_hi(cfg.task.build(), t)
     metrics = MetricsLog(run_dir / METRICS_FILE)
     if resume and not (run_dir / STATE_FILE).exists():  # stopped before its first checkpoint
         print(f"run {run_dir} has no checkpoint yet: starting it from scratch", file=sys.stderr)
@@ -152,9 +155,10 @@ def open_run(
     return run
 
 
-def train_range(state: TrainState, t) -> LengthRange:
-    """The lengths of the next batch: lo..hi, hi grown by the curriculum."""
-    return LengthRange(t.lengths.lo, state.hi)
+def train_range(state: TrainState, t, task: Task) -> "LengthRange | dict[str, LengthRange]":
+    """The lengths of the next batch: lo..hi, hi grown by the curriculum (per member task
+    with the per-task curriculum)."""
+    return member_ranges(state, t, task) if state.member_hi else LengthRange(t.lengths.lo, state.hi)
 
 
 def maybe_compile(fn: Callable, device: torch.device, enabled: bool) -> Callable:
@@ -175,6 +179,8 @@ def log_window(run: Run, loss: float, tokens: int, dt: float) -> dict:
         "max_length": state.hi,
         "elapsed": state.elapsed,
     }
+    if state.member_hi:
+        row["max_length_by_task"] = dict(state.member_hi)
     run.metrics.write(row)
     run.wandb.log({f"train/{k}": v for k, v in row.items() if k != "step"}, state.step)
     return row
@@ -190,10 +196,8 @@ def record_eval(run: Run, accs: dict[int, float]) -> float:
     run.wandb.log({"eval/min_acc": low, **{f"eval/acc_L{k}": v for k, v in accs.items()}}, state.step)
     if state.hi < t.lengths.hi and low >= t.curriculum_threshold:
         state.hi = min(t.lengths.hi, state.hi + t.curriculum_step)
-    elif state.hi == t.lengths.hi and t.target_acc > 0:
-        state.hits = state.hits + 1 if low >= t.target_acc else 0
-        if state.hits >= t.patience:
-            state.done, state.stop_reason = True, "target"
+    elif state.hi == t.lengths.hi:
+        count_target(state, t, low)
     return low
 
 
@@ -264,7 +268,7 @@ def _train(cfg: RunConfig, run_dir: Path, task: Task, device: torch.device, resu
             for group in opt.param_groups if graphed is None else ():
                 group["lr"] = lr_at(state.step, t)
             # 2. a fresh batch, lengths uniform in lo..hi (hi grows with the curriculum)
-            batch = task.sample(gen, train_range(state, t), t.batch_size)
+            batch = task.sample(gen, train_range(state, t, task), t.batch_size)
             if graphed is not None:  # compile_step: 3-7 below as one compiled step (comp.train.graphed)
                 with model.sampled_positions(batch.tokens, gen):
                     loss = graphed(batch, lr_at(state.step, t))
@@ -291,8 +295,11 @@ def _train(cfg: RunConfig, run_dir: Path, task: Task, device: torch.device, resu
             # 9. evaluate by length: curriculum and early stopping (not training time)
             if t.eval_every and state.step % t.eval_every == 0:
                 window.pause()
-                accs = quick_eval(model, task, range(t.lengths.lo, state.hi + 1), t.eval_n, t.eval_seed)
-                bar.update(state.step, acc=f"{record_eval(run, accs):.3f}")
+                if state.member_hi:  # per-task curriculum: each member on its own lengths
+                    low = record_member_eval(run, member_quick_eval(model, task, state, t))
+                else:
+                    low = record_eval(run, quick_eval(model, task, range(t.lengths.lo, state.hi + 1), t.eval_n, t.eval_seed))
+                bar.update(state.step, acc=f"{low:.3f}")
                 window.resume()
 
             # 10. checkpoint (and stop at once when asked to, e.g. on preemption)

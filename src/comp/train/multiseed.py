@@ -50,6 +50,7 @@ from comp.train.loop import (
     record_eval,
     train_range,
 )
+from comp.train.per_task import record_member_eval
 from comp.train.reporting import ProgressBar, Window
 from comp.train.schedule import lr_at
 from comp.train.stack import SeedStack
@@ -94,8 +95,32 @@ def stacked_quick_eval(stack: SeedStack, task: Task, runs: Sequence[Run]) -> lis
     """:func:`comp.train.loop.quick_eval` of every seed of the stack, each over its own
     curriculum lengths, with one forward per (length, member task) for all seeds."""
     t = runs[0].cfg.train
-    device = next(iter(stack.params.values())).device
     lengths = range(t.lengths.lo, max(r.state.hi for r in runs) + 1)
+    counts = stacked_counts(stack, task, lengths, t)  # [lengths, members, seeds]
+    return [
+        {length: min(c[i] for c in counts[k]) / t.eval_n for k, length in enumerate(lengths) if length <= r.state.hi}
+        for i, r in enumerate(runs)
+    ]
+
+
+@torch.no_grad()
+def stacked_member_eval(stack: SeedStack, task: Task, runs: Sequence[Run]) -> list[dict[str, dict[int, float]]]:
+    """:func:`comp.train.per_task.member_quick_eval` of every seed of the stack: each member
+    task over that seed's own lengths for it."""
+    t = runs[0].cfg.train
+    lengths = range(t.lengths.lo, max(r.state.hi for r in runs) + 1)
+    counts = stacked_counts(stack, task, lengths, t)  # [lengths, members, seeds]
+    names = [m.name for m in task.components()]
+    return [
+        {name: {length: counts[k][j][i] / t.eval_n for k, length in enumerate(lengths) if length <= r.state.member_hi[name]}
+         for j, name in enumerate(names)}
+        for i, r in enumerate(runs)
+    ]
+
+
+def stacked_counts(stack: SeedStack, task: Task, lengths: range, t) -> list:
+    """Sequences whose whole answer is right, ``[lengths, members, seeds]`` (nested lists: one host sync)."""
+    device = next(iter(stack.params.values())).device
     hits = []  # per length: [members, seeds] answers all right
     was_training = stack.template.training
     stack.template.eval()  # evaluation ids (fixed, for random encodings), as evaluate_length uses
@@ -109,11 +134,7 @@ def stacked_quick_eval(stack: SeedStack, task: Task, runs: Sequence[Run]) -> lis
             per_member.append(cot.sum(1))
         hits.append(torch.stack(per_member))
     stack.template.train(was_training)
-    counts = torch.stack(hits).tolist()  # [lengths, members, seeds]: the one host sync
-    return [
-        {length: min(c[i] for c in counts[k]) / t.eval_n for k, length in enumerate(lengths) if length <= r.state.hi}
-        for i, r in enumerate(runs)
-    ]
+    return torch.stack(hits).tolist()  # [lengths, members, seeds]: the one host sync
 
 
 def check_packable(cfg: RunConfig) -> None:
@@ -204,7 +225,7 @@ def _train_group(
             # 2. a fresh batch per seed from its own stream (and its random position ids, if
             #    the encoding has them, and its attention temperature factors [batch] with attn_jitter),
             #    stacked [seeds, batch, pos]
-            batches = [task.sample(r.gen, train_range(r.state, t), t.batch_size) for r in active]
+            batches = [task.sample(r.gen, train_range(r.state, t, task), t.batch_size) for r in active]
             ids = sample_position_ids(template, batches, active)
             factors = sample_jitter(template, batches, active)  # after the ids, as alone
             tokens, mask = stack_batches(batches)
@@ -232,7 +253,10 @@ def _train_group(
             # 9. evaluate every seed by length: curriculum and early stopping, per seed
             if t.eval_every and step % t.eval_every == 0:
                 window.pause()
-                lows = [record_eval(r, a) for r, a in zip(active, stacked_quick_eval(stack, task, active))]
+                if t.curriculum_per_task:  # each member on its own lengths (comp.train.per_task)
+                    lows = [record_member_eval(r, a) for r, a in zip(active, stacked_member_eval(stack, task, active))]
+                else:
+                    lows = [record_eval(r, a) for r, a in zip(active, stacked_quick_eval(stack, task, active))]
                 bar.update(step, acc=f"{min(lows):.3f}")
                 window.resume()
 
