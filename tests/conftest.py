@@ -54,3 +54,14 @@ def trained_run(tmp_path_factory):
     path = tmp_path_factory.mktemp("trained") / "parity-tiny"
     train(tiny_config(steps=60), path, quiet=True)
     return path
+
+
+def stop_at(n: int):
+    """A ``should_stop`` for ``train``: true at its ``n``-th call (an interruption after step ``n``)."""
+    calls = {"n": 0}
+
+    def should_stop() -> bool:
+        calls["n"] += 1
+        return calls["n"] == n
+
+    return should_stop
