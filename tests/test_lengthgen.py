@@ -307,20 +307,27 @@ def test_calibration_is_written_before_testing_and_test_rows_use_it(tmp_path, no
     assert not (tmp_path / "y").exists()
 
 
-def test_extension_continues_only_runs_with_a_validation_error_and_keeps_the_better(tmp_path, no_png, monkeypatch):
+def _study_with_validation(s: Study, out, worst: dict, monkeypatch):
+    """Run study ``s`` with every run's validation rows set to ``worst[run name]`` (read live, so a
+    test may change it between calls); returns the results, extension.json and the runs directory."""
     import comp.lengthgen.extend as ext
+
+    real = ext.evaluate_job
+    monkeypatch.setattr(ext, "evaluate_job", lambda job, st, lengths=None: [
+        {**r, "acc_cot": worst[job.name]} for r in real(job, st, lengths)])
+    results = run_study(s, out, quiet=True)
+    saved = json.loads((out / "extension.json").read_text())
+    assert results["extension"] == saved
+    return results, saved, out / "runs"
+
+
+def test_extension_continues_only_runs_with_a_validation_error_and_keeps_the_better(tmp_path, no_png, monkeypatch):
     from comp.evaluation import evaluate_run
     from comp.runs.load import load_run_config
 
     s = study(pes=["rotary"], seeds=[0, 1], val_lengths="4-5", test_lengths="6", extend=8)
-    real = ext.evaluate_job
     worst = {"parity-rotary-s0": 1.0, "parity-rotary-s1": 0.5, "parity-rotary-s1-ext8": 0.75}  # validation, by run
-    monkeypatch.setattr(ext, "evaluate_job", lambda job, st, lengths=None: [
-        {**r, "acc_cot": worst[job.name]} for r in real(job, st, lengths)])
-    first = run_study(s, tmp_path, quiet=True)
-    saved = json.loads((tmp_path / "extension.json").read_text())
-    assert first["extension"] == saved
-    runs = tmp_path / "runs"
+    first, saved, runs = _study_with_validation(s, tmp_path, worst, monkeypatch)
     assert saved["parity-rotary-s0"]["kept"] == "parity-rotary-s0" and saved["parity-rotary-s0"]["worst_after"] is None
     assert not (runs / "parity-rotary-s0-ext8").exists()  # a clean run is not continued
     child = runs / "parity-rotary-s1-ext8"
@@ -348,22 +355,15 @@ def test_extension_continues_only_runs_with_a_validation_error_and_keeps_the_bet
 
 
 def test_restarts_train_new_initializations_until_one_is_clean_on_validation(tmp_path, no_png, monkeypatch):
-    import comp.lengthgen.extend as ext
     from comp.evaluation import evaluate_run
     from comp.runs.load import load_run_config
 
     s = study(pes=["rotary"], seeds=[0, 1], val_lengths="4-5", test_lengths="6", extend=8, restarts=3)
-    real = ext.evaluate_job
     worst = {"parity-rotary-s0": 1.0,  # clean: neither continued nor restarted
              "parity-rotary-s1": 0.5, "parity-rotary-s1-ext8": 0.25,  # continuation worse: as trained, then restart
              "parity-rotary-s1-restart1": 0.75, "parity-rotary-s1-restart1-ext8": 0.875,
              "parity-rotary-s1-restart2": 1.0, "parity-rotary-s1-restart3": 0.0}
-    monkeypatch.setattr(ext, "evaluate_job", lambda job, st, lengths=None: [
-        {**r, "acc_cot": worst[job.name]} for r in real(job, st, lengths)])
-    first = run_study(s, tmp_path, quiet=True)
-    saved = json.loads((tmp_path / "extension.json").read_text())
-    assert first["extension"] == saved
-    runs = tmp_path / "runs"
+    first, saved, runs = _study_with_validation(s, tmp_path, worst, monkeypatch)
     assert saved["parity-rotary-s0"]["restarts"] == [] and not (runs / "parity-rotary-s0-restart1").exists()
     e = saved["parity-rotary-s1"]
     assert e["kept"] == "parity-rotary-s1-restart2"  # the first attempt at 1.0 on validation
