@@ -13,3 +13,7 @@ for t in $tasks; do
 done
 comp circuit shared $(for t in $tasks; do echo circuit-$t.json; done) --json shared.json > shared.txt
 nice -n 5 comp crosstask --ckpt $R --length $L --n 128 --json crosstask.json > crosstask.txt
+# a member not in TASKS (not solved at LENGTHS): its head scores there too, to compare its iteration heads
+for t in parity copy polynomial; do
+  case " $tasks " in *" $t "*) ;; *) nice -n 5 comp heads --ckpt $R --member $t --lengths $lengths --n 64 --json heads-$t.json > heads-$t.txt;; esac
+done
