@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from comp.circuits.graph import Edge
 from comp.circuits.pruning import Keep, Pruner
 from comp.circuits.swap import swap_pass
-from comp.circuits.swap_groups import edge_groups, group_pass, group_round
+from comp.circuits.swap_groups import edge_groups, group_pass, group_round, removals
 from comp.cli.main import app
 
 runner = CliRunner()
@@ -71,6 +71,14 @@ def test_a_group_move_needs_the_validation_batch_too():
 def test_a_repair_as_long_as_the_group_is_no_move():
     pruner = Pruner(Interfering(), Keep(logit=0.99))  # {d} (a share of 0.96) misses: only the a's hold
     assert group_round(pruner, torch.tensor([False, False, False, True]), GROUP) is None
+
+
+def test_groups_are_ranked_by_least_harm_each_set_once():
+    pruner = Pruner(Interfering(), Keep(logit=0.95))
+    start = torch.tensor([False, False, False, True])
+    groups = {"-> H": [0, 1, 2], "H ->": [2, 1, 0], "-> G": [0, 1, 3]}  # the same set twice; one with a pruned unit
+    ranked, shares = removals(pruner, start, groups)
+    assert ranked == [((0, 1, 2), "-> H")] and shares.tolist() == [[0.0, 1.0, 1.0]]  # logit share 0: 0.5 is the empty model's
 
 
 def test_groups_smaller_than_three_are_left_to_the_swap_pass():

@@ -72,7 +72,7 @@ def _ok_both(pruner: Pruner, check: "Pruner | None", trial: torch.Tensor) -> tor
     return margins
 
 
-def _repair_group(pruner: Pruner, check: "Pruner | None", removed: torch.Tensor, group: torch.Tensor
+def repair_group(pruner: Pruner, check: "Pruner | None", removed: torch.Tensor, group: torch.Tensor
                   ) -> "tuple[torch.Tensor, list[int], float] | None":
     """The smallest repair of ``removed | group`` (module docstring, step 2): the new
     ``removed``, the units re-added, its margin; None if no prefix shorter than ``group`` holds."""
@@ -95,27 +95,34 @@ def _repair_group(pruner: Pruner, check: "Pruner | None", removed: torch.Tensor,
     return prefixes[j], order[:j].tolist(), float(margins[j])
 
 
-def group_round(pruner: Pruner, removed: torch.Tensor, groups: dict[str, list[int]], check: "Pruner | None" = None,
-                tries: int = GROUP_TRIES) -> "tuple[torch.Tensor, GroupMove] | None":
-    """One round (module docstring): the first group move that holds, or None."""
-    kept = ~removed
+def removals(pruner: Pruner, removed: torch.Tensor, groups: dict[str, list[int]]
+             ) -> tuple[list[tuple[tuple[int, ...], str]], torch.Tensor]:
+    """The groups with :data:`MIN_GROUP` or more kept units (each set of units once, under its
+    first name) in least-harm order when each is removed alone (largest margin first; ties:
+    the logit share), and their shares ``[G, 3]`` in that order (one batched pass)."""
     sets: dict[tuple[int, ...], str] = {}
     for name, members in groups.items():
-        live = tuple(k for k in members if kept[k])
+        live = tuple(sorted(k for k in members if not removed[k]))
         if len(live) >= MIN_GROUP and live not in sets:
             sets[live] = name
     if not sets:
-        return None
+        return [], torch.empty(0, 3, dtype=torch.float64)
     trial = removed.repeat(len(sets), 1)
     for row, live in enumerate(sets):
         trial[row, list(live)] = True
     shares = pruner.shares(trial)  # [G, 3]
     order = torch.argsort(shares[:, 0], descending=True, stable=True)
     order = order[torch.argsort(pruner.margins(shares)[order], descending=True, stable=True)]
-    labels, names = _labels(pruner), list(sets.items())
-    for row in order[:tries].tolist():
-        live, name = names[row]
-        found = _repair_group(pruner, check, removed, torch.tensor(live))
+    names = list(sets.items())
+    return [names[k] for k in order.tolist()], shares[order]
+
+
+def group_round(pruner: Pruner, removed: torch.Tensor, groups: dict[str, list[int]], check: "Pruner | None" = None,
+                tries: int = GROUP_TRIES) -> "tuple[torch.Tensor, GroupMove] | None":
+    """One round (module docstring): the first group move that holds, or None."""
+    labels = _labels(pruner)
+    for live, name in removals(pruner, removed, groups)[0][:tries]:
+        found = repair_group(pruner, check, removed, torch.tensor(live))
         if found is None:
             continue
         new, added, margin = found

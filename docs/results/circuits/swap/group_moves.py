@@ -39,26 +39,14 @@ def main(skip: int) -> None:
     kept_labels = {e["label"] for e in circuit["edges"]}
     labels = [u.label for u in pr.ev.units]
     removed = torch.tensor([label not in kept_labels for label in labels])
-    sets: dict[tuple[int, ...], str] = {}
-    for name, members in swap_groups.edge_groups(pr.ev.units).items():
-        live = tuple(k for k in members if not removed[k])
-        if len(live) >= swap_groups.MIN_GROUP and live not in sets:
-            sets[live] = name
-    trial = removed.repeat(len(sets), 1)
-    for row, live in enumerate(sets):
-        trial[row, list(live)] = True
-    shares = pr.shares(trial)  # [groups, 3]
-    order = torch.argsort(shares[:, 0], descending=True, stable=True)
-    order = order[torch.argsort(pr.margins(shares)[order], descending=True, stable=True)]
-    names = list(sets.items())
-    for rank, row in enumerate(order.tolist()):
-        print(rank, names[row][1], len(names[row][0]), [round(float(x), 3) for x in shares[row]], flush=True)
+    ranked, shares = swap_groups.removals(pr, removed, swap_groups.edge_groups(pr.ev.units))
+    for rank, ((live, name), share) in enumerate(zip(ranked, shares)):
+        print(rank, name, len(live), [round(float(x), 3) for x in share], flush=True)
     t0 = time.time()
-    for rank, row in enumerate(order.tolist()):
+    for rank, (live, name) in enumerate(ranked):
         if rank < skip:
             continue
-        live, name = names[row]
-        found = swap_groups._repair_group(pr, ck, removed, torch.tensor(live))
+        found = swap_groups.repair_group(pr, ck, removed, torch.tensor(live))
         print(f"[{time.time() - t0:.0f}s] rank {rank} {name} ({len(live)}):",
               "no" if found is None else f"YES {found[1]} margin {found[2]:.4f}", flush=True)
         if found is not None:
