@@ -68,6 +68,7 @@ VALID: dict[tuple[str, str], set[str]] = {
     ("train", "eval_lengths"): {""},  # "": the default evaluation lengths
     ("train", "save_every"): {""},  # "": no snapshots
     ("lengthgen", "extend"): {"0"},  # 0: no run is continued
+    ("lengthgen", "restarts"): {"0"},  # 0: no run is trained again
 }
 # options not walked: free text passed through (--set is checked by its own tests), Slurm passthrough,
 # the device (cuda options need a GPU), flags

@@ -140,7 +140,9 @@ def test_cli_study_and_errors(tmp_path, no_png):
                       (["--device", "cuda:7" if torch.cuda.is_available() else "cuda"], "device"),
                       (["--pe", "rotary+abacus"], "does not combine"), (["--test-lengths", "9-1"], "inverted"),
                       (["--extend", "500"], "--extend decides on validation lengths"),
-                      (["--extend", "-5", "--val-lengths", "20-30"], "positive number of steps")]:
+                      (["--extend", "-5", "--val-lengths", "20-30"], "positive number of steps"),
+                      (["--restarts", "2"], "--restarts decides on validation lengths"),
+                      (["--restarts", "-1", "--val-lengths", "20-30"], "0 or more")]:
         res = runner.invoke(app, ["lengthgen", "--out", str(tmp_path / "x"), *args])
         assert res.exit_code == 2 and msg in res.output and "Traceback" not in res.output, res.output
         assert not (tmp_path / "x").exists()
@@ -305,20 +307,27 @@ def test_calibration_is_written_before_testing_and_test_rows_use_it(tmp_path, no
     assert not (tmp_path / "y").exists()
 
 
-def test_extension_continues_only_runs_with_a_validation_error_and_keeps_the_better(tmp_path, no_png, monkeypatch):
+def _study_with_validation(s: Study, out, worst: dict, monkeypatch):
+    """Run study ``s`` with every run's validation rows set to ``worst[run name]`` (read live, so a
+    test may change it between calls); returns the results, extension.json and the runs directory."""
     import comp.lengthgen.extend as ext
+
+    real = ext.evaluate_job
+    monkeypatch.setattr(ext, "evaluate_job", lambda job, st, lengths=None: [
+        {**r, "acc_cot": worst[job.name]} for r in real(job, st, lengths)])
+    results = run_study(s, out, quiet=True)
+    saved = json.loads((out / "extension.json").read_text())
+    assert results["extension"] == saved
+    return results, saved, out / "runs"
+
+
+def test_extension_continues_only_runs_with_a_validation_error_and_keeps_the_better(tmp_path, no_png, monkeypatch):
     from comp.evaluation import evaluate_run
     from comp.runs.load import load_run_config
 
     s = study(pes=["rotary"], seeds=[0, 1], val_lengths="4-5", test_lengths="6", extend=8)
-    real = ext.evaluate_job
     worst = {"parity-rotary-s0": 1.0, "parity-rotary-s1": 0.5, "parity-rotary-s1-ext8": 0.75}  # validation, by run
-    monkeypatch.setattr(ext, "evaluate_job", lambda job, st, lengths=None: [
-        {**r, "acc_cot": worst[job.name]} for r in real(job, st, lengths)])
-    first = run_study(s, tmp_path, quiet=True)
-    saved = json.loads((tmp_path / "extension.json").read_text())
-    assert first["extension"] == saved
-    runs = tmp_path / "runs"
+    first, saved, runs = _study_with_validation(s, tmp_path, worst, monkeypatch)
     assert saved["parity-rotary-s0"]["kept"] == "parity-rotary-s0" and saved["parity-rotary-s0"]["worst_after"] is None
     assert not (runs / "parity-rotary-s0-ext8").exists()  # a clean run is not continued
     child = runs / "parity-rotary-s1-ext8"
@@ -342,6 +351,48 @@ def test_extension_continues_only_runs_with_a_validation_error_and_keeps_the_bet
         run_study(study(extend=5), tmp_path / "y", quiet=True)
     with pytest.raises(CompError, match="positive"):
         run_study(study(extend=-1, val_lengths="4-5", test_lengths="6"), tmp_path / "y", quiet=True)
+    assert not (tmp_path / "y").exists()
+
+
+def test_restarts_train_new_initializations_until_one_is_clean_on_validation(tmp_path, no_png, monkeypatch):
+    from comp.evaluation import evaluate_run
+    from comp.runs.load import load_run_config
+
+    s = study(pes=["rotary"], seeds=[0, 1], val_lengths="4-5", test_lengths="6", extend=8, restarts=3)
+    worst = {"parity-rotary-s0": 1.0,  # clean: neither continued nor restarted
+             "parity-rotary-s1": 0.5, "parity-rotary-s1-ext8": 0.25,  # continuation worse: as trained, then restart
+             "parity-rotary-s1-restart1": 0.75, "parity-rotary-s1-restart1-ext8": 0.875,
+             "parity-rotary-s1-restart2": 1.0, "parity-rotary-s1-restart3": 0.0}
+    first, saved, runs = _study_with_validation(s, tmp_path, worst, monkeypatch)
+    assert saved["parity-rotary-s0"]["restarts"] == [] and not (runs / "parity-rotary-s0-restart1").exists()
+    e = saved["parity-rotary-s1"]
+    assert e["kept"] == "parity-rotary-s1-restart2"  # the first attempt at 1.0 on validation
+    assert [(a["run"], a["kept"], a["worst"]) for a in e["restarts"]] == [
+        ("parity-rotary-s1-restart1", "parity-rotary-s1-restart1-ext8", 0.875),  # continued by the same rule
+        ("parity-rotary-s1-restart2", "parity-rotary-s1-restart2", 1.0)]
+    assert not (runs / "parity-rotary-s1-restart3").exists()  # attempts stop at the first clean one
+    assert not (runs / "parity-rotary-s1-restart2-ext8").exists()
+    for k in (1, 2):  # new initializations: seed + 1000 k, the study's settings, no parent
+        cfg = load_run_config(runs / f"parity-rotary-s1-restart{k}")
+        assert cfg.train.seed == 1 + 1000 * k and cfg.train.steps == 12 and not cfg.train.init_from
+    from comp.io import load_tensors
+    a, b = (load_tensors(runs / n / "model.safetensors") for n in ("parity-rotary-s1", "parity-rotary-s1-restart2"))
+    assert any(not torch.equal(a[k], b[k]) for k in a)  # another model, not a copy
+    direct = evaluate_run(str(runs / "parity-rotary-s1-restart2"), "6", n=8, generate=False)["rows"][0]
+    assert [(r["seed"], r["acc_cot"]) for r in first["rows"] if r["seed"] == 1] == [(1, direct["acc_cot"])]
+    assert "--restarts 3" in (tmp_path / "report.md").read_text()
+    # no clean attempt: the highest worst row is kept (restart 1's continued run)
+    worst.update({"parity-rotary-s1-restart2": 0.5, "parity-rotary-s1-restart2-ext8": 0.5,
+                  "parity-rotary-s1-restart3-ext8": 0.0})
+    second = run_study(s, tmp_path, quiet=True)
+    e = second["extension"]["parity-rotary-s1"]
+    assert e["kept"] == "parity-rotary-s1-restart1-ext8" and len(e["restarts"]) == 3
+    assert [r["acc_cot"] for r in second["rows"] if r["seed"] == 1] == [
+        evaluate_run(str(runs / "parity-rotary-s1-restart1-ext8"), "6", n=8, generate=False)["rows"][0]["acc_cot"]]
+    with pytest.raises(CompError, match="validation lengths"):
+        run_study(study(restarts=2), tmp_path / "y", quiet=True)
+    with pytest.raises(CompError, match="0 or more"):
+        run_study(study(restarts=-1, val_lengths="4-5", test_lengths="6"), tmp_path / "y", quiet=True)
     assert not (tmp_path / "y").exists()
 
 

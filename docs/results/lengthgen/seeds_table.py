@@ -33,13 +33,18 @@ def main() -> None:
         for row in r.get("val_rows", []):
             val[row["seed"]] = min(val.get(row["seed"], 1.0), row[args.metric])
         for job, e in r.get("extension", {}).items():  # job: <task>-<pe>-s<seed>
-            after[int(job.rsplit("-s", 1)[1])] = "" if e["worst_after"] is None else (
-                f"{e['worst_after']:.4f}" + ("" if e["kept"] != job else " (not kept)"))
+            cell = "" if e["worst_after"] is None else (
+                f"{e['worst_after']:.4f}" + ("" if e["kept"].startswith(f"{job}-ext") else " (not kept)"))
+            for k, a in enumerate(e.get("restarts", []), 1):  # --restarts: attempts from new initializations
+                mark = " (kept)" if e["kept"] == a["kept"] else ""
+                cell += f"{'; ' if cell else ''}restart {k}: {a['worst']:.4f}{mark}"
+            after[int(job.rsplit("-s", 1)[1])] = cell
     lengths = sorted({n for rows in test.values() for n in rows})
     calibrated = any(f != 1.0 for f in factor.values()) or any("calibration" in json.loads(p.read_text())
                                                                 for p in args.results)
     extended = bool(after)
-    head = (["seed", "validation: worst row"] + (["after --extend"] if extended else [])
+    restarted = any("restart" in cell for cell in after.values())
+    head = (["seed", "validation: worst row"] + ([("after --extend; restarts" if restarted else "after --extend")] if extended else [])
             + (["factor"] if calibrated else []) + [str(n) for n in lengths])
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head))

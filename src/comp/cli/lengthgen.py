@@ -36,6 +36,9 @@ def lengthgen_cli(
     extend: int = typer.Option(0, help="Steps more for a run with a validation row below 1.0, from its final "
                                "weights, before calibration; the continued run is kept if no worse on --val-lengths "
                                "(see comp.lengthgen.extend). (default: none)"),
+    restarts: int = typer.Option(0, help="New initializations (seed + 1000 k) for a run still below 1.0 on "
+                                 "--val-lengths after --extend; the first attempt at 1.0, else the best, is kept "
+                                 "(see comp.lengthgen.extend). (default: none)"),
     backend: str = typer.Option("inline", help="Where runs train: inline (one after another in this process), local "
                                 "(worker processes, as comp grid --backend local), slurm (one array job; run the command "
                                 "again once it is done); grid-local, the old name of local, still works."),
@@ -51,13 +54,13 @@ def lengthgen_cli(
     """Train (or reuse) one run per encoding and seed, evaluate by length, write a report directory."""
     _lengthgen(task, pe, seeds, train_lengths, test_lengths, out, steps, set_, n, decode, backend, json_path, quiet,
                dict(max_parallel=max_parallel, pack=pack_seeds, slurm=slurm), val_lengths, select, device, calibrate,
-               extend)
+               extend, restarts)
 
 
 @user_errors
 def _lengthgen(task, pe, seeds, train_lengths, test_lengths, out, steps, set_, n, decode, backend, json_path,
                quiet, options: dict, val_lengths: str = "", select: str = "max-min-acc", device: str = "auto",
-               calibrate: str = "", extend: int = 0) -> None:
+               calibrate: str = "", extend: int = 0, restarts: int = 0) -> None:
     check_output_path(json_path, (".json",))
     check_output_dir(out)
     from comp.lengthgen import Study, run_study
@@ -66,7 +69,7 @@ def _lengthgen(task, pe, seeds, train_lengths, test_lengths, out, steps, set_, n
     study = Study(task=task, pes=pe.split(","), seeds=parse_seeds(seeds), train_lengths=train_lengths,
                   test_lengths=test_lengths, steps=steps, sets=list(set_), n=n, decode=decode,
                   val_lengths=val_lengths, select=select, device=device, calibrate=calibrate,
-                  extend=extend)
+                  extend=extend, restarts=restarts)
     from comp.model import resolve_device
     from comp.tasks import make_task, parse_lengths
     from comp.tasks.base import check_sample_size
@@ -77,7 +80,7 @@ def _lengthgen(task, pe, seeds, train_lengths, test_lengths, out, steps, set_, n
     if results.get("selection"):
         print(f"chosen on lengths {val_lengths}: {results['selection']['why']}")
     for name, e in results.get("extension", {}).items():
-        if e["worst_after"] is not None:
+        if e["worst_after"] is not None or e.get("restarts"):
             print(f"continued {name}: {e['why']}")
     for name, c in results.get("calibration", {}).items():
         if c["factor"] != 1.0:

@@ -15,7 +15,8 @@ inference-time factor on its learned ``log n`` scales, chosen on its validation 
 (:mod:`comp.lengthgen.calibrate`, ``OUT/calibration.json``), and its test rows use it.
 With ``extend=STEPS`` (before calibration), a run with a validation row below 1.0 first
 trains ``STEPS`` more steps from its final weights (:mod:`comp.lengthgen.extend`,
-``OUT/extension.json``), and the continued run takes its place if it is no worse there.
+``OUT/extension.json``), and the continued run takes its place if it is no worse there; with
+``restarts=K``, a run still wrong there is trained again from up to K new initializations.
 Runs live in ``OUT/runs/``. With
 ``backend="slurm"`` the study's directory is also a :mod:`comp.grid` grid: the runs train
 as one Slurm array and a second call, once they are done, evaluates and reports.
@@ -58,7 +59,7 @@ def run_study(study: Study, out: "str | Path", backend: str = "inline", quiet: b
         write_json(out / "selection.json", asdict(chosen))  # on disk before any test length is evaluated
         done = [job for job in done if job.pe == chosen.chosen]
         extra = {"selection": asdict(chosen), "val_rows": val_rows}
-    if study.extend and done:  # per run, on its validation rows; on disk before any test length is evaluated
+    if (study.extend or study.restarts) and done:  # per run, on its validation rows; on disk before any test length is evaluated
         done, extra["extension"] = extend_runs(study, out, done, quiet=quiet)
     factors = {}
     if study.calibrate and done:  # per run, on its validation rows; on disk before any test length is evaluated

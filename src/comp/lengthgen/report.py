@@ -85,6 +85,8 @@ def command(study: dict) -> str:
         parts += [f"--val-lengths {study['val_lengths']}", f"--select {study['select']}"]
     if study.get("extend"):
         parts.append(f"--extend {study['extend']}")
+    if study.get("restarts"):
+        parts.append(f"--restarts {study['restarts']}")
     if study.get("calibrate"):
         parts.append(f"--calibrate {study['calibrate']}")
     if study.get("device", "auto") != "auto":
@@ -114,9 +116,11 @@ def calibration_markdown(calibration: dict) -> list[str]:
 def extension_markdown(extension: dict) -> list[str]:
     """Which runs trained more steps because of their validation rows, and which run was kept."""
     rows = [{"run": name, "kept": e["kept"], "why": e["why"]} for name, e in extension.items()]
-    return ["## Continued on validation errors before testing (--extend)", "",
+    return ["## Continued on validation errors before testing (--extend, --restarts)", "",
             "A run with a validation row below 1.0 trained more steps from its final weights; the continued run "
-            "replaces it when its worst validation row is no lower (comp.lengthgen.extend).", "", _md_table(rows), ""]
+            "replaces it when its worst validation row is no lower. With --restarts, a run still below 1.0 was "
+            "trained again from new initializations, and the first attempt at 1.0 (else the best) is kept "
+            "(comp.lengthgen.extend).", "", _md_table(rows), ""]
 
 
 def markdown(results: dict) -> str:

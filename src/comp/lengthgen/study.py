@@ -57,6 +57,7 @@ class Study:
     device: str = "auto"  # where runs train and are evaluated: auto (cuda when present) | cpu | cuda | cuda:N
     calibrate: str = ""  # per-run inference-time factor chosen on val_lengths (comp.lengthgen.calibrate; "": none)
     extend: int = 0  # steps more for a run with a validation row below 1.0 (comp.lengthgen.extend; 0: none)
+    restarts: int = 0  # new initializations for a run still below 1.0 on validation after extend (0: none)
 
 
 @dataclass
@@ -96,6 +97,14 @@ def _differences(a: dict, b: dict, prefix: str = "") -> list[str]:
     return out
 
 
+def check_restarts(restarts: int, val_lengths: str) -> None:
+    """Refuse restarts with nothing to decide on or a negative count (comp.lengthgen.extend, step 4)."""
+    if restarts < 0:
+        raise CompError(f"--restarts takes a count of 0 or more, got {restarts}")
+    if restarts and not val_lengths:
+        raise CompError("--restarts decides on validation lengths; give them too (e.g. --val-lengths 24-63)")
+
+
 def check_extend(steps: int, val_lengths: str) -> None:
     """Refuse an extension with nothing to decide on or a step count that is not positive."""
     if not steps:
@@ -126,6 +135,7 @@ def plan(study: Study, out: Path) -> list[RunJob]:
     if study.calibrate and not study.val_lengths:
         check_calibration(study.calibrate, study.val_lengths, "logn")  # the missing validation lengths
     check_extend(study.extend, study.val_lengths)
+    check_restarts(study.restarts, study.val_lengths)
     if study.val_lengths and set(parse_lengths(study.val_lengths)) & set(parse_lengths(study.test_lengths)):
         raise CompError(f"--val-lengths {study.val_lengths} and --test-lengths {study.test_lengths} overlap; "
                         "choose on lengths that are not tested (e.g. --val-lengths 24-48 --test-lengths 64,128)")
