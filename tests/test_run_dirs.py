@@ -95,6 +95,28 @@ def test_the_second_process_on_a_run_is_refused_and_stale_locks_are_taken_over(t
     assert lock.holder(run_dir) is None
 
 
+def test_a_run_another_process_is_starting_is_not_cleared_as_stale(tmp_path):
+    """A run with a config and no checkpoint yet looks stale; if a live process holds its lock it is
+    starting, not dead: a study (or a second comp train) must refuse it, not delete its files."""
+    from comp.runs.files import clear_unstarted
+
+    run_dir = tmp_path / "r"
+    run_dir.mkdir()
+    (run_dir / CONFIG_FILE).write_text("{}")
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        (run_dir / lock.LOCK_FILE).write_text(json.dumps({"pid": holder.pid, "host": os.uname().nodename, "started": "x"}))
+        assert run_status(run_dir) == "stale"
+        with pytest.raises(CompError, match=f"in use by process {holder.pid}"):
+            clear_unstarted(run_dir)
+        assert (run_dir / CONFIG_FILE).exists()  # untouched
+    finally:
+        holder.kill()
+        holder.wait()
+    clear_unstarted(run_dir)  # its holder is gone: a killed run, cleared
+    assert not (run_dir / CONFIG_FILE).exists()
+
+
 def test_the_lock_is_released_when_training_fails(tiny, tmp_path, monkeypatch):
     def boom(*a, **k):
         raise RuntimeError("boom")

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Literal
 
 from comp.io import read_json
+from comp.runs.lock import refuse_if_busy
 
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.jsonl"
@@ -52,7 +53,9 @@ def read_eval(run_dir: "str | Path") -> dict:
 
 def clear_unstarted(run_dir: "str | Path") -> None:
     """Remove what a run killed before its first checkpoint left (its config and first
-    metrics), so that it can start again from scratch."""
+    metrics), so that it can start again from scratch. A run another live process holds
+    (``.lock``: it is starting, not killed) is refused, not cleared."""
+    refuse_if_busy(run_dir)
     for name in (CONFIG_FILE, METRICS_FILE):
         (Path(run_dir) / name).unlink(missing_ok=True)
 

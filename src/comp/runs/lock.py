@@ -62,6 +62,17 @@ def _create(path: Path) -> bool:
     return True
 
 
+def refuse_if_busy(run_dir: "str | Path") -> None:
+    """Refuse (one line naming the holder) when a live process other than this one holds the lock
+    of ``run_dir``: what it is writing is not to be touched, e.g. cleared as an unstarted run."""
+    info = holder(run_dir)
+    if info is not None and not (info["pid"] == os.getpid() and info["host"] == socket.gethostname()):
+        raise CompError(
+            f"run {run_dir} is in use by process {info['pid']} on {info['host']} (since {info.get('started', '?')}); "
+            f"wait for it to finish or stop it; if that process is gone, remove {Path(run_dir) / LOCK_FILE}"
+        )
+
+
 def acquire(run_dir: "str | Path") -> Path:
     """Take the lock of ``run_dir`` (created if needed), or refuse if a live process holds it."""
     run_dir = Path(run_dir)
@@ -70,12 +81,7 @@ def acquire(run_dir: "str | Path") -> Path:
     for _ in range(3):  # a stale lock is removed and taken; a race with another taker is retried
         if _create(path):
             return path
-        info = holder(run_dir)
-        if info is not None and not (info["pid"] == os.getpid() and info["host"] == socket.gethostname()):
-            raise CompError(
-                f"run {run_dir} is in use by process {info['pid']} on {info['host']} (since {info.get('started', '?')}); "
-                f"wait for it to finish or stop it; if that process is gone, remove {path}"
-            )
+        refuse_if_busy(run_dir)
         path.unlink(missing_ok=True)  # stale: its process is gone
     raise CompError(f"could not lock run {run_dir} (another process keeps taking {path}); try again")
 
