@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 import types
 from pathlib import Path
@@ -81,3 +82,26 @@ def test_plain_transformer_is_the_paper_shape_and_learns():
     assert loss.item() < 0.5  # memorises a fixed batch
     with torch.no_grad():
         torch.testing.assert_close(model(tokens)[:, :3], model(tokens[:, :3]))  # causal: later tokens change nothing
+
+
+def test_patching_ab_exports_a_revision_as_its_own_package(tmp_path):
+    """``python -m benchmarks.patching_ab``: the other revision imports itself, never this checkout's ``comp``."""
+    import importlib
+
+    from benchmarks.patching_ab import PACKAGE, compare, export
+
+    if subprocess.run(["git", "-C", str(Path(__file__).resolve().parents[1]), "rev-parse", "HEAD"], capture_output=True).returncode:
+        pytest.skip("needs a git checkout of this repository (git archive HEAD)")
+    export("HEAD", tmp_path)
+    text = (tmp_path / PACKAGE / "circuits" / "patching.py").read_text()
+    assert f"from {PACKAGE}.circuits import" in text and "from comp." not in text and "import comp\n" not in text
+    sys.path.insert(0, str(tmp_path))
+    try:
+        other = importlib.import_module(f"{PACKAGE}.circuits.patching")
+        assert other.__file__.startswith(str(tmp_path))
+        r = compare(other, ["mlp_out"], n=4, rounds=1, reps=1)  # asserts the two versions agree
+    finally:
+        sys.path.remove(str(tmp_path))
+        for name in [m for m in sys.modules if m == PACKAGE or m.startswith(PACKAGE + ".")]:
+            del sys.modules[name]
+    assert r["mlp_out"]["ratio_best"] > 0

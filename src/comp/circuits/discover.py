@@ -36,6 +36,7 @@ from comp.circuits.data import analysed_task, analysis_groups, load_for_analysis
 from comp.circuits.graph import Graph, Node
 from comp.circuits.pruning import ORDERS, Keep, Order, Pruner, Scores, parse_keep
 from comp.circuits.swap import repair, swap_pass
+from comp.circuits.swap_groups import edge_groups, group_pass
 from comp.config import EVAL_SEED
 from comp.errors import CompError
 from comp.provenance import recorded
@@ -104,6 +105,8 @@ class CircuitResult:
     swap_moves: list = field(default_factory=list)  # its moves: units removed, unit re-added, margin after
     validation_seed: "int | None" = None  # --swap: the validation batch's data seed
     repaired: list = field(default_factory=list)  # --swap: units re-added so the validation batch keeps the targets
+    group_pass: bool = False  # --swap --groups: whether group moves ran after the swap pass (comp.circuits.swap_groups)
+    group_moves: list = field(default_factory=list)  # their moves: group, units removed, units re-added, margin after
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -147,16 +150,19 @@ def attribution_ranking(model, graph: Graph, groups, ablation: str, method: str,
 def discover(model, groups, level: Level = "nodes", method: Method = "exact", ablation: Ablation = "mean",
              target: "float | None" = 0.95, split_positions: bool = True, max_rows: int = 0, require_solved: bool = True,
              keep: "Keep | None" = None, holdout=None, order: Order = "stages", swap: bool = False,
-             validation=None) -> dict:
+             validation=None, group_moves: bool = False) -> dict:
     """Find a circuit on ``groups`` (:func:`comp.circuits.data.analysis_groups`): the fields
     of :class:`CircuitResult` that depend on the model only. ``keep``: what the circuit must
     keep (default: ``target`` as the logit-difference share); ``holdout``: groups of other
     sequences the reported scores are measured on (module docstring); ``order``: of greedy
     pruning (:meth:`comp.circuits.pruning.Pruner.greedy`); ``swap``: then the swap pass
     (:mod:`comp.circuits.swap`), checked on ``validation`` (groups of other sequences) if
-    given. ``require_solved=False``
+    given; ``group_moves``: then group moves alternating with it (:mod:`comp.circuits.swap_groups`).
+    ``require_solved=False``
     skips the check that the model solves its task (benchmarks time random models)."""
     check_options(level, method, ablation, target, order)
+    if group_moves and not swap:
+        raise CompError("--groups runs after the swap pass; give --swap too")
     keep = keep or Keep(logit=target)
     t0 = time.perf_counter()
     graph = Graph.of(model, split_positions)
@@ -182,12 +188,15 @@ def discover(model, groups, level: Level = "nodes", method: Method = "exact", ab
             predicted_recovered=float(1 + scores[removed].sum() / pruner.span),
             exact_recovered=float(pruner.recovered(removed[None])[0]),
             spearman=_spearman(scores, exact_effects), sizes_tried=sizes)
-    moves, repaired, check = [], [], None
+    moves, repaired, check, made = [], [], None, []
     if swap:
         check = None if validation is None else Pruner(evaluator(model, graph, validation, ablation, max_rows), keep)
         if check is not None:
             removed, repaired = repair(check, removed)
         removed, moves = swap_pass(pruner, removed, check)
+        if group_moves:
+            removed, more, made = group_pass(pruner, removed, edge_groups(ev.units), check)
+            moves += more
     effects = pruner.effects(removed)
     kept = [u for u, r in zip(ev.units, removed) if not r]
     nodes, edges = _circuit(graph, level, kept)
@@ -205,7 +214,7 @@ def discover(model, groups, level: Level = "nodes", method: Method = "exact", ab
         model=scorer.scores(torch.zeros_like(removed)), circuit=scorer.scores(removed), knocked_out=scorer.scores(~removed),
         fit=fit, scored_on="discovery batch" if holdout is None else "held-out batch (other sequences than pruning saw)",
         final_pass_removed=pruner.retried, node_pass=node_pass, swap=swap, swap_moves=[asdict(m) for m in moves],
-        repaired=repaired,
+        repaired=repaired, group_pass=group_moves, group_moves=[asdict(m) for m in made],
         attribution=attribution, warning=warning, seconds=time.perf_counter() - t0,
     )
 
@@ -256,12 +265,14 @@ def _check_solves(full: Scores, groups) -> str:
 def discover_run(ckpt: str, level: Level = "nodes", method: Method = "exact", ablation: Ablation = "mean",
                  target: "float | None" = 0.95, lengths: str = "", n: int = N_SEQUENCES, seed: int = EVAL_SEED,
                  split_positions: bool = True, device: str = "cpu", keep: "Keep | str | None" = None,
-                 holdout: bool = True, order: Order = "stages", member: str = "", swap: bool = False) -> CircuitResult:
+                 holdout: bool = True, order: Order = "stages", member: str = "", swap: bool = False,
+                 group_moves: bool = False) -> CircuitResult:
     """:func:`discover` on a run's evaluation sets (``n`` sequences per length, data seed
     ``seed``), scored on a held-out batch (seed ``seed + HOLDOUT_OFFSET``) unless
     ``holdout=False``. ``keep``: a :class:`Keep` or a ``--keep`` spec (``answer=0.95,cot=0.9``).
     ``member``: of a multi-task run, the circuit of that member task alone (default: of every member);
-    ``swap``: the swap pass after pruning, checked on a validation batch (seed ``seed + VALIDATION_OFFSET``)."""
+    ``swap``: the swap pass after pruning, checked on a validation batch (seed ``seed + VALIDATION_OFFSET``);
+    ``group_moves``: with group moves (:mod:`comp.circuits.swap_groups`)."""
     check_options(level, method, ablation, target, order)
     if isinstance(keep, str):
         keep = parse_keep(keep, target if keep.strip() == "" else None)
@@ -271,7 +282,7 @@ def discover_run(ckpt: str, level: Level = "nodes", method: Method = "exact", ab
     held = analysis_groups(task, wanted, n, seed + HOLDOUT_OFFSET, device) if holdout else None
     valid = analysis_groups(task, wanted, n, seed + VALIDATION_OFFSET, device) if swap else None
     found = discover(run.model, groups, level, method, ablation, target, split_positions, keep=keep, holdout=held,
-                     order=order, swap=swap, validation=valid)
+                     order=order, swap=swap, validation=valid, group_moves=group_moves)
     return CircuitResult(run=run.name, task=run.config.task.name, lengths=wanted, n=n, seed=seed,
                          holdout_seed=seed + HOLDOUT_OFFSET if holdout else None, member=member,
                          validation_seed=seed + VALIDATION_OFFSET if swap else None, **found)

@@ -40,6 +40,9 @@ def circuit_cli(
     swap: bool = typer.Option(False, help="After pruning, the swap pass: remove two kept units and re-add at most one "
                                           "pruned unit while every target holds, until no such move does "
                                           "(smaller circuits; slower)."),
+    groups: bool = typer.Option(False, help="With --swap: also group moves, alternating with the swap pass: drop every "
+                                            "kept edge into one head input, into one head or out of one node, and "
+                                            "re-add the fewest edges that keep the targets (edge level; slower)."),
     ablation: str = typer.Option("mean", help=f"What replaces what is outside the circuit: {', '.join(ABLATIONS)}."),
     lengths: str = ANALYSIS_LENGTHS,
     n: int = sequences("Sequences per length (and as many reference sequences)."),
@@ -53,12 +56,12 @@ def circuit_cli(
     """Automatic circuit discovery: the smallest set of nodes or edges that keeps the model's answers."""
     if ctx.invoked_subcommand is None:
         _discover(ckpt, level, method, faithfulness, keep, order, ablation, lengths, n, seed, split_positions, member,
-                  device, json_path, plot, swap)
+                  device, json_path, plot, swap, groups)
 
 
 @user_errors
 def _discover(ckpt, level, method, faithfulness, keep, order, ablation, lengths, n, seed, split_positions, member, device,
-              json_path, plot, swap=False) -> None:
+              json_path, plot, swap=False, groups=False) -> None:
     if not ckpt:
         raise CompError("give --ckpt RUN to discover a circuit, or use: comp circuit diff A.json B.json")
     from comp.circuits.discover import check_options, discover_run
@@ -70,11 +73,14 @@ def _discover(ckpt, level, method, faithfulness, keep, order, ablation, lengths,
     check_output_path(json_path, (".json",))
     check_output_path(plot, FORMATS)
     check_options(level, method, ablation, faithfulness, order)
+    if groups and not swap:
+        raise CompError("--groups runs after the swap pass; give --swap too")
     targets = parse_keep(keep, faithfulness)
     if plot is not None and plot.suffix.lower() == ".png":
         chromium()  # PNGs are drawn in Chromium: fail before the work when there is none
     result = discover_run(ckpt, level, method, ablation, targets.logit, lengths, n, seed, split_positions, device,
-                          keep=targets, order=order, member=member, swap=swap).to_dict()
+                          keep=targets, order=order, member=member, swap=swap,
+                          group_moves=groups).to_dict()
     print_circuit(result)
     write_outputs(result, json_path, run=ckpt)
     if plot is not None:
@@ -93,7 +99,8 @@ def print_circuit(r: dict) -> None:
     wanted = ",".join(f"{k}={v:g}" for k, v in r.get("keep", {}).items() if v is not None) or f"logit={r['target']}"
     on = f" on {r['member']}" if r.get("member") else ""
     print_scores(r, f"{r['run']}{on}: {r['level']} circuit by {r['method']} ({r['ablation']} ablation, keep {wanted}, "
-                    f"{r.get('order', 'stages')} order{', swap pass' if r.get('swap') else ''}), "
+                    f"{r.get('order', 'stages')} order{', swap pass' if r.get('swap') else ''}"
+                    f"{', group moves' if r.get('group_pass') else ''}), "
                     f"{r['n_nodes']}/{r['n_nodes_total']} nodes, {r['n_edges']}/{r['n_edges_total']} edges, {r['seconds']:.1f} s; "
                     f"scored on the {r.get('scored_on', 'discovery batch')}")
     if r.get("fit"):
