@@ -93,20 +93,27 @@ def best_moves(base: torch.Tensor, drop: torch.Tensor, add: torch.Tensor, thresh
     return best_i // len(i), i[best_i % len(i)], j[best_i % len(i)]
 
 
+def both_margins(pruner: Pruner, check: "Pruner | None", trial: torch.Tensor,
+                 margins: "torch.Tensor | None" = None) -> torch.Tensor:
+    """``[K]``: each row of ``trial`` [K, n]'s smallest margin over the discovery batch (its
+    ``margins`` there, if known) and ``check``'s; -inf where either misses a threshold."""
+    margins = pruner.margins(pruner.shares(trial)) if margins is None else margins.clone()  # [K]
+    ok = (margins >= -TOL).nonzero()[:, 0]
+    if check is not None and len(ok):  # the validation batch scores only rows the discovery batch keeps
+        margins[ok] = torch.minimum(margins[ok], check.margins(check.shares(trial[ok])))
+    margins[margins < -TOL] = float("-inf")
+    return margins
+
+
 def _best(pruner: Pruner, check: "Pruner | None", trial: torch.Tensor,
           margins: "torch.Tensor | None" = None) -> "tuple[int, float] | None":
-    """The row of ``trial`` [K, n] keeping every threshold on the discovery batch (its
-    ``margins`` there, if known) and on ``check``'s, with the largest smaller margin; None if none."""
-    margins = pruner.margins(pruner.shares(trial)) if margins is None else margins  # [K]
-    ok = (margins >= -TOL).nonzero()[:, 0]
-    if check is not None and len(ok):
-        margins = margins.clone()
-        margins[ok] = torch.minimum(margins[ok], check.margins(check.shares(trial[ok])))
-        ok = ok[margins[ok] >= -TOL]
-    if not len(ok):
+    """The row of ``trial`` [K, n] keeping every threshold on both batches (:func:`both_margins`)
+    with the largest smaller margin; None if none."""
+    both = both_margins(pruner, check, trial, margins)
+    if not bool((both > float("-inf")).any()):
         return None
-    k = int(ok[margins[ok].argmax()])
-    return k, float(margins[k])
+    k = int(both.argmax())
+    return k, float(both[k])
 
 
 def repair(check: Pruner, removed: torch.Tensor) -> tuple[torch.Tensor, list[str]]:

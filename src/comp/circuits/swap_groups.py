@@ -28,8 +28,8 @@ from dataclasses import dataclass
 
 import torch
 
-from comp.circuits.pruning import TOL, Pruner
-from comp.circuits.swap import Move, _labels, swap_pass
+from comp.circuits.pruning import Pruner
+from comp.circuits.swap import Move, _labels, both_margins, swap_pass
 
 MIN_GROUP = 3  # smaller groups are moves the swap pass already tries
 GROUP_TRIES = 8  # groups repaired per round, least harm first
@@ -61,17 +61,6 @@ def edge_groups(units: list) -> dict[str, list[int]]:
     return out
 
 
-def _ok_both(pruner: Pruner, check: "Pruner | None", trial: torch.Tensor) -> torch.Tensor:
-    """``[K]``: the margin of each row of ``trial`` (the smaller of the two batches; -inf
-    where the discovery batch misses, the validation batch unscored)."""
-    margins = pruner.margins(pruner.shares(trial))  # [K]
-    ok = (margins >= -TOL).nonzero()[:, 0]
-    if check is not None and len(ok):
-        margins[ok] = torch.minimum(margins[ok], check.margins(check.shares(trial[ok])))
-    margins[margins < -TOL] = float("-inf")
-    return margins
-
-
 def repair_group(pruner: Pruner, check: "Pruner | None", removed: torch.Tensor, group: torch.Tensor
                   ) -> "tuple[torch.Tensor, list[int], float] | None":
     """The smallest repair of ``removed | group`` (module docstring, step 2): the new
@@ -87,7 +76,7 @@ def repair_group(pruner: Pruner, check: "Pruner | None", removed: torch.Tensor, 
     n = min(len(group) - 1, len(order))
     prefixes = start.repeat(n + 1, 1)  # row j: the first j of the order re-added
     prefixes[:, order[:n]] &= ~torch.ones(n + 1, n, dtype=torch.bool).tril(-1)
-    margins = _ok_both(pruner, check, prefixes)  # [n + 1]
+    margins = both_margins(pruner, check, prefixes)  # [n + 1]
     ok = (margins > float("-inf")).nonzero()[:, 0]
     if not len(ok):
         return None
