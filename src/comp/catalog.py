@@ -55,7 +55,7 @@ PROBE_TARGETS: dict[str, str] = {
 TRAIN_DEFAULTS: dict[tuple[str, str], object] = {
     ("model", "encoding"): "rotary", ("train", "seed"): 0, ("train", "steps"): 2000, ("train", "batch_size"): 128,
     ("train", "lr"): 3e-3, ("train", "train_lengths"): "1-16", ("train", "curriculum"): False,
-    ("train", "curriculum_per_task"): False,
+    ("train", "curriculum_per_task"): False, ("train", "mix"): "even",
     ("train", "target_acc"): 0.99, ("model", "n_layers"): 2, ("model", "n_heads"): 4, ("model", "d_model"): 64,
     ("model", "d_mlp"): 0, ("model", "attn_only"): False, ("model", "n_ctx"): 512, ("task", "slack"): 0,
     ("train", "device"): "auto", ("train", "compile"): False, ("train", "wandb"): False,

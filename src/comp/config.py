@@ -60,6 +60,8 @@ class TrainConfig:
     curriculum_step: int = 4  # lengths added at each widening
     curriculum_threshold: float = 0.95  # min accuracy over current lengths that triggers a widening
     curriculum_per_task: bool = False  # multi: each member task widens its own lengths on its own accuracy (implies curriculum)
+    mix: str = "even"  # multi: rows per member task: even | need (by 1 - its lowest accuracy, at least mix_floor; implies curriculum_per_task)
+    mix_floor: float = 0.1  # mix=need: the weight of a member at or above every accuracy (so it keeps some rows)
     eval_every: int = 100  # steps between evaluations by length (0: only at the end)
     eval_n: int = 128  # sequences per length in periodic evaluations
     target_acc: float = 0.99  # early stop when every train length reaches this (0 disables)
@@ -86,6 +88,12 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         LengthRange.parse(self.train_lengths)
+        if self.mix not in ("even", "need"):
+            raise CompError(f"unknown mix {self.mix!r}; choose even or need")
+        if not 0 < self.mix_floor <= 1:
+            raise CompError(f"mix_floor must be in (0, 1], got {self.mix_floor}")
+        if self.mix == "need":  # shares follow each member's own evaluation: the per-task curriculum's
+            self.curriculum_per_task = True
         if self.curriculum_per_task:  # a curriculum per member task is a curriculum
             self.curriculum = True
         if self.final_eval_lengths:

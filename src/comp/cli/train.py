@@ -46,6 +46,9 @@ def train_cli(
         help=_h("train", "curriculum_per_task", "Multi: each member task widens its own lengths on its own accuracy "
                 "(implies --curriculum)."),
     ),
+    mix: str | None = typer.Option(
+        None, help=_h("train", "mix", "Multi: rows per member task, even or need (by 1 - its lowest accuracy; "
+                      "implies --curriculum-per-task).")),
     target_acc: float | None = typer.Option(None, help=_h("train", "target_acc", "Early-stop accuracy (0: off).")),
     n_layers: int | None = typer.Option(None, help=_h("model", "n_layers", "Transformer blocks.")),
     n_heads: int | None = typer.Option(None, help=_h("model", "n_heads", "Heads per layer.")),
@@ -103,7 +106,7 @@ def request_of(params: dict) -> TrainRequest:
 SETTING_OPTIONS = {
     "encoding": "pe", "batch_size": "batch_size", "lr": "lr", "train_lengths": "train_lengths",
     "final_eval_lengths": "eval_lengths", "curriculum": "curriculum",
-    "curriculum_per_task": "curriculum_per_task", "target_acc": "target_acc",
+    "curriculum_per_task": "curriculum_per_task", "mix": "mix", "target_acc": "target_acc",
     "n_layers": "n_layers", "n_heads": "n_heads", "d_model": "d_model", "d_mlp": "d_mlp", "attn_only": "attn_only",
     "n_ctx": "n_ctx", "slack": "slack", "compile": "compile", "wandb": "wandb", "wandb_group": "wandb_group",
     "init_from": "init_from", "save_every": "save_every",

@@ -31,6 +31,7 @@ class TrainState:
     step: int = 0  # optimizer steps taken
     hi: int = 0  # longest length currently trained on (curriculum)
     member_hi: dict = field(default_factory=dict)  # per-task curriculum: member task -> its longest length
+    member_share: dict = field(default_factory=dict)  # mix=need: member task -> its weight in the next batches
     hits: int = 0  # consecutive evaluations at the target accuracy
     done: bool = False  # finished (steps reached or early stop)
     stop_reason: str = ""  # "steps" | "target" | ""

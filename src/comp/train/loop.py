@@ -44,12 +44,18 @@ from comp.runs.state import (
     write_failure,
 )
 from comp.runs.transfer import freeze, load_parent, parent_record, trainable
-from comp.tasks import LengthRange, Task
+from comp.tasks import Task
 from comp.tasks.base import check_sample_size
 from comp.train.buckets import forward_backward, n_buckets
 from comp.train.graphed import CompiledStep
 from comp.train.graphed import applies as graph_step_applies
-from comp.train.per_task import initial_member_hi, member_quick_eval, member_ranges, record_member_eval
+from comp.train.per_task import (
+    initial_member_hi,
+    initial_member_share,
+    member_quick_eval,
+    next_batch,
+    record_member_eval,
+)
 from comp.train.reporting import MetricsLog, ProgressBar, WandbLogger, Window
 from comp.train.schedule import count_target, lr_at
 
@@ -133,6 +139,7 @@ def open_run(
     state = TrainState(hi=min(t.curriculum_start, lengths.hi) if t.curriculum else lengths.hi)
     if t.curriculum_per_task:  # each member task its own longest length (comp.train.per_task)
         state.member_hi = initial_member_hi(cfg.task.build(), t)
+        state.member_share = initial_member_share(cfg.task.build(), t)
     metrics = MetricsLog(run_dir / METRICS_FILE)
     if resume and not (run_dir / STATE_FILE).exists():  # stopped before its first checkpoint
         print(f"run {run_dir} has no checkpoint yet: starting it from scratch", file=sys.stderr)
@@ -153,12 +160,6 @@ def open_run(
     if not resume:
         run.snapshot()
     return run
-
-
-def train_range(state: TrainState, t, task: Task) -> "LengthRange | dict[str, LengthRange]":
-    """The lengths of the next batch: lo..hi, hi grown by the curriculum (per member task
-    with the per-task curriculum)."""
-    return member_ranges(state, t, task) if state.member_hi else LengthRange(t.lengths.lo, state.hi)
 
 
 def maybe_compile(fn: Callable, device: torch.device, enabled: bool) -> Callable:
@@ -268,7 +269,7 @@ def _train(cfg: RunConfig, run_dir: Path, task: Task, device: torch.device, resu
             for group in opt.param_groups if graphed is None else ():
                 group["lr"] = lr_at(state.step, t)
             # 2. a fresh batch, lengths uniform in lo..hi (hi grows with the curriculum)
-            batch = task.sample(gen, train_range(state, t, task), t.batch_size)
+            batch = next_batch(task, gen, state, t)
             if graphed is not None:  # compile_step: 3-7 below as one compiled step (comp.train.graphed)
                 with model.sampled_positions(batch.tokens, gen):
                     loss = graphed(batch, lr_at(state.step, t))

@@ -48,9 +48,8 @@ from comp.train.loop import (
     log_window,
     open_run,
     record_eval,
-    train_range,
 )
-from comp.train.per_task import record_member_eval
+from comp.train.per_task import next_batch, record_member_eval
 from comp.train.reporting import ProgressBar, Window
 from comp.train.schedule import lr_at
 from comp.train.stack import SeedStack
@@ -225,7 +224,7 @@ def _train_group(
             # 2. a fresh batch per seed from its own stream (and its random position ids, if
             #    the encoding has them, and its attention temperature factors [batch] with attn_jitter),
             #    stacked [seeds, batch, pos]
-            batches = [task.sample(r.gen, train_range(r.state, t, task), t.batch_size) for r in active]
+            batches = [next_batch(task, r.gen, r.state, t) for r in active]
             ids = sample_position_ids(template, batches, active)
             factors = sample_jitter(template, batches, active)  # after the ids, as alone
             tokens, mask = stack_batches(batches)
