@@ -34,7 +34,7 @@ import torch
 from transformer_lens import utils
 
 from comp.catalog import N_SEQUENCES
-from comp.circuits import last_layer, shared_prefix
+from comp.circuits import fast_sweep, last_layer, shared_prefix
 from comp.circuits.data import load_for_analysis
 from comp.circuits.interventions import DEFAULT_MAX_ROWS, Prefix, prefix_hooks, run_edited
 from comp.circuits.results import PatchResult, PatchSweep
@@ -193,6 +193,9 @@ def generic_activation_patch(
     and values before it (:class:`comp.circuits.interventions.Prefix`).
     """
     assert index_axis_names[0] == "layer" and index_axis_names[1] == "pos", "patch sites are (layer, pos, ...)"
+    fast = fast_sweep.sweep(model, corrupted_tokens, clean_cache, patching_metric, activation_name, max_rows)
+    if fast is not None:  # plain 2-layer rotary models: the whole sweep written out
+        return fast
     n_site_dims = len(index_axis_names) - 1
     n_layers = model.cfg.n_layers
     end = patching_metric.last_pos + 1  # later positions cannot change the metric
