@@ -7,7 +7,8 @@ rows, where TransformerLens's modules cost more than their arithmetic:
 - ``LayerNorm`` is eight operators (mean, subtract, square, mean, add, root, divide,
   affine); :func:`layer_norm` is one ``F.layer_norm`` call with the same weights and eps;
 - the queries, keys and values are one product (:func:`projections`), not one each;
-- the MLP is two ``addmm`` and the activation, without the hook points (:func:`mlp_out`).
+- the MLP is two ``addmm`` and the activation (in place where torch has the kernel: one
+  ``[rows, d_mlp]`` buffer fewer), without the hook points (:func:`mlp_out`).
 
 Each is used only where the module is exactly TransformerLens's (``LayerNorm``; ``MLP``
 without a layer norm inside): anything else runs the module itself. The
@@ -20,6 +21,9 @@ import torch
 import torch.nn.functional as F
 from transformer_lens.components import LayerNorm
 from transformer_lens.components.mlps.mlp import MLP
+
+
+IN_PLACE = {F.gelu: torch._C._nn.gelu_, F.relu: torch.relu_}  # activations with an in-place kernel
 
 
 def layer_norm(ln, x: torch.Tensor) -> torch.Tensor:
@@ -47,7 +51,9 @@ def mlp_out(block, resid_mid: torch.Tensor) -> torch.Tensor:
     h = layer_norm(block.ln2, resid_mid)
     flat = h.reshape(-1, h.shape[-1])  # [rows, d_model]
     pre = torch.addmm(mlp.b_in, flat, mlp.W_in)  # [rows, d_mlp]
-    return torch.addmm(mlp.b_out, mlp.act_fn(pre), mlp.W_out).view(*h.shape[:-1], -1)  # [..., d_model]
+    act = IN_PLACE.get(mlp.act_fn)  # the same kernel without a second [rows, d_mlp] buffer
+    post = act(pre) if act is not None else mlp.act_fn(pre)
+    return torch.addmm(mlp.b_out, post, mlp.W_out).view(*h.shape[:-1], -1)  # [..., d_model]
 
 
 def projections(attn, h: torch.Tensor, kinds: str) -> tuple[torch.Tensor, ...]:

@@ -53,13 +53,14 @@ class Tables:
     b_qkv: torch.Tensor  # [3 * head * d_head]
     w_o: torch.Tensor  # [d_model, head * d_head]: W_O in F.linear's layout
     cos: torch.Tensor  # [n_rot, d_head]: the rotary cos, 1 past rotary_dim
-    sin: torch.Tensor  # [n_rot, d_head]: the rotary sin times rotate_every_two's signs, 0 past rotary_dim
-    perm: torch.Tensor  # [d_head]: rotate_every_two's source of each element
+    sin: torch.Tensor  # [n_rot, d_head]: the rotary sin, 0 past rotary_dim
+    flip: torch.Tensor  # [d_head, d_head]: rotate_every_two as a signed permutation matrix (0 past rotary_dim)
     causal: torch.Tensor  # [n_rot, n_rot] bool: key after query
 
     def rotate(self, x: torch.Tensor, at: "slice | torch.Tensor") -> torch.Tensor:
-        """``x`` [..., pos, d_head] rotated at positions ``at`` (``apply_rotary``'s products, bit for bit)."""
-        return x * self.cos[at] + x[..., self.perm] * self.sin[at]
+        """``x`` [..., pos, d_head] rotated at positions ``at``: ``apply_rotary``'s products, bit for bit
+        (``x @ flip`` sums one signed element and zeros: exact, and one product instead of an index)."""
+        return x * self.cos[at] + (x @ self.flip) * self.sin[at]
 
 
 _TABLES: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()  # model -> (parameter versions, tables)
@@ -88,23 +89,23 @@ def _tables(attn) -> Tables:
     heads, d_model, d_head = attn.W_Q.shape
     rd, (n, _) = attn.cfg.rotary_dim, attn.rotary_cos.shape
     w = torch.cat([attn.W_Q, attn.W_K, attn.W_V])  # [3 * head, d_model, d_head]
-    flipped = attn.rotate_every_two(torch.arange(1, rd + 1, dtype=attn.rotary_cos.dtype, device=w.device))  # +-(source + 1)
-    rest = torch.arange(rd, d_head, device=w.device)
+    flip = torch.zeros(d_head, d_head, dtype=w.dtype, device=w.device)
+    flip[:rd, :rd] = attn.rotate_every_two(torch.eye(rd, dtype=w.dtype, device=w.device))  # row i: e_i rotated
     return Tables(
         w_qkv=w.transpose(1, 2).reshape(-1, d_model).contiguous(),
         b_qkv=torch.cat([attn.b_Q, attn.b_K, attn.b_V]).reshape(-1),
         w_o=attn.W_O.reshape(heads * d_head, -1).T.contiguous(),
         cos=torch.cat([attn.rotary_cos, attn.rotary_cos.new_ones(n, d_head - rd)], -1),
-        sin=torch.cat([attn.rotary_sin * flipped.sign(), attn.rotary_sin.new_zeros(n, d_head - rd)], -1),
-        perm=torch.cat([flipped.abs().long() - 1, rest]),
+        sin=torch.cat([attn.rotary_sin, attn.rotary_sin.new_zeros(n, d_head - rd)], -1),
+        flip=flip,
         causal=torch.ones(n, n, dtype=torch.bool, device=w.device).triu(1),
     )
 
 
 def _softmax(scores: torch.Tensor) -> torch.Tensor:
-    """Softmax over the last axis by exp (torch's float64 softmax is slower on these sizes)."""
-    e = (scores - scores.amax(-1, keepdim=True)).exp()
-    return e / e.sum(-1, keepdim=True)
+    """Softmax over the last axis of a temporary ``scores``, in place, by exp (torch's float64 softmax is slower here)."""
+    e = scores.sub_(scores.amax(-1, keepdim=True)).exp_()  # in place: ``scores`` is a temporary
+    return e.div_(e.sum(-1, keepdim=True))
 
 
 @dataclass
@@ -146,7 +147,7 @@ def _corrupted(model, tabs: list[Tables], clean_cache, emb: torch.Tensor, change
         k, v = torch.cat([clean("k", 0)[:, :s], k], 1), torch.cat([clean("v", 0)[:, :s], v], 1)
     attn = blk0.attn  # layer 0, queries s.., keys 0..: [B, head, n, end]
     scores = t0.rotate(q.transpose(1, 2), slice(s, end)) @ t0.rotate(k.transpose(1, 2), slice(0, end)).transpose(-1, -2)
-    pattern = _softmax((scores / attn.attn_scale).masked_fill(t0.causal[s:end, :end], float("-inf")))
+    pattern = _softmax(scores.div_(attn.attn_scale).masked_fill_(t0.causal[s:end, :end], float("-inf")))
     z0 = (pattern @ v.transpose(1, 2)).transpose(1, 2)  # [B, n, head, d_head]
     resid_mid0 = emb[:, s:] + F.linear(z0.reshape(b, n, hd), t0.w_o, attn.b_O)  # [B, n, d_model]
     mlp0 = None if model.cfg.attn_only else block_mlp(blk0, resid_mid0)
@@ -160,8 +161,8 @@ def _corrupted(model, tabs: list[Tables], clean_cache, emb: torch.Tensor, change
     rq1 = t1.rotate(F.linear(h1[rows, at], t1.w_qkv[:hd], t1.b_qkv[:hd]).view(b, heads, d_head), qpos[:, None])
     rk1 = t1.rotate(k1, slice(0, end))
     hidden = (torch.arange(end, device=emb.device) > qpos[:, None])[:, None, None]  # [B, 1, 1, end]
-    scores = (rq1[:, :, None] @ rk1.transpose(-1, -2)) / blk1.attn.attn_scale  # [B, head, 1, end]
-    z1 = (_softmax(scores.masked_fill(hidden, float("-inf"))) @ v1)[:, :, 0]  # [B, head, d_head]
+    scores = (rq1[:, :, None] @ rk1.transpose(-1, -2)).div_(blk1.attn.attn_scale)  # [B, head, 1, end]
+    z1 = (_softmax(scores.masked_fill_(hidden, float("-inf"))) @ v1)[:, :, 0]  # [B, head, d_head]
     x_q = resid1[rows, at]  # [B, d_model]
     resid_mid1 = x_q + F.linear(z1.reshape(b, hd), t1.w_o, blk1.attn.b_O)
     logits = last_layer.unembed(model, _post(model, 1, resid_mid1))  # [B, d_vocab]
@@ -184,8 +185,8 @@ def _before(model, t1: Tables, run: Run, resid: torch.Tensor, pv: torch.Tensor) 
     q = torch.where(own[:, None, :, None], t1.rotate(q, pv), run.rq1[:, :, None])  # [B, head, V, d_head]
     at_p = pv[:, None] == torch.arange(run.rk1.shape[2], device=pv.device)  # [V, end]: the changed key
     own_key = (q * t1.rotate(k, pv)).sum(-1, keepdim=True)  # [B, head, V, 1]
-    scores = torch.where(at_p, own_key, q @ run.rk1.transpose(-1, -2)) / attn.attn_scale  # [B, head, V, end]
-    pattern = _softmax(scores.masked_fill(run.hidden, float("-inf")))
+    scores = torch.where(at_p, own_key, q @ run.rk1.transpose(-1, -2)).div_(attn.attn_scale)  # [B, head, V, end]
+    pattern = _softmax(scores.masked_fill_(run.hidden, float("-inf")))
     a = pattern.gather(-1, pv.view(1, 1, nv, 1).expand(b, heads, nv, 1))  # [B, head, V, 1]
     z = pattern.masked_fill(at_p, 0) @ run.v1 + a * v  # [B, head, V, d_head]
     x_q = torch.where(own.T[..., None], resid, run.x_q)  # [V, B, d_model]
