@@ -22,7 +22,6 @@ import torch.nn.functional as F
 from transformer_lens.components import LayerNorm
 from transformer_lens.components.mlps.mlp import MLP
 
-
 IN_PLACE = {F.gelu: torch._C._nn.gelu_, F.relu: torch.relu_}  # activations with an in-place kernel
 
 
@@ -41,16 +40,22 @@ def plain_mlp(block) -> bool:
             and not cfg.use_normalization_before_and_after and not cfg.use_hook_mlp_in)
 
 
-def mlp_out(block, resid_mid: torch.Tensor) -> torch.Tensor:
+def mlp_out(block, resid_mid: torch.Tensor, scratch: "torch.Tensor | None" = None) -> torch.Tensor:
     """``hook_mlp_out`` [..., d_model] of ``block`` from its ``resid_mid`` [..., d_model]:
-    ``block.apply_mlp(block.ln2(resid_mid))``, in fewer operators where :func:`plain_mlp`."""
+    ``block.apply_mlp(block.ln2(resid_mid))``, in fewer operators where :func:`plain_mlp`.
+    ``scratch``: a buffer of the dtype that holds the hidden layer ``[rows, d_mlp]`` if it is
+    large enough (a buffer kept between calls: no fresh pages for the largest temporary)."""
     resid_mid = resid_mid.contiguous()
     if not plain_mlp(block):
         return block.apply_mlp(block.ln2(resid_mid))
     mlp = block.mlp
     h = layer_norm(block.ln2, resid_mid)
     flat = h.reshape(-1, h.shape[-1])  # [rows, d_model]
-    pre = torch.addmm(mlp.b_in, flat, mlp.W_in)  # [rows, d_mlp]
+    size = flat.shape[0] * mlp.W_in.shape[1]
+    if scratch is not None and scratch.numel() >= size and scratch.dtype == flat.dtype:
+        pre = torch.addmm(mlp.b_in, flat, mlp.W_in, out=scratch[:size].view(flat.shape[0], -1))  # [rows, d_mlp]
+    else:
+        pre = torch.addmm(mlp.b_in, flat, mlp.W_in)
     act = IN_PLACE.get(mlp.act_fn)  # the same kernel without a second [rows, d_mlp] buffer
     post = act(pre) if act is not None else mlp.act_fn(pre)
     return torch.addmm(mlp.b_out, post, mlp.W_out).view(*h.shape[:-1], -1)  # [..., d_model]

@@ -43,6 +43,8 @@ from comp.circuits.arithmetic import layer_norm
 from comp.circuits.arithmetic import mlp_out as block_mlp
 
 KINDS = ("resid_pre", "z", "mlp_out")
+SCRATCH = 1 << 20  # elements of the largest MLP hidden layer kept between sweeps (8 MB in float64)
+CHUNK = 600  # variant rows per pass at most: smaller temporaries, fewer fresh pages
 
 
 @dataclass
@@ -56,6 +58,7 @@ class Tables:
     sin: torch.Tensor  # [n_rot, d_head]: the rotary sin, 0 past rotary_dim
     flip: torch.Tensor  # [d_head, d_head]: rotate_every_two as a signed permutation matrix (0 past rotary_dim)
     causal: torch.Tensor  # [n_rot, n_rot] bool: key after query
+    hidden: torch.Tensor  # [rows * d_mlp] the MLP's hidden layer, kept between sweeps (at most SCRATCH elements)
 
     def rotate(self, x: torch.Tensor, at: "slice | torch.Tensor") -> torch.Tensor:
         """``x`` [..., pos, d_head] rotated at positions ``at``: ``apply_rotary``'s products, bit for bit
@@ -99,6 +102,7 @@ def _tables(attn) -> Tables:
         sin=torch.cat([attn.rotary_sin, attn.rotary_sin.new_zeros(n, d_head - rd)], -1),
         flip=flip,
         causal=torch.ones(n, n, dtype=torch.bool, device=w.device).triu(1),
+        hidden=w.new_empty(0),
     )
 
 
@@ -150,7 +154,7 @@ def _corrupted(model, tabs: list[Tables], clean_cache, emb: torch.Tensor, change
     pattern = _softmax(scores.div_(attn.attn_scale).masked_fill_(t0.causal[s:end, :end], float("-inf")))
     z0 = (pattern @ v.transpose(1, 2)).transpose(1, 2)  # [B, n, head, d_head]
     resid_mid0 = emb[:, s:] + F.linear(z0.reshape(b, n, hd), t0.w_o, attn.b_O)  # [B, n, d_model]
-    mlp0 = None if model.cfg.attn_only else block_mlp(blk0, resid_mid0)
+    mlp0 = None if model.cfg.attn_only else _mlp(model, t0, 0, resid_mid0)
     resid1 = resid_mid0 if mlp0 is None else resid_mid0 + mlp0
     # layer 1: keys and values at every position, the query at each row's query only
     h1 = layer_norm(blk1.ln1, resid1)  # [B, n, d_model]
@@ -165,13 +169,21 @@ def _corrupted(model, tabs: list[Tables], clean_cache, emb: torch.Tensor, change
     z1 = (_softmax(scores.masked_fill_(hidden, float("-inf"))) @ v1)[:, :, 0]  # [B, head, d_head]
     x_q = resid1[rows, at]  # [B, d_model]
     resid_mid1 = x_q + F.linear(z1.reshape(b, hd), t1.w_o, blk1.attn.b_O)
-    logits = last_layer.unembed(model, _post(model, 1, resid_mid1))  # [B, d_vocab]
+    logits = last_layer.unembed(model, _post(model, t1, 1, resid_mid1))  # [B, d_vocab]
     return Run(s, qpos, resid_mid0, z0, mlp0, resid1, rq1, rk1, v1, hidden, x_q, z1, resid_mid1, logits)
 
 
-def _post(model, layer: int, resid_mid: torch.Tensor) -> torch.Tensor:
+def _mlp(model, t: Tables, layer: int, resid_mid: torch.Tensor) -> torch.Tensor:
+    """``hook_mlp_out`` of ``layer`` from its ``resid_mid`` [..., d_model], the hidden layer in ``t.hidden``."""
+    size = resid_mid.numel() // resid_mid.shape[-1] * model.cfg.d_mlp
+    if t.hidden.numel() < size <= SCRATCH:
+        t.hidden = resid_mid.new_empty(size)
+    return block_mlp(model.blocks[layer], resid_mid, t.hidden)
+
+
+def _post(model, t: Tables, layer: int, resid_mid: torch.Tensor) -> torch.Tensor:
     """``resid_post`` of ``layer`` from its ``resid_mid`` [..., d_model]."""
-    return resid_mid if model.cfg.attn_only else resid_mid + block_mlp(model.blocks[layer], resid_mid)
+    return resid_mid if model.cfg.attn_only else resid_mid + _mlp(model, t, layer, resid_mid)
 
 
 def _before(model, t1: Tables, run: Run, resid: torch.Tensor, pv: torch.Tensor) -> torch.Tensor:
@@ -191,13 +203,13 @@ def _before(model, t1: Tables, run: Run, resid: torch.Tensor, pv: torch.Tensor) 
     z = pattern.masked_fill(at_p, 0) @ run.v1 + a * v  # [B, head, V, d_head]
     x_q = torch.where(own.T[..., None], resid, run.x_q)  # [V, B, d_model]
     mid = x_q + F.linear(z.permute(2, 0, 1, 3).reshape(nv, b, heads * d_head), t1.w_o, attn.b_O)
-    logits = last_layer.unembed(model, _post(model, 1, mid))  # [V, B, d_vocab]
+    logits = last_layer.unembed(model, _post(model, t1, 1, mid))  # [V, B, d_vocab]
     return torch.where((pv[:, None] > run.qpos[None])[..., None], run.logits, logits)  # after the query: unchanged
 
 
 def _metric_in_chunks(metric, n: int, b: int, max_rows: int, logits_of: Callable[[slice], torch.Tensor]) -> torch.Tensor:
     """``[n]``: the metric of ``logits_of(chunk)`` [k, B, d_vocab] over chunks of at most ``max_rows`` rows."""
-    per = max(1, max_rows // b)
+    per = max(1, min(max_rows, CHUNK) // b)
     return torch.cat([metric.normalise(metric.raw_at_query(logits_of(slice(lo, lo + per)))) for lo in range(0, n, per)])
 
 
@@ -255,11 +267,11 @@ def sweep(model, tokens: torch.Tensor, clean_cache, metric, activation_name: str
     mid = run.resid_mid0.transpose(0, 1)[:, None] + torch.einsum("bphd,hdm->phbm", dz, w_o0)  # [n, head, B, d_model]
     mid, pv = mid.flatten(0, 1), positions.repeat_interleave(heads)  # [n * head, B, d_model], [n * head]
     values = _metric_in_chunks(metric, n * heads, b, max_rows,
-                               lambda c: _before(model, t1, run, _post(model, 0, mid[c]), pv[c]))
+                               lambda c: _before(model, t1, run, _post(model, tabs[0], 0, mid[c]), pv[c]))
     out[0, s:end] = torch.where(live, values.view(n, heads), baseline).cpu()
     dz1 = clean(1)[rows, qpos] - run.z1  # [B, head, d_head]
     mid1 = run.resid_mid1 + torch.einsum("bhd,hdm->hbm", dz1, w_o1)  # [head, B, d_model]
-    patched = last_layer.unembed(model, _post(model, 1, mid1))  # [head, B, d_vocab]
+    patched = last_layer.unembed(model, _post(model, t1, 1, mid1))  # [head, B, d_vocab]
     logits = torch.where(hit[:, None], patched[None], run.logits)  # [U, head, B, d_vocab]
     out[1, queries.cpu()] = metric.normalise(metric.raw_at_query(logits)).cpu().to(out.dtype)
     return out
