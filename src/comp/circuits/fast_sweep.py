@@ -44,6 +44,7 @@ from comp.circuits.arithmetic import mlp_out as block_mlp
 
 KINDS = ("resid_pre", "z", "mlp_out")
 SCRATCH = 1 << 20  # elements of the largest MLP hidden layer kept between sweeps (8 MB in float64)
+WEIGHTS = ("W_Q", "W_K", "W_V", "b_Q", "b_K", "b_V", "W_O", "rotary_cos", "rotary_sin")  # what Tables copies
 CHUNK = 600  # variant rows per pass at most: smaller temporaries, fewer fresh pages
 
 
@@ -79,8 +80,10 @@ def applies(model, activation_name: str) -> bool:
 
 @torch.no_grad()
 def tables(model) -> list[Tables]:
-    """Each layer's :class:`Tables`, rebuilt when a parameter or buffer has changed since."""
-    key = tuple((t.data_ptr(), t._version, t.dtype) for t in (*model.parameters(), *model.buffers()))
+    """Each layer's :class:`Tables`, rebuilt when a tensor they copy has changed since (new
+    storage, an in-place update such as an optimizer step, another dtype or size)."""
+    read = [getattr(b.attn, name) for b in model.blocks for name in WEIGHTS]  # what the tables copy
+    key = tuple((t.data_ptr(), t._version, t.dtype, t.shape) for t in read)
     held = _TABLES.get(model)
     if held is None or held[0] != key:
         held = (key, [_tables(block.attn) for block in model.blocks])
