@@ -33,6 +33,7 @@ from __future__ import annotations
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 
 import torch
 import torch.nn.functional as F
@@ -67,6 +68,7 @@ class Tables:
         return x * self.cos[at] + (x @ self.flip) * self.sin[at]
 
 
+_name = lru_cache(maxsize=None)(utils.get_act_name)  # hook names: TransformerLens parses them by regex each call
 _TABLES: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()  # model -> (parameter versions, tables)
 
 
@@ -143,8 +145,8 @@ def _corrupted(model, tabs: list[Tables], clean_cache, emb: torch.Tensor, change
     blk0, blk1, t0, t1 = model.blocks[0], model.blocks[1], tabs[0], tabs[1]
     heads, d_head = blk0.attn.W_Q.shape[0], blk0.attn.W_Q.shape[2]
     hd = heads * d_head
-    clean = lambda kind, layer: clean_cache[utils.get_act_name(kind, layer)].to(emb.device)  # noqa: E731
-    if utils.get_act_name("q", 0) in clean_cache:  # the clean run's, projected again only where the token changed
+    clean = lambda kind, layer: clean_cache[_name(kind, layer)].to(emb.device)  # noqa: E731
+    if _name("q", 0) in clean_cache:  # the clean run's, projected again only where the token changed
         q, k, v = clean("q", 0)[:, s:end].clone(), clean("k", 0)[:, :end].clone(), clean("v", 0)[:, :end].clone()
         r, p = changed.nonzero(as_tuple=True)  # [m]
         new = F.linear(layer_norm(blk0.ln1, emb[r, p]), t0.w_qkv, t0.b_qkv).view(-1, 3, heads, d_head)
@@ -221,8 +223,8 @@ def sweep(model, tokens: torch.Tensor, clean_cache, metric, activation_name: str
     """``[2, pos(, head)]``: :func:`comp.circuits.patching.generic_activation_patch`'s answer for
     ``activation_name`` in :data:`KINDS`, or None where this module does not apply."""
     kinds = {"resid_pre": ("resid_pre", "resid_post"), "z": ("z",), "mlp_out": ("mlp_out",)}
-    need = ["hook_embed", *(utils.get_act_name(k, layer) for k in ("k", "v") for layer in (0, 1))]
-    need += [utils.get_act_name(k, layer) for k in kinds.get(activation_name, ()) for layer in (0, 1)]
+    need = ["hook_embed", *(_name(k, layer) for k in ("k", "v") for layer in (0, 1))]
+    need += [_name(k, layer) for k in kinds.get(activation_name, ()) for layer in (0, 1)]
     if not applies(model, activation_name) or not all(name in clean_cache for name in need):
         return None
     end, dev = metric.last_pos + 1, tokens.device
@@ -240,12 +242,12 @@ def sweep(model, tokens: torch.Tensor, clean_cache, metric, activation_name: str
     b, n, t1 = len(tokens), end - s, tabs[1]
     rows = torch.arange(b, device=dev)
     baseline = metric.normalise(metric.raw_at_query(run.logits)).item()
-    clean = lambda layer: clean_cache[utils.get_act_name(activation_name, layer)].to(dev)  # noqa: E731
+    clean = lambda layer: clean_cache[_name(activation_name, layer)].to(dev)  # noqa: E731
     heads = model.cfg.n_heads
     out = torch.full([2, tokens.shape[1], *((heads,) if activation_name == "z" else ())], baseline)
     positions = torch.arange(s, end, device=dev)  # [n]
     if activation_name == "resid_pre":  # layer 0: the one changed position restores the clean run
-        final = clean_cache[utils.get_act_name("resid_post", 1)].to(dev)[rows, qpos]  # [B, d_model]
+        final = clean_cache[_name("resid_post", 1)].to(dev)[rows, qpos]  # [B, d_model]
         out[0, s] = metric.normalise(metric.raw_at_query(last_layer.unembed(model, final[None])[0])).item()
         new = clean(1)[:, s:end]  # [B, n, d_model]
         live = (new != run.resid1).any(-1).any(0)  # [n]
