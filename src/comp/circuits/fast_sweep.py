@@ -46,7 +46,7 @@ from comp.circuits.arithmetic import mlp_out as block_mlp
 KINDS = ("resid_pre", "z", "mlp_out")
 SCRATCH = 1 << 20  # elements of the largest MLP hidden layer kept between sweeps (8 MB in float64)
 WEIGHTS = ("W_Q", "W_K", "W_V", "b_Q", "b_K", "b_V", "W_O", "rotary_cos", "rotary_sin")  # what Tables copies
-CHUNK = 600  # variant rows per pass at most: smaller temporaries, fewer fresh pages
+PASS_ROWS, PASS_VARIANTS = 600, 8  # a pass of variants: this many rows or this many variants, whichever is more
 
 
 @dataclass
@@ -214,7 +214,7 @@ def _before(model, t1: Tables, run: Run, resid: torch.Tensor, pv: torch.Tensor) 
 
 def _metric_in_chunks(metric, n: int, b: int, max_rows: int, logits_of: Callable[[slice], torch.Tensor]) -> torch.Tensor:
     """``[n]``: the metric of ``logits_of(chunk)`` [k, B, d_vocab] over chunks of at most ``max_rows`` rows."""
-    per = max(1, min(max_rows, CHUNK) // b)
+    per = max(1, min(max_rows // b, max(PASS_ROWS // b, PASS_VARIANTS)))  # few pairs: temporaries below a MB
     return torch.cat([metric.normalise(metric.raw_at_query(logits_of(slice(lo, lo + per)))) for lo in range(0, n, per)])
 
 
