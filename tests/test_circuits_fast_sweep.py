@@ -71,14 +71,18 @@ def test_equal_to_transformer_lens_and_the_generic_path(settings, corruption):
         assert fast.abs().max() > 0.05 or activation == "resid_pre"  # something was restored
 
 
-def test_corrupted_run_equals_the_forward():
-    """The written-out corrupted run holds the model's own activations (float64, 1e-10)."""
+@pytest.mark.parametrize("cached", [True, False])
+def test_corrupted_run_equals_the_forward(cached):
+    """The written-out corrupted run holds the model's own activations (float64, 1e-10),
+    from the clean run's rotated queries and keys or without them."""
     model = model_of()
     pair = make_pair(make_task("parity"), 5, 6, seed=1, corruption="flip_random")
     metric = LogitDiff.for_pair(model, pair)
     tokens = pair.corrupted.tokens
     with torch.no_grad():
         _, clean = model.run_with_cache(pair.clean.tokens)
+        if not cached:
+            clean = {k: v for k, v in clean.items() if k not in fast_sweep.clean_hooks(model)}
         logits, cache = model.run_with_cache(tokens)
         end = metric.last_pos + 1
         emb = model.embed(tokens[:, :end])

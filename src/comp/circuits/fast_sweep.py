@@ -80,6 +80,13 @@ def applies(model, activation_name: str) -> bool:
             and last_layer.supported(model, activation_name, 1))
 
 
+def clean_hooks(model) -> set[str]:
+    """The clean cache's hooks this module reads beyond the generic path's (``patch_sweep``
+    caches them): layer 0's rotated queries and keys, layer 1's rotated keys. Without them
+    it projects and rotates those itself."""
+    return {_name("rot_q", 0), _name("rot_k", 0), _name("rot_k", 1)} if applies(model, "z") else set()
+
+
 @torch.no_grad()
 def tables(model) -> list[Tables]:
     """Each layer's :class:`Tables`, rebuilt when a tensor they copy has changed since (new
@@ -146,16 +153,18 @@ def _corrupted(model, tabs: list[Tables], clean_cache, emb: torch.Tensor, change
     heads, d_head = blk0.attn.W_Q.shape[0], blk0.attn.W_Q.shape[2]
     hd = heads * d_head
     clean = lambda kind, layer: clean_cache[_name(kind, layer)].to(emb.device)  # noqa: E731
-    if _name("q", 0) in clean_cache:  # the clean run's, projected again only where the token changed
-        q, k, v = clean("q", 0)[:, s:end].clone(), clean("k", 0)[:, :end].clone(), clean("v", 0)[:, :end].clone()
+    if all(_name(kind, 0) in clean_cache for kind in ("rot_q", "rot_k", "v")):  # the clean run's, new where the token changed
+        rq, rk, v = clean("rot_q", 0)[:, s:end].clone(), clean("rot_k", 0)[:, :end].clone(), clean("v", 0)[:, :end].clone()
         r, p = changed.nonzero(as_tuple=True)  # [m]
-        new = F.linear(layer_norm(blk0.ln1, emb[r, p]), t0.w_qkv, t0.b_qkv).view(-1, 3, heads, d_head)
-        q[r, p - s], k[r, p], v[r, p] = new.unbind(1)
+        q, k, v_new = F.linear(layer_norm(blk0.ln1, emb[r, p]), t0.w_qkv, t0.b_qkv).view(-1, 3, heads, d_head).unbind(1)
+        rq[r, p - s], rk[r, p], v[r, p] = t0.rotate(q, p[:, None]), t0.rotate(k, p[:, None]), v_new  # [m, head, d_head]
+        rq, rk = rq.transpose(1, 2), rk.transpose(1, 2)  # [B, head, pos, d_head]
     else:
         q, k, v = F.linear(layer_norm(blk0.ln1, emb[:, s:]), t0.w_qkv, t0.b_qkv).view(b, n, 3, heads, d_head).unbind(2)
         k, v = torch.cat([clean("k", 0)[:, :s], k], 1), torch.cat([clean("v", 0)[:, :s], v], 1)
+        rq, rk = t0.rotate(q.transpose(1, 2), slice(s, end)), t0.rotate(k.transpose(1, 2), slice(0, end))
     attn = blk0.attn  # layer 0, queries s.., keys 0..: [B, head, n, end]
-    scores = t0.rotate(q.transpose(1, 2), slice(s, end)) @ t0.rotate(k.transpose(1, 2), slice(0, end)).transpose(-1, -2)
+    scores = rq @ rk.transpose(-1, -2)
     pattern = _softmax(scores.div_(attn.attn_scale).masked_fill_(t0.causal[s:end, :end], float("-inf")))
     z0 = (pattern @ v.transpose(1, 2)).transpose(1, 2)  # [B, n, head, d_head]
     resid_mid0 = emb[:, s:] + F.linear(z0.reshape(b, n, hd), t0.w_o, attn.b_O)  # [B, n, d_model]
@@ -164,11 +173,12 @@ def _corrupted(model, tabs: list[Tables], clean_cache, emb: torch.Tensor, change
     # layer 1: keys and values at every position, the query at each row's query only
     h1 = layer_norm(blk1.ln1, resid1)  # [B, n, d_model]
     k1, v1 = F.linear(h1, t1.w_qkv[hd:], t1.b_qkv[hd:]).view(b, n, 2, heads, d_head).unbind(2)
-    k1 = torch.cat([clean("k", 1)[:, :s], k1], 1).transpose(1, 2)  # [B, head, end, d_head]
+    known = (clean("rot_k", 1)[:, :s].transpose(1, 2) if _name("rot_k", 1) in clean_cache
+             else t1.rotate(clean("k", 1)[:, :s].transpose(1, 2), slice(0, s)))  # [B, head, s, d_head], rotated
+    rk1 = torch.cat([known, t1.rotate(k1.transpose(1, 2), slice(s, end))], 2)  # [B, head, end, d_head]
     v1 = torch.cat([clean("v", 1)[:, :s], v1], 1).transpose(1, 2)
     rows, at = torch.arange(b, device=emb.device), qpos - s
     rq1 = t1.rotate(F.linear(h1[rows, at], t1.w_qkv[:hd], t1.b_qkv[:hd]).view(b, heads, d_head), qpos[:, None])
-    rk1 = t1.rotate(k1, slice(0, end))
     hidden = (torch.arange(end, device=emb.device) > qpos[:, None])[:, None, None]  # [B, 1, 1, end]
     scores = (rq1[:, :, None] @ rk1.transpose(-1, -2)).div_(blk1.attn.attn_scale)  # [B, head, 1, end]
     z1 = (_softmax(scores.masked_fill_(hidden, float("-inf"))) @ v1)[:, :, 0]  # [B, head, d_head]

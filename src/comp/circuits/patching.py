@@ -292,6 +292,7 @@ def patch_sweep(model, pair: Pair, max_rows: int = DEFAULT_MAX_ROWS) -> PatchSwe
     n_layers = model.cfg.n_layers  # what lets the corrupted runs start at the first changed input
     names |= shared_prefix.needed(model, prefix_hooks(n_layers) | last_layer.cache_hooks(n_layers))
     names.add(utils.get_act_name("resid_post", n_layers - 1))
+    names |= fast_sweep.clean_hooks(model)
     _, clean = model.run_with_cache(pair.clean.tokens, names_filter=lambda n: n in names)
     out = {k: SWEEPS[k](model, pair.corrupted.tokens, clean, metric, max_rows=max_rows).tolist() for k in kinds}
     return PatchSweep(
