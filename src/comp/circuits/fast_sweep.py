@@ -8,11 +8,13 @@ pairs. For the common block (TransformerLens's own pre-norm ``Attention`` with r
 positions in both layers, nothing of comp's on it, position ids unused: the blocks
 :func:`comp.circuits.plain_run.applies` takes) this module does the same sweep directly,
 every site of a layer at once, with per-model tables (fused projections, rotary cos/sin
-extended to ``d_head`` with the signs of ``rotate_every_two``, the causal mask) built once:
+extended to ``d_head``, ``rotate_every_two`` as a signed permutation matrix, the causal
+mask, a buffer for the MLP's hidden layer: no fresh pages per sweep) built once:
 
 1. the corrupted run from the first changed position ``s`` to the last query (queries of the
    last layer at each row's query ``q_b`` only), on the clean run's keys and values before
-   ``s``; layer 0 projects only the changed tokens (its input is the token embedding);
+   ``s``; layer 0 projects and rotates only the changed tokens (its input is the token
+   embedding: elsewhere the clean run's rotated queries and keys, :func:`clean_hooks`);
 2. every patch whose effect reaches the last layer as a new ``resid_pre`` at one position
    ``p`` (``hook_z`` / ``hook_mlp_out`` of layer 0, ``hook_resid_pre`` of layer 1) becomes one
    variant row per pair: its key and value at ``p`` (and its query if ``p = q_b``) replace the
@@ -23,8 +25,9 @@ extended to ``d_head`` with the signs of ``rotate_every_two``, the causal mask) 
 4. ``hook_resid_pre`` of layer 0 differs at one position only (a flipped bit): patching it
    restores the clean run (its logits at the queries). More changed positions: the generic path.
 
-The values equal TransformerLens's one-forward-per-patch loop (tests: float64 1e-10,
-float32 1e-5) and the generic path's; anything else (other encodings, comp's attention
+The values equal TransformerLens's one-forward-per-patch loop and the generic path's
+(tests: the sweeps to 1e-5, float64 and trained float32 models; the corrupted run equal to
+the forward to 1e-10 in float64); anything else (other encodings, comp's attention
 scales, other depths, models reading position ids) returns None and takes the generic path.
 """
 
@@ -69,7 +72,7 @@ class Tables:
 
 
 _name = lru_cache(maxsize=None)(utils.get_act_name)  # hook names: TransformerLens parses them by regex each call
-_TABLES: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()  # model -> (parameter versions, tables)
+_TABLES: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()  # model -> (versions of what the tables copy, tables)
 
 
 def applies(model, activation_name: str) -> bool:
