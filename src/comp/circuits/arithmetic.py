@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from transformer_lens.components import LayerNorm
 from transformer_lens.components.mlps.mlp import MLP
 
-IN_PLACE = {F.gelu: torch._C._nn.gelu_, F.relu: torch.relu_}  # activations with an in-place kernel
+IN_PLACE = {F.gelu: getattr(torch._C._nn, "gelu_", None), F.relu: torch.relu_}  # activations with an in-place kernel
 
 
 def layer_norm(ln, x: torch.Tensor) -> torch.Tensor:
