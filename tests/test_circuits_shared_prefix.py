@@ -98,10 +98,11 @@ def test_a_patch_of_the_only_changed_position_is_the_clean_run():
 
 
 def test_patch_sweep_caches_what_the_shared_prefix_needs(monkeypatch):
-    """`comp patch` (patch_sweep) runs every sweep's corrupted run from the first changed input."""
+    """`comp patch` (patch_sweep) runs every sweep's corrupted run from the first changed input
+    (three layers: two-layer rotary models take comp.circuits.fast_sweep, tested there)."""
     from comp.circuits import patching
 
-    model = model_of()
+    model = model_of(n_layers=3)
     pair = make_pair(make_task("parity"), 5, 6, seed=0, corruption="flip_one", at=2)
     starts = []
     real = shared_prefix.corrupted_run

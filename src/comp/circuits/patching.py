@@ -34,7 +34,7 @@ import torch
 from transformer_lens import utils
 
 from comp.catalog import N_SEQUENCES
-from comp.circuits import last_layer, shared_prefix
+from comp.circuits import fast_sweep, last_layer, shared_prefix
 from comp.circuits.data import load_for_analysis
 from comp.circuits.interventions import DEFAULT_MAX_ROWS, Prefix, prefix_hooks, run_edited
 from comp.circuits.results import PatchResult, PatchSweep
@@ -180,6 +180,7 @@ def generic_activation_patch(
     activation_name: str,
     index_axis_names: Sequence[str],
     max_rows: int = DEFAULT_MAX_ROWS,
+    fast: bool = True,
 ) -> torch.Tensor:
     """The metric after patching each site of ``activation_name`` from ``clean_cache``.
 
@@ -188,11 +189,17 @@ def generic_activation_patch(
     ``[batch, pos, head, d_head]``). Returns ``[n_layers, pos(, head)]``, the same as
     ``transformer_lens.patching.generic_activation_patch`` with the same arguments.
 
+    ``fast``: plain 2-layer rotary models take :func:`comp.circuits.fast_sweep.sweep` (the
+    same values in fewer operators); False runs the general path below for every model.
+
     Only sites that can change the metric are run (the module docstring says which);
     sites at one position share one pass that starts there, on the corrupted run's keys
     and values before it (:class:`comp.circuits.interventions.Prefix`).
     """
     assert index_axis_names[0] == "layer" and index_axis_names[1] == "pos", "patch sites are (layer, pos, ...)"
+    done = fast_sweep.sweep(model, corrupted_tokens, clean_cache, patching_metric, activation_name, max_rows) if fast else None
+    if done is not None:  # plain 2-layer rotary models: the whole sweep written out
+        return done
     n_site_dims = len(index_axis_names) - 1
     n_layers = model.cfg.n_layers
     end = patching_metric.last_pos + 1  # later positions cannot change the metric
@@ -285,6 +292,7 @@ def patch_sweep(model, pair: Pair, max_rows: int = DEFAULT_MAX_ROWS) -> PatchSwe
     n_layers = model.cfg.n_layers  # what lets the corrupted runs start at the first changed input
     names |= shared_prefix.needed(model, prefix_hooks(n_layers) | last_layer.cache_hooks(n_layers))
     names.add(utils.get_act_name("resid_post", n_layers - 1))
+    names |= fast_sweep.clean_hooks(model)
     _, clean = model.run_with_cache(pair.clean.tokens, names_filter=lambda n: n in names)
     out = {k: SWEEPS[k](model, pair.corrupted.tokens, clean, metric, max_rows=max_rows).tolist() for k in kinds}
     return PatchSweep(
