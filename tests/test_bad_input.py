@@ -57,6 +57,8 @@ VALID: dict[tuple[str, str], set[str]] = {
     ("*", "task"): {""},
     ("*", "layer"): {"0"},
     ("circuit", "keep"): {""},  # "": the default target, logit=0.95
+    ("circuit", "plateau"): {"0"},  # 0: no plateau moves (the default)
+    ("circuit", "select"): {""},  # "": no selection batch (the default)
     ("train", "slack"): {"0"},
     ("train", "target_acc"): {"0"},
     ("train", "tasks"): {""},

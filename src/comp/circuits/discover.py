@@ -37,6 +37,8 @@ from comp.circuits.graph import Graph, Node
 from comp.circuits.pruning import ORDERS, Keep, Order, Pruner, Scores, parse_keep
 from comp.circuits.swap import repair, swap_pass
 from comp.circuits.swap_groups import edge_groups, group_pass
+from comp.circuits.swap_plateau import plateau_pass
+from comp.circuits.swap_select import choose
 from comp.config import EVAL_SEED
 from comp.errors import CompError
 from comp.provenance import recorded
@@ -52,6 +54,7 @@ BASELINE = 0.9  # a model below this final-answer accuracy gets a warning
 SOLVES_MARGIN = 0.1  # ... and one within this of chance is refused
 HOLDOUT_OFFSET = 2  # held-out batch: data seed + 2 (its reference set + 3; discovery uses + 0 and + 1)
 VALIDATION_OFFSET = 4  # --swap's validation batch: data seed + 4 (its reference set + 5)
+SELECTION_OFFSET = 6  # --select's selection batch: data seed + 6 (its reference set + 7)
 
 
 @dataclass
@@ -107,6 +110,9 @@ class CircuitResult:
     repaired: list = field(default_factory=list)  # --swap: units re-added so the validation batch keeps the targets
     group_pass: bool = False  # --swap --groups: whether group moves ran after the swap pass (comp.circuits.swap_groups)
     group_moves: list = field(default_factory=list)  # their moves: group, units removed, units re-added, margin after
+    plateau: int = 0  # --swap --plateau K: at most K plateau moves, each followed by the swap pass (comp.circuits.swap_plateau)
+    plateau_moves: list = field(default_factory=list)  # their moves: unit removed, unit re-added, margin before and after
+    selection: dict = field(default_factory=dict)  # --select: the trail scored on the selection batch (comp.circuits.swap_select)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -123,6 +129,15 @@ def check_options(level: str, method: str, ablation: str, target: "float | None"
         raise CompError(f"unknown --order {order!r}; choose one of: {', '.join(ORDERS)}")
     if target is not None and not 0 < target <= 1:
         raise CompError(f"--faithfulness {target} is outside (0, 1]; give the share of the logit difference to keep, e.g. 0.95")
+
+
+def check_search(swap: bool, group_moves: bool, plateau: int, select: "Keep | None") -> None:
+    """The options of the search after pruning (--groups, --plateau, --select) need --swap."""
+    if plateau < 0:
+        raise CompError(f"--plateau {plateau} is negative; give the most plateau moves to make, e.g. 4 (0: none)")
+    for given, flag in ((group_moves, "--groups"), (plateau, "--plateau"), (select is not None, "--select")):
+        if given and not swap:
+            raise CompError(f"{flag} runs after the swap pass; give --swap too")
 
 
 def _spearman(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -150,19 +165,22 @@ def attribution_ranking(model, graph: Graph, groups, ablation: str, method: str,
 def discover(model, groups, level: Level = "nodes", method: Method = "exact", ablation: Ablation = "mean",
              target: "float | None" = 0.95, split_positions: bool = True, max_rows: int = 0, require_solved: bool = True,
              keep: "Keep | None" = None, holdout=None, order: Order = "stages", swap: bool = False,
-             validation=None, group_moves: bool = False) -> dict:
+             validation=None, group_moves: bool = False, plateau: int = 0, select: "Keep | None" = None,
+             selection=None, selection_seed: int = -1) -> dict:
     """Find a circuit on ``groups`` (:func:`comp.circuits.data.analysis_groups`): the fields
     of :class:`CircuitResult` that depend on the model only. ``keep``: what the circuit must
     keep (default: ``target`` as the logit-difference share); ``holdout``: groups of other
     sequences the reported scores are measured on (module docstring); ``order``: of greedy
     pruning (:meth:`comp.circuits.pruning.Pruner.greedy`); ``swap``: then the swap pass
     (:mod:`comp.circuits.swap`), checked on ``validation`` (groups of other sequences) if
-    given; ``group_moves``: then group moves alternating with it (:mod:`comp.circuits.swap_groups`).
+    given; ``group_moves``: then group moves alternating with it (:mod:`comp.circuits.swap_groups`);
+    ``plateau``: then at most that many plateau moves (:mod:`comp.circuits.swap_plateau`);
+    ``select`` and ``selection`` (groups of other sequences, data seed ``selection_seed``): the
+    circuit is the smallest of the search's trail keeping ``select`` there (:mod:`comp.circuits.swap_select`).
     ``require_solved=False``
     skips the check that the model solves its task (benchmarks time random models)."""
     check_options(level, method, ablation, target, order)
-    if group_moves and not swap:
-        raise CompError("--groups runs after the swap pass; give --swap too")
+    check_search(swap, group_moves, plateau, select)
     keep = keep or Keep(logit=target)
     t0 = time.perf_counter()
     graph = Graph.of(model, split_positions)
@@ -188,15 +206,26 @@ def discover(model, groups, level: Level = "nodes", method: Method = "exact", ab
             predicted_recovered=float(1 + scores[removed].sum() / pruner.span),
             exact_recovered=float(pruner.recovered(removed[None])[0]),
             spearman=_spearman(scores, exact_effects), sizes_tried=sizes)
-    moves, repaired, check, made = [], [], None, []
+    moves, repaired, check, made, flat, chosen = [], [], None, [], [], None
     if swap:
+        trail = [removed.clone()]  # every circuit the search passes through (--select chooses among them)
         check = None if validation is None else Pruner(evaluator(model, graph, validation, ablation, max_rows), keep)
         if check is not None:
-            removed, repaired = repair(check, removed)
-        removed, moves = swap_pass(pruner, removed, check)
+            removed, repaired = repair(check, removed, trail)
+        removed, moves = swap_pass(pruner, removed, check, trail=trail)
         if group_moves:
-            removed, more, made = group_pass(pruner, removed, edge_groups(ev.units), check)
+            removed, more, made = group_pass(pruner, removed, edge_groups(ev.units), check, trail=trail)
             moves += more
+        if plateau:
+            removed, more, flat = plateau_pass(pruner, removed, check, plateau, trail=trail)
+            moves += more
+        if select is not None and selection is not None:
+            removed, chosen = choose(Pruner(evaluator(model, graph, selection, ablation, max_rows), select), trail,
+                                     selection_seed)
+            if not chosen.held:
+                warning = (warning + "; " if warning else "") + (
+                    "no circuit on the search's trail keeps the --select thresholds on the selection batch: "
+                    "the search's last circuit is reported")
     effects = pruner.effects(removed)
     kept = [u for u, r in zip(ev.units, removed) if not r]
     nodes, edges = _circuit(graph, level, kept)
@@ -215,6 +244,7 @@ def discover(model, groups, level: Level = "nodes", method: Method = "exact", ab
         fit=fit, scored_on="discovery batch" if holdout is None else "held-out batch (other sequences than pruning saw)",
         final_pass_removed=pruner.retried, node_pass=node_pass, swap=swap, swap_moves=[asdict(m) for m in moves],
         repaired=repaired, group_pass=group_moves, group_moves=[asdict(m) for m in made],
+        plateau=plateau, plateau_moves=[asdict(m) for m in flat], selection=asdict(chosen) if chosen else {},
         attribution=attribution, warning=warning, seconds=time.perf_counter() - t0,
     )
 
@@ -266,23 +296,30 @@ def discover_run(ckpt: str, level: Level = "nodes", method: Method = "exact", ab
                  target: "float | None" = 0.95, lengths: str = "", n: int = N_SEQUENCES, seed: int = EVAL_SEED,
                  split_positions: bool = True, device: str = "cpu", keep: "Keep | str | None" = None,
                  holdout: bool = True, order: Order = "stages", member: str = "", swap: bool = False,
-                 group_moves: bool = False) -> CircuitResult:
+                 group_moves: bool = False, plateau: int = 0, select: "Keep | str | None" = None) -> CircuitResult:
     """:func:`discover` on a run's evaluation sets (``n`` sequences per length, data seed
     ``seed``), scored on a held-out batch (seed ``seed + HOLDOUT_OFFSET``) unless
     ``holdout=False``. ``keep``: a :class:`Keep` or a ``--keep`` spec (``answer=0.95,cot=0.9``).
     ``member``: of a multi-task run, the circuit of that member task alone (default: of every member);
     ``swap``: the swap pass after pruning, checked on a validation batch (seed ``seed + VALIDATION_OFFSET``);
-    ``group_moves``: with group moves (:mod:`comp.circuits.swap_groups`)."""
+    ``group_moves``: with group moves (:mod:`comp.circuits.swap_groups`); ``plateau``: at most that
+    many plateau moves; ``select``: a :class:`Keep` or a spec, the circuit chosen on a selection batch
+    (seed ``seed + SELECTION_OFFSET``, :mod:`comp.circuits.swap_select`)."""
     check_options(level, method, ablation, target, order)
     if isinstance(keep, str):
         keep = parse_keep(keep, target if keep.strip() == "" else None)
+    if isinstance(select, str):
+        select = parse_keep(select, flag="--select") if select.strip() else None
+    check_search(swap, group_moves, plateau, select)
     run, wanted = load_for_analysis(ckpt, lengths, device)
     task = analysed_task(run.task, member)
     groups = analysis_groups(task, wanted, n, seed, device)
     held = analysis_groups(task, wanted, n, seed + HOLDOUT_OFFSET, device) if holdout else None
     valid = analysis_groups(task, wanted, n, seed + VALIDATION_OFFSET, device) if swap else None
+    chosen = analysis_groups(task, wanted, n, seed + SELECTION_OFFSET, device) if select is not None else None
     found = discover(run.model, groups, level, method, ablation, target, split_positions, keep=keep, holdout=held,
-                     order=order, swap=swap, validation=valid, group_moves=group_moves)
+                     order=order, swap=swap, validation=valid, group_moves=group_moves, plateau=plateau, select=select,
+                     selection=chosen, selection_seed=seed + SELECTION_OFFSET)
     return CircuitResult(run=run.name, task=run.config.task.name, lengths=wanted, n=n, seed=seed,
                          holdout_seed=seed + HOLDOUT_OFFSET if holdout else None, member=member,
                          validation_seed=seed + VALIDATION_OFFSET if swap else None, **found)

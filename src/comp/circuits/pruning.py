@@ -84,10 +84,10 @@ def _threshold(name: str, value: float) -> float:
     return value
 
 
-def parse_keep(spec: str = "", faithfulness: "float | None" = None) -> Keep:
+def parse_keep(spec: str = "", faithfulness: "float | None" = None, flag: str = "--keep") -> Keep:
     """``--keep answer=0.95,cot=0.9[,logit=0.95]`` and ``--faithfulness F`` (the logit target)
     as a :class:`Keep`. Neither given: ``logit=0.95``; ``--keep`` without ``logit=`` and no
-    ``--faithfulness``: the accuracy targets only."""
+    ``--faithfulness``: the accuracy targets only. ``flag``: the option named in errors."""
     if faithfulness is not None:
         _threshold("--faithfulness", faithfulness)
     if not spec.strip():
@@ -97,14 +97,14 @@ def parse_keep(spec: str = "", faithfulness: "float | None" = None) -> Keep:
         name, eq, value = part.partition("=")
         name = name.strip()
         if name not in SHARES or not eq:
-            raise CompError(f"--keep {spec!r}: {part.strip()!r} is not SHARE=VALUE with SHARE one of "
-                            f"{', '.join(SHARES)}; e.g. --keep answer=0.95,cot=0.9")
+            raise CompError(f"{flag} {spec!r}: {part.strip()!r} is not SHARE=VALUE with SHARE one of "
+                            f"{', '.join(SHARES)}; e.g. {flag} answer=0.95,cot=0.9")
         if name in given:
-            raise CompError(f"--keep {spec!r} names {name} twice; give each share once")
+            raise CompError(f"{flag} {spec!r} names {name} twice; give each share once")
         try:
-            given[name] = _threshold(f"--keep {name}", float(value))
+            given[name] = _threshold(f"{flag} {name}", float(value))
         except ValueError:
-            raise CompError(f"--keep {spec!r}: {value.strip()!r} is not a number; e.g. --keep answer=0.95,cot=0.9") from None
+            raise CompError(f"{flag} {spec!r}: {value.strip()!r} is not a number; e.g. {flag} answer=0.95,cot=0.9") from None
     if faithfulness is not None:
         if "logit" in given:
             raise CompError("the logit target is given twice (--faithfulness and --keep logit=); give it once")

@@ -116,11 +116,13 @@ def _best(pruner: Pruner, check: "Pruner | None", trial: torch.Tensor,
     return k, float(both[k])
 
 
-def repair(check: Pruner, removed: torch.Tensor) -> tuple[torch.Tensor, list[str]]:
+def repair(check: Pruner, removed: torch.Tensor, trail: "list[torch.Tensor] | None" = None
+           ) -> tuple[torch.Tensor, list[str]]:
     """``removed`` with pruned units re-added until the circuit keeps every threshold on
     ``check``'s batch: each time the one that raises the smallest margin there most (of
     those, the one with the largest logit share).
-    Returns the new ``removed`` and the units re-added, in order."""
+    Returns the new ``removed`` and the units re-added, in order; ``trail`` (if given) gets
+    each circuit after a re-add."""
     labels = _labels(check)
     added: list[str] = []
     while float(check.margins(check.shares(removed[None]))[0]) < -TOL and bool(removed.any()):
@@ -132,14 +134,17 @@ def repair(check: Pruner, removed: torch.Tensor) -> tuple[torch.Tensor, list[str
         k = int(tied[shares[tied, 0].argmax()])
         removed = trial[k]
         added.append(labels[pruned[k]])
+        if trail is not None:
+            trail.append(removed.clone())
         log.info("repair: +%s on the validation batch", added[-1])
     return removed, added
 
 
 def swap_pass(pruner: Pruner, removed: torch.Tensor, check: "Pruner | None" = None, tries: int = TRIES,
-              rounds: int = MAX_ROUNDS) -> tuple[torch.Tensor, list[Move]]:
+              rounds: int = MAX_ROUNDS, trail: "list[torch.Tensor] | None" = None) -> tuple[torch.Tensor, list[Move]]:
     """``[n]`` bool: ``removed`` after the swap pass (module docstring), and the moves made.
-    ``check``: the validation batch's pruner; every move must keep its thresholds too."""
+    ``check``: the validation batch's pruner; every move must keep its thresholds too;
+    ``trail`` (if given) gets the circuit after each move."""
     moves: list[Move] = []
     labels = _labels(pruner)
     known = torch.full((pruner.n, 3), float("nan"), dtype=torch.float64)  # last measured re-add change per unit
@@ -170,6 +175,8 @@ def swap_pass(pruner: Pruner, removed: torch.Tensor, check: "Pruner | None" = No
             continue
         removed, move = made
         moves.append(move)
+        if trail is not None:
+            trail.append(removed.clone())
         full = False  # next round: measure only units never measured (the rest: stale, ordering only)
         log.info("move %d: -%s +%s (margin %.4f): %d kept", len(moves), " -".join(move.removed),
                  move.added or "nothing", move.margin, int((~removed).sum()))

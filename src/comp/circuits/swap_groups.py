@@ -121,9 +121,11 @@ def group_round(pruner: Pruner, removed: torch.Tensor, groups: dict[str, list[in
 
 
 def group_pass(pruner: Pruner, removed: torch.Tensor, groups: dict[str, list[int]], check: "Pruner | None" = None,
-               tries: int = GROUP_TRIES, rounds: int = MAX_GROUP_ROUNDS) -> tuple[torch.Tensor, list[Move], list[GroupMove]]:
+               tries: int = GROUP_TRIES, rounds: int = MAX_GROUP_ROUNDS, trail: "list[torch.Tensor] | None" = None
+               ) -> tuple[torch.Tensor, list[Move], list[GroupMove]]:
     """``removed`` after alternating group rounds and the swap pass (:func:`swap_pass`) until
-    neither finds a move: the new ``removed``, the swap moves and the group moves made."""
+    neither finds a move: the new ``removed``, the swap moves and the group moves made
+    (``trail``, if given, gets the circuit after each move)."""
     moves: list[Move] = []
     made: list[GroupMove] = []
     for _ in range(rounds):
@@ -132,8 +134,10 @@ def group_pass(pruner: Pruner, removed: torch.Tensor, groups: dict[str, list[int
             break
         removed, move = found
         made.append(move)
+        if trail is not None:
+            trail.append(removed.clone())
         log.info("group move %d: %s: -%s +%s (margin %.4f): %d kept", len(made), move.group, " -".join(move.removed),
                  " +".join(move.added) or "nothing", move.margin, int((~removed).sum()))
-        removed, more = swap_pass(pruner, removed, check)
+        removed, more = swap_pass(pruner, removed, check, trail=trail)
         moves += more
     return removed, moves, made

@@ -43,6 +43,12 @@ def circuit_cli(
     groups: bool = typer.Option(False, help="With --swap: also group moves, alternating with the swap pass: drop every "
                                             "kept edge into one head input, into one head or out of one node, and "
                                             "re-add the fewest edges that keep the targets (edge level; slower)."),
+    plateau: int = typer.Option(0, help="With --swap: then up to this many plateau moves (one kept unit out, one pruned "
+                                        "unit in, raising the smallest margin over both batches), each followed by "
+                                        "the swap pass (default: 0, none)."),
+    select: str = typer.Option("", help="With --swap: of every circuit the search passed through, keep the smallest "
+                                        "that keeps these shares on a selection batch (data seed + 6), as --keep's "
+                                        "spec, e.g. answer=0.96,cot=0.92 (default: none, the search's last circuit)."),
     ablation: str = typer.Option("mean", help=f"What replaces what is outside the circuit: {', '.join(ABLATIONS)}."),
     lengths: str = ANALYSIS_LENGTHS,
     n: int = sequences("Sequences per length (and as many reference sequences)."),
@@ -56,15 +62,15 @@ def circuit_cli(
     """Automatic circuit discovery: the smallest set of nodes or edges that keeps the model's answers."""
     if ctx.invoked_subcommand is None:
         _discover(ckpt, level, method, faithfulness, keep, order, ablation, lengths, n, seed, split_positions, member,
-                  device, json_path, plot, swap, groups)
+                  device, json_path, plot, swap, groups, plateau, select)
 
 
 @user_errors
 def _discover(ckpt, level, method, faithfulness, keep, order, ablation, lengths, n, seed, split_positions, member, device,
-              json_path, plot, swap=False, groups=False) -> None:
+              json_path, plot, swap=False, groups=False, plateau=0, select="") -> None:
     if not ckpt:
         raise CompError("give --ckpt RUN to discover a circuit, or use: comp circuit diff A.json B.json")
-    from comp.circuits.discover import check_options, discover_run
+    from comp.circuits.discover import check_options, check_search, discover_run
     from comp.circuits.pruning import parse_keep
     from comp.views.browser import chromium
     from comp.views.circuit import circuit_figure
@@ -73,14 +79,14 @@ def _discover(ckpt, level, method, faithfulness, keep, order, ablation, lengths,
     check_output_path(json_path, (".json",))
     check_output_path(plot, FORMATS)
     check_options(level, method, ablation, faithfulness, order)
-    if groups and not swap:
-        raise CompError("--groups runs after the swap pass; give --swap too")
     targets = parse_keep(keep, faithfulness)
+    chooser = parse_keep(select, flag="--select") if select.strip() else None
+    check_search(swap, groups, plateau, chooser)
     if plot is not None and plot.suffix.lower() == ".png":
         chromium()  # PNGs are drawn in Chromium: fail before the work when there is none
     result = discover_run(ckpt, level, method, ablation, targets.logit, lengths, n, seed, split_positions, device,
                           keep=targets, order=order, member=member, swap=swap,
-                          group_moves=groups).to_dict()
+                          group_moves=groups, plateau=plateau, select=chooser).to_dict()
     print_circuit(result)
     write_outputs(result, json_path, run=ckpt)
     if plot is not None:
@@ -100,7 +106,8 @@ def print_circuit(r: dict) -> None:
     on = f" on {r['member']}" if r.get("member") else ""
     print_scores(r, f"{r['run']}{on}: {r['level']} circuit by {r['method']} ({r['ablation']} ablation, keep {wanted}, "
                     f"{r.get('order', 'stages')} order{', swap pass' if r.get('swap') else ''}"
-                    f"{', group moves' if r.get('group_pass') else ''}), "
+                    f"{', group moves' if r.get('group_pass') else ''}"
+                    f"{', plateau moves' if r.get('plateau') else ''}{', selected' if r.get('selection') else ''}), "
                     f"{r['n_nodes']}/{r['n_nodes_total']} nodes, {r['n_edges']}/{r['n_edges_total']} edges, {r['seconds']:.1f} s; "
                     f"scored on the {r.get('scored_on', 'discovery batch')}")
     if r.get("fit"):
@@ -112,6 +119,11 @@ def print_circuit(r: dict) -> None:
                 title="kept units: drop in recovered logit difference when each alone is removed from the circuit")
     if len(kept) > 20:
         console.print(f"{len(kept) - 20} more kept units; --json has every one")
+    sel = r.get("selection")
+    if sel:
+        typer.echo(f"selection batch (data seed {sel['seed']}): circuit {sel['chosen'] + 1} of {len(sel['sizes'])} the "
+                   f"search passed through ({sel['sizes'][sel['chosen']]} units, margin {sel['margins'][sel['chosen']]:.3f}"
+                   f"{'' if sel['held'] else ', misses a --select threshold'})")
     a = r.get("attribution")
     if a:
         typer.echo(f"attribution vs exact: chose {a['chosen']}, verification dropped {len(a['dropped'])}; recovered "
