@@ -8,6 +8,7 @@ import typer
 
 from comp.catalog import DYNAMICS_MEASURES as MEASURES
 from comp.catalog import FORM_THRESHOLD
+from comp.cli.circuits import MEMBER
 from comp.cli.common import check_output_path, user_errors, write_outputs
 from comp.cli.options import CKPT_OR_POSITIONAL, DEVICE, EVAL_SEED_OPTION, JSON, POSITIONAL_RUN, one_run, sequences
 from comp.errors import CompError
@@ -27,14 +28,15 @@ def dynamics_cli(
     json_out: Path | None = JSON,
     plot: Path | None = typer.Option(None, help="Write the plot: .html (offline plotly) or .png."),
     device: str = DEVICE,
+    member: str = MEMBER,
 ) -> None:
     """Accuracy by length, head scores, probes and circuits of every snapshot (a run trained with --save-every),
     against the step."""
-    _dynamics(ckpt, run, measures, lengths, n, seed, threshold, json_out, plot, device)
+    _dynamics(ckpt, run, measures, lengths, n, seed, threshold, json_out, plot, device, member)
 
 
 @user_errors
-def _dynamics(ckpt, positional, measures, lengths, n, seed, threshold, json_out, plot, device) -> None:
+def _dynamics(ckpt, positional, measures, lengths, n, seed, threshold, json_out, plot, device, member) -> None:
     from comp.dynamics.report import dynamics_run
 
     run = one_run(ckpt, positional)
@@ -44,9 +46,10 @@ def _dynamics(ckpt, positional, measures, lengths, n, seed, threshold, json_out,
     check_output_path(plot, PLOT_SUFFIXES)
     if n < 1:
         raise CompError(f"--n must be at least 1, got {n}")
-    d = dynamics_run(run, measures, lengths, n, seed, threshold, device)
+    d = dynamics_run(run, measures, lengths, n, seed, threshold, device, member)
     rows = d.table()
-    print_table(rows, list(rows[0]), title=f"{d.run}: {len(rows)} snapshots, {d.seconds_per_snapshot:.2f}s each")
+    on = f" on {member}" if member else ""
+    print_table(rows, list(rows[0]), title=f"{d.run}{on}: {len(rows)} snapshots, {d.seconds_per_snapshot:.2f}s each")
     for s in d.stages:
         where = f"step {s.step} (after {s.after})" if s.step is not None else "not found"
         print(f"{s.name}: {where}; {s.definition}")

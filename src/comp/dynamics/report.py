@@ -12,6 +12,7 @@ import time
 from dataclasses import asdict, dataclass, field
 
 from comp.catalog import N_SEQUENCES
+from comp.circuits.data import analysed_task
 from comp.config import EVAL_SEED
 from comp.dynamics.measures import MEASURES, Context, parse_measures
 from comp.dynamics.stages import FORM_THRESHOLD, Stage, find_stages
@@ -52,6 +53,7 @@ class Dynamics:
     snapshots: list[SnapshotMeasures]
     stages: list[Stage]
     seconds_per_snapshot: float
+    member: str = ""  # of a multi-task run: the member task measured alone ("": every member)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -77,17 +79,18 @@ def check_run(spec: str) -> list:
 
 @recorded
 def dynamics_run(spec: str, measures: str = "acc,heads", lengths: str = "", n: int = N_SEQUENCES, seed: int = EVAL_SEED,
-                 threshold: float = FORM_THRESHOLD, device: str = "cpu") -> Dynamics:
+                 threshold: float = FORM_THRESHOLD, device: str = "cpu", member: str = "") -> Dynamics:
     """Measure every snapshot of run ``spec`` (``lengths``: accuracy lengths, default the training
     lengths and twice as long where the encoding allows). The run may still be training:
-    only its config and snapshots are read."""
+    only its config and snapshots are read. ``member``: of a multi-task run, measure that
+    member task alone (default: every member; accuracy is then the lowest over them)."""
     names = parse_measures(measures)
     found = check_run(spec)
     cfg = load_run_config(resolve_run(spec))
     train_lengths = list(range(cfg.train.lengths.lo, cfg.train.lengths.hi + 1))
     wanted = parse_lengths(lengths) if lengths else default_lengths(spec, train_lengths)
     run = load_run_for_lengths(spec, sorted(set(wanted) | set(train_lengths)), device=device, weights=False)
-    ctx = Context(run.task, wanted, train_lengths, n, seed, resolve_device(device))
+    ctx = Context(analysed_task(run.task, member), wanted, train_lengths, n, seed, resolve_device(device))
     results = []
     for step, path in found:
         t0 = time.perf_counter()
@@ -106,6 +109,7 @@ def dynamics_run(spec: str, measures: str = "acc,heads", lengths: str = "", n: i
         run=run.name, task=cfg.task.name, encoding=cfg.model.encoding, measures=names, lengths=wanted,
         train_lengths=train_lengths, n=n, seed=seed, threshold=threshold, snapshots=results,
         stages=find_stages(steps, series, threshold), seconds_per_snapshot=sum(r.seconds for r in results) / len(results),
+        member=member,
     )
 
 
