@@ -70,7 +70,7 @@ def _discover(ckpt, level, method, faithfulness, keep, order, ablation, lengths,
               json_path, plot, swap=False, groups=False, plateau=0, select="") -> None:
     if not ckpt:
         raise CompError("give --ckpt RUN to discover a circuit, or use: comp circuit diff A.json B.json")
-    from comp.circuits.discover import check_options, check_search, discover_run
+    from comp.circuits.discover import check_options, discover_run
     from comp.circuits.pruning import parse_keep
     from comp.views.browser import chromium
     from comp.views.circuit import circuit_figure
@@ -80,13 +80,11 @@ def _discover(ckpt, level, method, faithfulness, keep, order, ablation, lengths,
     check_output_path(plot, FORMATS)
     check_options(level, method, ablation, faithfulness, order)
     targets = parse_keep(keep, faithfulness)
-    chooser = parse_keep(select, flag="--select") if select.strip() else None
-    check_search(swap, groups, plateau, chooser)
     if plot is not None and plot.suffix.lower() == ".png":
         chromium()  # PNGs are drawn in Chromium: fail before the work when there is none
     result = discover_run(ckpt, level, method, ablation, targets.logit, lengths, n, seed, split_positions, device,
                           keep=targets, order=order, member=member, swap=swap,
-                          group_moves=groups, plateau=plateau, select=chooser).to_dict()
+                          group_moves=groups, plateau=plateau, select=select).to_dict()
     print_circuit(result)
     write_outputs(result, json_path, run=ckpt)
     if plot is not None:

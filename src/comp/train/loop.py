@@ -137,9 +137,9 @@ def open_run(
     gen = torch.Generator(device=device).manual_seed(t.seed)
     lengths = t.lengths
     state = TrainState(hi=min(t.curriculum_start, lengths.hi) if t.curriculum else lengths.hi)
-    if t.curriculum_per_task:  # each member task its own longest length (comp.train.per_task)
-        state.member_hi = initial_member_hi(cfg.task.build(), t)
-        state.member_share = initial_member_share(cfg.task.build(), t)
+    if t.curriculum_per_task:  # each member task its own longest length (comp.train.per_task), its share under mix=need
+        members = cfg.task.build()
+        state.member_hi, state.member_share = initial_member_hi(members, t), initial_member_share(members, t)
     metrics = MetricsLog(run_dir / METRICS_FILE)
     if resume and not (run_dir / STATE_FILE).exists():  # stopped before its first checkpoint
         print(f"run {run_dir} has no checkpoint yet: starting it from scratch", file=sys.stderr)
