@@ -59,6 +59,7 @@ VALID: dict[tuple[str, str], set[str]] = {
     ("circuit", "keep"): {""},  # "": the default target, logit=0.95
     ("circuit", "plateau"): {"0"},  # 0: no plateau moves (the default)
     ("circuit", "select"): {""},  # "": no selection batch (the default)
+    ("*", "ref_n"): {"0"},  # 0: as many reference sequences as --n (the default)
     ("train", "slack"): {"0"},
     ("train", "target_acc"): {"0"},
     ("train", "tasks"): {""},

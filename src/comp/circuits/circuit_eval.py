@@ -99,8 +99,11 @@ class Evaluator:
         return answer_scores(group, group.task.n_classes, self.weights[index])
 
     def sources(self, full: torch.Tensor, index: int) -> torch.Tensor:
-        """An ablated activation of the reference set ``[B, ...]``, for the rows group ``index`` runs."""
-        return full if self.weights[index] is None else full[: len(self.groups[index].batch.tokens)]
+        """An ablated activation of the reference set ``[B, ...]``, for the rows group ``index`` runs
+        (a mean is one row, repeated for as many rows as the group runs, whatever the reference's size)."""
+        if self.weights[index] is None:
+            return full
+        return full[:1].expand(len(self.groups[index].batch.tokens), *full.shape[1:])
 
     def evaluate(self, removed: torch.Tensor) -> torch.Tensor:
         """``removed [K, n_units] -> [K, 3]``: (logit_diff, acc_answer, acc_cot) of each candidate."""

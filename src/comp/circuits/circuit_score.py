@@ -17,7 +17,7 @@ import torch
 from comp.circuits.circuit_diff import check_circuit
 from comp.circuits.circuit_eval import EdgeEvaluator, NodeEvaluator
 from comp.circuits.data import analysed_task, analysis_groups, load_for_analysis
-from comp.circuits.discover import Pruner, Scores
+from comp.circuits.discover import Pruner, Scores, check_ref_n
 from comp.circuits.graph import Graph
 from comp.config import EVAL_SEED
 from comp.errors import CompError
@@ -41,6 +41,7 @@ class CircuitScore:
     circuit: Scores  # the circuit alone, everything else ablated
     knocked_out: Scores  # the model without the circuit
     member: str = ""  # the member task of a multi-task run the circuit was found on, and is scored on
+    ref_n: int = 0  # reference sequences per length (the mean ablation's mean is over them)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -73,13 +74,19 @@ def score_circuit(model, groups, circuit: dict) -> dict:
 
 
 def score_circuit_run(ckpt: str, circuit: dict, lengths: str = "", n: int = 32, seed: int = EVAL_SEED,
-                      device: str = "cpu") -> CircuitScore:
+                      device: str = "cpu", ref_n: "int | None" = None) -> CircuitScore:
     """:func:`score_circuit` on a run's evaluation sets at ``lengths`` (default: its training lengths),
-    of the member task the circuit was found on (``comp circuit --member``), if any."""
+    of the member task the circuit was found on (``comp circuit --member``), if any. ``ref_n``:
+    reference sequences per length (default None: as the circuit was found with, ``comp circuit
+    --ref-n``; 0: ``n``)."""
     check_circuit(circuit, "the circuit")
+    if ref_n is None:
+        found_ref = circuit.get("ref_n", 0)  # a circuit found without --ref-n: as many as n, here too
+        ref_n = found_ref if isinstance(found_ref, int) and found_ref != circuit.get("n") else 0
+    ref_n = check_ref_n(ref_n, n, circuit.get("ablation", "mean"))
     run, wanted = load_for_analysis(ckpt, lengths, device)
     member = str(circuit.get("member", ""))
-    groups = analysis_groups(analysed_task(run.task, member), wanted, n, seed, device)
+    groups = analysis_groups(analysed_task(run.task, member), wanted, n, seed, device, ref_n)
     found = score_circuit(run.model, groups, circuit)
     return CircuitScore(run=run.name, circuit_run=circuit["run"], found_lengths=list(circuit.get("lengths", [])),
-                        lengths=wanted, n=n, seed=seed, member=member, **found)
+                        lengths=wanted, n=n, seed=seed, member=member, ref_n=ref_n, **found)

@@ -46,11 +46,15 @@ class Group:
     reference: Batch
 
 
-def analysis_groups(task: Task, lengths: list[int], n: int, seed: int, device: "str | torch.device" = "cpu") -> list[Group]:
+def analysis_groups(task: Task, lengths: list[int], n: int, seed: int, device: "str | torch.device" = "cpu",
+                    ref_n: int = 0) -> list[Group]:
     """One :class:`Group` per (member task, length); all rows of a group share one length.
-    Every group is held at once (reference sets too): refused up front if they cannot fit."""
+    Its reference set (data seed ``seed + 1``) has ``ref_n`` rows (default 0: ``n``; a mean
+    ablation's mean is estimated better from more). Every group is held at once (reference
+    sets too): refused up front if they cannot fit."""
     members = task.components()
-    tokens = 2 * n * sum(m.seq_len(length) for m in members for length in lengths)  # clean + reference rows
+    ref_n = ref_n or n
+    tokens = (n + ref_n) * sum(m.seq_len(length) for m in members for length in lengths)  # clean + reference rows
     if tokens > CHECK_ABOVE:
         from comp.resources import check_rows
 
@@ -58,7 +62,7 @@ def analysis_groups(task: Task, lengths: list[int], n: int, seed: int, device: "
         check_rows(tokens // width + 1, width, device, f"the evaluation sets of {len(lengths)} lengths",
                    "analyse fewer or shorter --lengths, or lower --n")
     return [
-        Group(member, length, eval_batch(member, length, n, seed, device), eval_batch(member, length, n, seed + 1, device))
+        Group(member, length, eval_batch(member, length, n, seed, device), eval_batch(member, length, ref_n, seed + 1, device))
         for member in members
         for length in lengths
     ]

@@ -113,6 +113,7 @@ class CircuitResult:
     plateau: int = 0  # --swap --plateau K: at most K plateau moves, each followed by the swap pass (comp.circuits.swap_plateau)
     plateau_moves: list = field(default_factory=list)  # their moves: unit removed, unit re-added, margin before and after
     selection: dict = field(default_factory=dict)  # --select: the trail scored on the selection batch (comp.circuits.swap_select)
+    ref_n: int = 0  # reference sequences per length of every batch (the mean ablation's mean is over them)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -138,6 +139,19 @@ def check_search(swap: bool, group_moves: bool, plateau: int, select: "Keep | No
     for given, flag in ((group_moves, "--groups"), (plateau, "--plateau"), (select is not None, "--select")):
         if given and not swap:
             raise CompError(f"{flag} runs after the swap pass; give --swap too")
+
+
+def check_ref_n(ref_n: int, n: int, ablation: str) -> int:
+    """The reference rows per length (0: ``n``). A mean ablation takes any number (the mean of
+    32 sequences is a noisy estimate: its error perturbs every ablated unit); a resample
+    ablation replaces row for row, so only ``n``."""
+    if ref_n < 0:
+        raise CompError(f"--ref-n {ref_n} is negative; give the reference sequences per length, e.g. 256 (0: as many as --n)")
+    ref_n = ref_n or n
+    if ablation == "resample" and ref_n != n:
+        raise CompError(f"--ref-n {ref_n} with --ablation resample: a resample ablation replaces row for row, so its "
+                        f"reference set has --n ({n}) rows; drop --ref-n or use --ablation mean")
+    return ref_n
 
 
 def _spearman(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -296,7 +310,8 @@ def discover_run(ckpt: str, level: Level = "nodes", method: Method = "exact", ab
                  target: "float | None" = 0.95, lengths: str = "", n: int = N_SEQUENCES, seed: int = EVAL_SEED,
                  split_positions: bool = True, device: str = "cpu", keep: "Keep | str | None" = None,
                  holdout: bool = True, order: Order = "stages", member: str = "", swap: bool = False,
-                 group_moves: bool = False, plateau: int = 0, select: "Keep | str | None" = None) -> CircuitResult:
+                 group_moves: bool = False, plateau: int = 0, select: "Keep | str | None" = None,
+                 ref_n: int = 0) -> CircuitResult:
     """:func:`discover` on a run's evaluation sets (``n`` sequences per length, data seed
     ``seed``), scored on a held-out batch (seed ``seed + HOLDOUT_OFFSET``) unless
     ``holdout=False``. ``keep``: a :class:`Keep` or a ``--keep`` spec (``answer=0.95,cot=0.9``).
@@ -304,8 +319,10 @@ def discover_run(ckpt: str, level: Level = "nodes", method: Method = "exact", ab
     ``swap``: the swap pass after pruning, checked on a validation batch (seed ``seed + VALIDATION_OFFSET``);
     ``group_moves``: with group moves (:mod:`comp.circuits.swap_groups`); ``plateau``: at most that
     many plateau moves; ``select``: a :class:`Keep` or a spec, the circuit chosen on a selection batch
-    (seed ``seed + SELECTION_OFFSET``, :mod:`comp.circuits.swap_select`)."""
+    (seed ``seed + SELECTION_OFFSET``, :mod:`comp.circuits.swap_select`); ``ref_n``: reference
+    sequences per length of every batch (default 0: ``n``), see :func:`check_ref_n`."""
     check_options(level, method, ablation, target, order)
+    ref_n = check_ref_n(ref_n, n, ablation)
     if isinstance(keep, str):
         keep = parse_keep(keep, target if keep.strip() == "" else None)
     if isinstance(select, str):
@@ -313,16 +330,16 @@ def discover_run(ckpt: str, level: Level = "nodes", method: Method = "exact", ab
     check_search(swap, group_moves, plateau, select)
     run, wanted = load_for_analysis(ckpt, lengths, device)
     task = analysed_task(run.task, member)
-    groups = analysis_groups(task, wanted, n, seed, device)
-    held = analysis_groups(task, wanted, n, seed + HOLDOUT_OFFSET, device) if holdout else None
-    valid = analysis_groups(task, wanted, n, seed + VALIDATION_OFFSET, device) if swap else None
-    chosen = analysis_groups(task, wanted, n, seed + SELECTION_OFFSET, device) if select is not None else None
+    groups = analysis_groups(task, wanted, n, seed, device, ref_n)
+    held = analysis_groups(task, wanted, n, seed + HOLDOUT_OFFSET, device, ref_n) if holdout else None
+    valid = analysis_groups(task, wanted, n, seed + VALIDATION_OFFSET, device, ref_n) if swap else None
+    chosen = analysis_groups(task, wanted, n, seed + SELECTION_OFFSET, device, ref_n) if select is not None else None
     found = discover(run.model, groups, level, method, ablation, target, split_positions, keep=keep, holdout=held,
                      order=order, swap=swap, validation=valid, group_moves=group_moves, plateau=plateau, select=select,
                      selection=chosen, selection_seed=seed + SELECTION_OFFSET)
     return CircuitResult(run=run.name, task=run.config.task.name, lengths=wanted, n=n, seed=seed,
                          holdout_seed=seed + HOLDOUT_OFFSET if holdout else None, member=member,
-                         validation_seed=seed + VALIDATION_OFFSET if swap else None, **found)
+                         validation_seed=seed + VALIDATION_OFFSET if swap else None, ref_n=ref_n, **found)
 
 
-__all__ = ["METRICS", "CircuitResult", "Keep", "Pruner", "Scores", "discover", "discover_run", "parse_keep"]
+__all__ = ["METRICS", "CircuitResult", "Keep", "Pruner", "Scores", "check_ref_n", "discover", "discover_run", "parse_keep"]

@@ -51,7 +51,9 @@ def circuit_cli(
                                         "spec, e.g. answer=0.96,cot=0.92 (default: none, the search's last circuit)."),
     ablation: str = typer.Option("mean", help=f"What replaces what is outside the circuit: {', '.join(ABLATIONS)}."),
     lengths: str = ANALYSIS_LENGTHS,
-    n: int = sequences("Sequences per length (and as many reference sequences)."),
+    n: int = sequences("Sequences per length (and as many reference sequences unless --ref-n)."),
+    ref_n: int = typer.Option(0, help="Reference sequences per length of every batch: a mean ablation replaces with "
+                                      "their mean, estimated better from more, e.g. 256 (default: 0, as many as --n)."),
     seed: int = ANALYSIS_SEED,
     split_positions: bool = typer.Option(True, help="Nodes and edges per position class (input, EoI, answer)."),
     member: str = MEMBER,
@@ -62,15 +64,15 @@ def circuit_cli(
     """Automatic circuit discovery: the smallest set of nodes or edges that keeps the model's answers."""
     if ctx.invoked_subcommand is None:
         _discover(ckpt, level, method, faithfulness, keep, order, ablation, lengths, n, seed, split_positions, member,
-                  device, json_path, plot, swap, groups, plateau, select)
+                  device, json_path, plot, swap, groups, plateau, select, ref_n)
 
 
 @user_errors
 def _discover(ckpt, level, method, faithfulness, keep, order, ablation, lengths, n, seed, split_positions, member, device,
-              json_path, plot, swap=False, groups=False, plateau=0, select="") -> None:
+              json_path, plot, swap=False, groups=False, plateau=0, select="", ref_n=0) -> None:
     if not ckpt:
         raise CompError("give --ckpt RUN to discover a circuit, or use: comp circuit diff A.json B.json")
-    from comp.circuits.discover import check_options, discover_run
+    from comp.circuits.discover import check_options, check_ref_n, discover_run
     from comp.circuits.pruning import parse_keep
     from comp.views.browser import chromium
     from comp.views.circuit import circuit_figure
@@ -79,12 +81,13 @@ def _discover(ckpt, level, method, faithfulness, keep, order, ablation, lengths,
     check_output_path(json_path, (".json",))
     check_output_path(plot, FORMATS)
     check_options(level, method, ablation, faithfulness, order)
+    check_ref_n(ref_n, n, ablation)
     targets = parse_keep(keep, faithfulness)
     if plot is not None and plot.suffix.lower() == ".png":
         chromium()  # PNGs are drawn in Chromium: fail before the work when there is none
     result = discover_run(ckpt, level, method, ablation, targets.logit, lengths, n, seed, split_positions, device,
                           keep=targets, order=order, member=member, swap=swap,
-                          group_moves=groups, plateau=plateau, select=select).to_dict()
+                          group_moves=groups, plateau=plateau, select=select, ref_n=ref_n).to_dict()
     print_circuit(result)
     write_outputs(result, json_path, run=ckpt)
     if plot is not None:
@@ -210,23 +213,27 @@ def score_cli(
     circuit: Path = typer.Argument(..., help="A circuit JSON from comp circuit --json."),
     ckpt: str = typer.Option("", help="Run to score it on (default: the run it was found on)."),
     lengths: str = ANALYSIS_LENGTHS,
-    n: int = sequences("Sequences per length (and as many reference sequences)."),
+    n: int = sequences("Sequences per length (and as many reference sequences unless --ref-n)."),
+    ref_n: int | None = typer.Option(None, show_default=False,
+                                     help="Reference sequences per length (default: as the circuit was found with "
+                                          "comp circuit --ref-n; 0: as many as --n)."),
     seed: int = ANALYSIS_SEED,
     device: str = DEVICE,
     json_path: Path | None = JSON,
 ) -> None:
     """A found circuit's faithfulness and completeness at other lengths (e.g. found at 1-16, scored at 64)."""
-    _score(circuit, ckpt, lengths, n, seed, device, json_path)
+    _score(circuit, ckpt, lengths, n, seed, device, json_path, ref_n)
 
 
 @user_errors
-def _score(path: Path, ckpt: str, lengths: str, n: int, seed: int, device: str, json_path: "Path | None") -> None:
+def _score(path: Path, ckpt: str, lengths: str, n: int, seed: int, device: str, json_path: "Path | None",
+           ref_n: "int | None" = None) -> None:
     check_output_path(json_path, (".json",))
     from comp.circuits.circuit_score import score_circuit_run
 
     circuit = _read(path)
     ckpt = ckpt or str(circuit.get("run", ""))
-    r = score_circuit_run(ckpt, circuit, lengths, n, seed, device).to_dict()
+    r = score_circuit_run(ckpt, circuit, lengths, n, seed, device, ref_n).to_dict()
     print_scores(r, f"{r['run']}: {r['level']} circuit of {r['circuit_run']} (found at {_span(r['found_lengths'])}), "
                     f"{r['n_units']}/{r['n_units_total']} kept, scored at {_span(r['lengths'])}")
     write_outputs(r, json_path, run=ckpt)

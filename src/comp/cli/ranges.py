@@ -15,7 +15,7 @@ RANGES: dict[str, tuple[float, float | None, bool]] = {
     **{name: (1, None, True) for name in ("n", "n_train", "n_test", "steps", "batch_size", "d_model", "n_heads",
                                            "n_layers", "n_ctx", "cpus")},
     **{name: (0, None, True) for name in ("seed", "d_mlp", "length", "at", "layer", "tail", "slack", "max_parallel",
-                                           "weight_decay", "plateau")},
+                                           "weight_decay", "plateau", "ref_n")},
     "lr": (0.0, None, False),
     "target_acc": (0.0, 1.0, True),
     "threshold": (0.0, 1.0, True),
