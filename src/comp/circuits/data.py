@@ -60,7 +60,7 @@ def analysis_groups(task: Task, lengths: list[int], n: int, seed: int, device: "
 
         width = max(m.seq_len(max(lengths)) for m in members)
         check_rows(tokens // width + 1, width, device, f"the evaluation sets of {len(lengths)} lengths",
-                   "analyse fewer or shorter --lengths, or lower --n")
+                   "analyse fewer or shorter --lengths, or lower --n or --ref-n")
     return [
         Group(member, length, eval_batch(member, length, n, seed, device), eval_batch(member, length, ref_n, seed + 1, device))
         for member in members
