@@ -72,7 +72,7 @@ def _discover(ckpt, level, method, faithfulness, keep, order, ablation, lengths,
               json_path, plot, swap=False, groups=False, plateau=0, select="", ref_n=0) -> None:
     if not ckpt:
         raise CompError("give --ckpt RUN to discover a circuit, or use: comp circuit diff A.json B.json")
-    from comp.circuits.discover import check_options, check_ref_n, discover_run
+    from comp.circuits.discover import check_options, discover_run
     from comp.circuits.pruning import parse_keep
     from comp.views.browser import chromium
     from comp.views.circuit import circuit_figure
@@ -81,7 +81,6 @@ def _discover(ckpt, level, method, faithfulness, keep, order, ablation, lengths,
     check_output_path(json_path, (".json",))
     check_output_path(plot, FORMATS)
     check_options(level, method, ablation, faithfulness, order)
-    check_ref_n(ref_n, n, ablation)
     targets = parse_keep(keep, faithfulness)
     if plot is not None and plot.suffix.lower() == ".png":
         chromium()  # PNGs are drawn in Chromium: fail before the work when there is none

@@ -1,8 +1,12 @@
 """Diagnostic: whole-CoT ratio spread of a circuit over batches, with reference sets of 32 vs 256 per length."""
-import json, sys, torch
-from comp.circuits.data import analysed_task, load_for_analysis, Group
+import json
+import sys
+
+import torch
+
 from comp.circuits.circuit_score import score_circuit
-from comp.evaluation import eval_batch
+from comp.circuits.data import analysed_task, analysis_groups, load_for_analysis
+
 torch.set_num_threads(1)
 ckpt, cj = sys.argv[1], sys.argv[2]
 seeds = [int(s) for s in sys.argv[3].split(",")]
@@ -12,7 +16,7 @@ task = analysed_task(run.task, "")
 for S in seeds:
     row = [S]
     for R in (32, 256):
-        groups = [Group(m, L, eval_batch(m, L, 32, S, "cpu"), eval_batch(m, L, R, S + 1, "cpu")) for m in task.components() for L in wanted]
+        groups = analysis_groups(task, wanted, 32, S, "cpu", ref_n=R)  # reference rows: data seed S + 1
         f = score_circuit(run.model, groups, circuit)
         row += [R, round(f["circuit"].acc_cot / f["model"].acc_cot, 4), round(f["circuit"].acc_answer / f["model"].acc_answer, 4)]
     print(*row, flush=True)
