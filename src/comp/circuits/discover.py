@@ -37,6 +37,7 @@ from comp.circuits.graph import Graph, Node
 from comp.circuits.pruning import ORDERS, Keep, Order, Pruner, Scores, parse_keep
 from comp.circuits.swap import repair, swap_pass
 from comp.circuits.swap_groups import edge_groups, group_pass
+from comp.circuits.budget import budget_warning, limit, trim
 from comp.circuits.swap_plateau import plateau_pass
 from comp.circuits.swap_select import choose
 from comp.config import EVAL_SEED
@@ -114,12 +115,15 @@ class CircuitResult:
     plateau_moves: list = field(default_factory=list)  # their moves: unit removed, unit re-added, margin before and after
     selection: dict = field(default_factory=dict)  # --select: the trail scored on the selection batch (comp.circuits.swap_select)
     ref_n: int = 0  # reference sequences per length of every batch (the mean ablation's mean is over them)
+    budget: float = 0.0  # --budget: the most units kept, as a share of all (0: no budget; comp.circuits.budget)
+    budget_trims: list = field(default_factory=list)  # units removed to fit it: unit, smallest margin after
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
-def check_options(level: str, method: str, ablation: str, target: "float | None", order: str = "stages") -> None:
+def check_options(level: str, method: str, ablation: str, target: "float | None", order: str = "stages",
+                  budget: float = 0.0) -> None:
     if level not in LEVELS:
         raise CompError(f"unknown --level {level!r}; choose one of: {', '.join(LEVELS)}")
     if method not in METHODS:
@@ -128,6 +132,8 @@ def check_options(level: str, method: str, ablation: str, target: "float | None"
         raise CompError(f"unknown --ablation {ablation!r}; choose one of: {', '.join(ABLATIONS)}")
     if order not in ORDERS:
         raise CompError(f"unknown --order {order!r}; choose one of: {', '.join(ORDERS)}")
+    if not 0 <= budget <= 1:
+        raise CompError(f"--budget {budget} is outside [0, 1]; give the most units to keep as a share of all, e.g. 0.25 (0: no budget)")
     if target is not None and not 0 < target <= 1:
         raise CompError(f"--faithfulness {target} is outside (0, 1]; give the share of the logit difference to keep, e.g. 0.95")
 
@@ -180,7 +186,7 @@ def discover(model, groups, level: Level = "nodes", method: Method = "exact", ab
              target: "float | None" = 0.95, split_positions: bool = True, max_rows: int = 0, require_solved: bool = True,
              keep: "Keep | None" = None, holdout=None, order: Order = "stages", swap: bool = False,
              validation=None, group_moves: bool = False, plateau: int = 0, select: "Keep | None" = None,
-             selection=None, selection_seed: int = -1) -> dict:
+             selection=None, selection_seed: int = -1, budget: float = 0.0) -> dict:
     """Find a circuit on ``groups`` (:func:`comp.circuits.data.analysis_groups`): the fields
     of :class:`CircuitResult` that depend on the model only. ``keep``: what the circuit must
     keep (default: ``target`` as the logit-difference share); ``holdout``: groups of other
@@ -190,10 +196,10 @@ def discover(model, groups, level: Level = "nodes", method: Method = "exact", ab
     given; ``group_moves``: then group moves alternating with it (:mod:`comp.circuits.swap_groups`);
     ``plateau``: then at most that many plateau moves (:mod:`comp.circuits.swap_plateau`);
     ``select`` and ``selection`` (groups of other sequences, data seed ``selection_seed``): the
-    circuit is the smallest of the search's trail keeping ``select`` there (:mod:`comp.circuits.swap_select`).
-    ``require_solved=False``
+    circuit is the smallest of the search's trail keeping ``select`` there (:mod:`comp.circuits.swap_select`);
+    ``budget``: then at most that share of the units (:mod:`comp.circuits.budget`). ``require_solved=False``
     skips the check that the model solves its task (benchmarks time random models)."""
-    check_options(level, method, ablation, target, order)
+    check_options(level, method, ablation, target, order, budget)
     check_search(swap, group_moves, plateau, select)
     keep = keep or Keep(logit=target)
     t0 = time.perf_counter()
@@ -240,6 +246,11 @@ def discover(model, groups, level: Level = "nodes", method: Method = "exact", ab
                 warning = (warning + "; " if warning else "") + (
                     "no circuit on the search's trail keeps the --select thresholds on the selection batch: "
                     "the search's last circuit is reported")
+    trims = []
+    if budget:
+        removed, trims = trim(pruner, removed, check, limit(budget, pruner.n))
+        if budget_warning(trims, limit(budget, pruner.n)):
+            warning = (warning + "; " if warning else "") + budget_warning(trims, limit(budget, pruner.n))
     effects = pruner.effects(removed)
     kept = [u for u, r in zip(ev.units, removed) if not r]
     nodes, edges = _circuit(graph, level, kept)
@@ -259,6 +270,7 @@ def discover(model, groups, level: Level = "nodes", method: Method = "exact", ab
         final_pass_removed=pruner.retried, node_pass=node_pass, swap=swap, swap_moves=[asdict(m) for m in moves],
         repaired=repaired, group_pass=group_moves, group_moves=[asdict(m) for m in made],
         plateau=plateau, plateau_moves=[asdict(m) for m in flat], selection=asdict(chosen) if chosen else {},
+        budget=budget, budget_trims=[asdict(t) for t in trims],
         attribution=attribution, warning=warning, seconds=time.perf_counter() - t0,
     )
 
@@ -311,7 +323,7 @@ def discover_run(ckpt: str, level: Level = "nodes", method: Method = "exact", ab
                  split_positions: bool = True, device: str = "cpu", keep: "Keep | str | None" = None,
                  holdout: bool = True, order: Order = "stages", member: str = "", swap: bool = False,
                  group_moves: bool = False, plateau: int = 0, select: "Keep | str | None" = None,
-                 ref_n: int = 0) -> CircuitResult:
+                 ref_n: int = 0, budget: float = 0.0) -> CircuitResult:
     """:func:`discover` on a run's evaluation sets (``n`` sequences per length, data seed
     ``seed``), scored on a held-out batch (seed ``seed + HOLDOUT_OFFSET``) unless
     ``holdout=False``. ``keep``: a :class:`Keep` or a ``--keep`` spec (``answer=0.95,cot=0.9``).
@@ -320,8 +332,9 @@ def discover_run(ckpt: str, level: Level = "nodes", method: Method = "exact", ab
     ``group_moves``: with group moves (:mod:`comp.circuits.swap_groups`); ``plateau``: at most that
     many plateau moves; ``select``: a :class:`Keep` or a spec, the circuit chosen on a selection batch
     (seed ``seed + SELECTION_OFFSET``, :mod:`comp.circuits.swap_select`); ``ref_n``: reference
-    sequences per length of every batch (default 0: ``n``), see :func:`check_ref_n`."""
-    check_options(level, method, ablation, target, order)
+    sequences per length of every batch (default 0: ``n``), see :func:`check_ref_n`; ``budget``: at
+    most that share of the units (:mod:`comp.circuits.budget`)."""
+    check_options(level, method, ablation, target, order, budget)
     ref_n = check_ref_n(ref_n, n, ablation)
     if isinstance(keep, str):
         keep = parse_keep(keep, target if keep.strip() == "" else None)
@@ -336,7 +349,7 @@ def discover_run(ckpt: str, level: Level = "nodes", method: Method = "exact", ab
     chosen = analysis_groups(task, wanted, n, seed + SELECTION_OFFSET, device, ref_n) if select is not None else None
     found = discover(run.model, groups, level, method, ablation, target, split_positions, keep=keep, holdout=held,
                      order=order, swap=swap, validation=valid, group_moves=group_moves, plateau=plateau, select=select,
-                     selection=chosen, selection_seed=seed + SELECTION_OFFSET)
+                     selection=chosen, selection_seed=seed + SELECTION_OFFSET, budget=budget)
     return CircuitResult(run=run.name, task=run.config.task.name, lengths=wanted, n=n, seed=seed,
                          holdout_seed=seed + HOLDOUT_OFFSET if holdout else None, member=member,
                          validation_seed=seed + VALIDATION_OFFSET if swap else None, ref_n=ref_n, **found)

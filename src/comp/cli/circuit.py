@@ -49,6 +49,10 @@ def circuit_cli(
     select: str = typer.Option("", help="With --swap: of every circuit the search passed through, keep the smallest "
                                         "that keeps these shares on a selection batch (data seed + 6), as --keep's "
                                         "spec, e.g. answer=0.96,cot=0.92 (default: none, the search's last circuit)."),
+    budget: float = typer.Option(0.0, help="At most this share of the units (edges at --level edges, nodes at nodes), "
+                                           "e.g. 0.25: after the search, the units whose removal harms least (on the "
+                                           "discovery and validation batches) go until the circuit fits, even past the "
+                                           "--keep thresholds (listed in the JSON; a warning says so) (default: 0, none)."),
     ablation: str = typer.Option("mean", help=f"What replaces what is outside the circuit: {', '.join(ABLATIONS)}."),
     lengths: str = ANALYSIS_LENGTHS,
     n: int = sequences("Sequences per length (and as many reference sequences unless --ref-n)."),
@@ -64,12 +68,12 @@ def circuit_cli(
     """Automatic circuit discovery: the smallest set of nodes or edges that keeps the model's answers."""
     if ctx.invoked_subcommand is None:
         _discover(ckpt, level, method, faithfulness, keep, order, ablation, lengths, n, seed, split_positions, member,
-                  device, json_path, plot, swap, groups, plateau, select, ref_n)
+                  device, json_path, plot, swap, groups, plateau, select, ref_n, budget)
 
 
 @user_errors
 def _discover(ckpt, level, method, faithfulness, keep, order, ablation, lengths, n, seed, split_positions, member, device,
-              json_path, plot, swap=False, groups=False, plateau=0, select="", ref_n=0) -> None:
+              json_path, plot, swap=False, groups=False, plateau=0, select="", ref_n=0, budget=0.0) -> None:
     if not ckpt:
         raise CompError("give --ckpt RUN to discover a circuit, or use: comp circuit diff A.json B.json")
     from comp.circuits.discover import check_options, discover_run
@@ -80,13 +84,13 @@ def _discover(ckpt, level, method, faithfulness, keep, order, ablation, lengths,
 
     check_output_path(json_path, (".json",))
     check_output_path(plot, FORMATS)
-    check_options(level, method, ablation, faithfulness, order)
+    check_options(level, method, ablation, faithfulness, order, budget)
     targets = parse_keep(keep, faithfulness)
     if plot is not None and plot.suffix.lower() == ".png":
         chromium()  # PNGs are drawn in Chromium: fail before the work when there is none
     result = discover_run(ckpt, level, method, ablation, targets.logit, lengths, n, seed, split_positions, device,
                           keep=targets, order=order, member=member, swap=swap,
-                          group_moves=groups, plateau=plateau, select=select, ref_n=ref_n).to_dict()
+                          group_moves=groups, plateau=plateau, select=select, ref_n=ref_n, budget=budget).to_dict()
     print_circuit(result)
     write_outputs(result, json_path, run=ckpt)
     if plot is not None:
@@ -104,10 +108,12 @@ def print_scores(r: dict, title: str) -> None:
 def print_circuit(r: dict) -> None:
     wanted = ",".join(f"{k}={v:g}" for k, v in r.get("keep", {}).items() if v is not None) or f"logit={r['target']}"
     on = f" on {r['member']}" if r.get("member") else ""
+    budget = f", budget {r['budget']:g} ({len(r.get('budget_trims', []))} trimmed)" if r.get("budget") else ""
     print_scores(r, f"{r['run']}{on}: {r['level']} circuit by {r['method']} ({r['ablation']} ablation, keep {wanted}, "
                     f"{r.get('order', 'stages')} order{', swap pass' if r.get('swap') else ''}"
                     f"{', group moves' if r.get('group_pass') else ''}"
-                    f"{', plateau moves' if r.get('plateau') else ''}{', selected' if r.get('selection') else ''}), "
+                    f"{', plateau moves' if r.get('plateau') else ''}{', selected' if r.get('selection') else ''}"
+                    f"{budget}), "
                     f"{r['n_nodes']}/{r['n_nodes_total']} nodes, {r['n_edges']}/{r['n_edges_total']} edges, {r['seconds']:.1f} s; "
                     f"scored on the {r.get('scored_on', 'discovery batch')}")
     if r.get("fit"):

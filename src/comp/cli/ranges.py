@@ -20,6 +20,7 @@ RANGES: dict[str, tuple[float, float | None, bool]] = {
     "target_acc": (0.0, 1.0, True),
     "threshold": (0.0, 1.0, True),
     "min_score": (0.0, 1.0, True),
+    "budget": (0.0, 1.0, True),
 }
 
 
