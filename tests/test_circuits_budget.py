@@ -75,6 +75,10 @@ def test_cli_budget_keeps_the_planted_circuit_within_it_and_trims_below_it(tmp_p
     assert res.exit_code == 0, res.output
     data = json.loads((tmp_path / "all.json").read_text())
     assert {e["label"] for e in data["edges"]} == COT_EDGES and data["budget_trims"] == [] and data["budget"] == 1
+    res = runner.invoke(app, ["circuit", "score", str(tmp_path / "all.json"), "--n", "8", "--seed", str(data["holdout_seed"]),
+                              "--json", str(tmp_path / "s.json")])
+    assert res.exit_code == 0, res.output  # no --ckpt: the run directory the circuit was found on (its JSON's ckpt)
+    assert json.loads((tmp_path / "s.json").read_text())["circuit"] == pytest.approx(data["circuit"])  # its held-out scores
     most = limit(0.03, data["n_edges_total"])
     assert most < len(COT_EDGES)
     res = _discover(run, tmp_path / "small.json", "--budget", "0.03")

@@ -25,19 +25,20 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Literal
 
 import torch
 
 from comp.catalog import N_SEQUENCES
 from comp.circuits.ablate import chance
+from comp.circuits.budget import budget_warning, limit, trim
 from comp.circuits.circuit_eval import METRICS, EdgeEvaluator, NodeEvaluator
 from comp.circuits.data import analysed_task, analysis_groups, load_for_analysis
 from comp.circuits.graph import Graph, Node
 from comp.circuits.pruning import ORDERS, Keep, Order, Pruner, Scores, parse_keep
 from comp.circuits.swap import repair, swap_pass
 from comp.circuits.swap_groups import edge_groups, group_pass
-from comp.circuits.budget import budget_warning, limit, trim
 from comp.circuits.swap_plateau import plateau_pass
 from comp.circuits.swap_select import choose
 from comp.config import EVAL_SEED
@@ -117,6 +118,7 @@ class CircuitResult:
     ref_n: int = 0  # reference sequences per length of every batch (the mean ablation's mean is over them)
     budget: float = 0.0  # --budget: the most units kept, as a share of all (0: no budget; comp.circuits.budget)
     budget_trims: list = field(default_factory=list)  # units removed to fit it: unit, smallest margin after
+    ckpt: str = ""  # the run as given (a directory: its absolute path), where comp circuit score finds it
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -350,7 +352,8 @@ def discover_run(ckpt: str, level: Level = "nodes", method: Method = "exact", ab
     found = discover(run.model, groups, level, method, ablation, target, split_positions, keep=keep, holdout=held,
                      order=order, swap=swap, validation=valid, group_moves=group_moves, plateau=plateau, select=select,
                      selection=chosen, selection_seed=seed + SELECTION_OFFSET, budget=budget)
-    return CircuitResult(run=run.name, task=run.config.task.name, lengths=wanted, n=n, seed=seed,
+    where = str(Path(ckpt).resolve()) if Path(ckpt).is_dir() else ckpt
+    return CircuitResult(run=run.name, ckpt=where, task=run.config.task.name, lengths=wanted, n=n, seed=seed,
                          holdout_seed=seed + HOLDOUT_OFFSET if holdout else None, member=member,
                          validation_seed=seed + VALIDATION_OFFSET if swap else None, ref_n=ref_n, **found)
 

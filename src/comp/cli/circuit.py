@@ -237,7 +237,7 @@ def _score(path: Path, ckpt: str, lengths: str, n: int, seed: int, device: str, 
     from comp.circuits.circuit_score import score_circuit_run
 
     circuit = _read(path)
-    ckpt = ckpt or str(circuit.get("run", ""))
+    ckpt = ckpt or str(circuit.get("ckpt") or circuit.get("run", ""))  # where it was found (older JSON: the run's name)
     r = score_circuit_run(ckpt, circuit, lengths, n, seed, device, ref_n).to_dict()
     print_scores(r, f"{r['run']}: {r['level']} circuit of {r['circuit_run']} (found at {_span(r['found_lengths'])}), "
                     f"{r['n_units']}/{r['n_units_total']} kept, scored at {_span(r['lengths'])}")
