@@ -250,9 +250,10 @@ def discover(model, groups, level: Level = "nodes", method: Method = "exact", ab
                     "the search's last circuit is reported")
     trims = []
     if budget:
-        removed, trims = trim(pruner, removed, check, limit(budget, pruner.n))
-        if budget_warning(trims, limit(budget, pruner.n)):
-            warning = (warning + "; " if warning else "") + budget_warning(trims, limit(budget, pruner.n))
+        most = limit(budget, pruner.n)
+        removed, trims = trim(pruner, removed, check, most)
+        if budget_warning(trims, most):
+            warning = (warning + "; " if warning else "") + budget_warning(trims, most)
     effects = pruner.effects(removed)
     kept = [u for u, r in zip(ev.units, removed) if not r]
     nodes, edges = _circuit(graph, level, kept)
