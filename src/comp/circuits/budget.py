@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import torch
 
 from comp.circuits.pruning import TOL, Pruner
+from comp.circuits.swap import _flipped, _labels
 
 
 @dataclass
@@ -40,19 +41,18 @@ def limit(budget: float, total: int) -> int:
 def trim(pruner: Pruner, removed: torch.Tensor, check: "Pruner | None", most: int) -> tuple[torch.Tensor, list[Trim]]:
     """``removed [n]`` with kept units removed, the least harmful first (module docstring), until
     at most ``most`` are kept; and the :class:`Trim` of each removal, in order."""
+    labels = _labels(pruner)
     removed = removed.clone()
     trims: list[Trim] = []
     while int((~removed).sum()) > most:
         kept = (~removed).nonzero()[:, 0]  # [A]
-        trial = removed.repeat(len(kept), 1)  # [A, n]
-        trial[torch.arange(len(kept)), kept] = True
+        trial = _flipped(removed, kept, True)  # [A, n]: each kept unit removed alone
         margins = pruner.margins(pruner.shares(trial))  # [A]
         if check is not None:
             margins = torch.minimum(margins, check.margins(check.shares(trial)))
         k = int(torch.nonzero(margins >= margins.max() - TOL)[0, 0])  # ties: the first unit
         removed = trial[k]
-        trims.append(Trim(removed=getattr(pruner.ev.units[int(kept[k])], "label", str(pruner.ev.units[int(kept[k])])),
-                          margin=float(margins[k])))
+        trims.append(Trim(removed=labels[int(kept[k])], margin=float(margins[k])))
     return removed, trims
 
 

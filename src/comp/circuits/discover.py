@@ -252,8 +252,9 @@ def discover(model, groups, level: Level = "nodes", method: Method = "exact", ab
     if budget:
         most = limit(budget, pruner.n)
         removed, trims = trim(pruner, removed, check, most)
-        if budget_warning(trims, most):
-            warning = (warning + "; " if warning else "") + budget_warning(trims, most)
+        note = budget_warning(trims, most)
+        if note:
+            warning = (warning + "; " if warning else "") + note
     effects = pruner.effects(removed)
     kept = [u for u, r in zip(ev.units, removed) if not r]
     nodes, edges = _circuit(graph, level, kept)
